@@ -1,0 +1,23 @@
+#!/bin/sh
+# Backs up the platform database to /backups. Run by the backup CronJob (the operator embeds this
+# file) and by the tests. Fails loudly on any error; a dump only gets its final name once it is
+# complete, next to its checksum, so a partial file never looks like a backup.
+set -eu
+set -o pipefail 2>/dev/null || true
+: "${DATABASE_URL:?DATABASE_URL must be set}"
+dir="${BACKUP_DIR:-/backups}"
+keep="${BACKUP_RETENTION:-7}"
+ts="$(date -u +%Y%m%dT%H%M%SZ)"
+name="postgres-$ts.dump"
+
+pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$dir/.$name.partial"
+(cd "$dir" && sha256sum ".$name.partial" | sed "s/\.$name\.partial/$name/" > ".$name.sha256.partial")
+mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
+mv "$dir/.$name.partial" "$dir/$name"
+echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"
+
+# Retention: keep the newest $keep dumps (names sort by time); the one just written is among them.
+ls -1 "$dir"/postgres-*.dump | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+  rm -f "$old" "$old.sha256"
+  echo "pruned: $old"
+done

@@ -1,0 +1,262 @@
+//! Applying a desired set of children: server-side apply with one field manager, skipping
+//! objects that already match, and pruning children that are no longer desired. Nothing here
+//! knows about Oyl; it sees `Child`ren, labels and owner references.
+
+use crate::build::Child;
+use crate::build::common::{FIELD_MANAGER, children_selector};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::fmt::Debug;
+
+/// The children of one platform as the API server has them now (selected by label).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub secrets: Vec<Secret>,
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub services: Vec<Service>,
+    pub deployments: Vec<Deployment>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub cronjobs: Vec<CronJob>,
+}
+
+async fn list<K>(client: &Client, ns: &str, lp: &ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .list(lp)
+        .await?
+        .items)
+}
+
+impl Observed {
+    /// Lists every labelled child of the platform `name` in `ns`.
+    pub async fn list(client: &Client, ns: &str, name: &str) -> Result<Self, kube::Error> {
+        let lp = ListParams::default().labels(&children_selector(name));
+        Ok(Self {
+            secrets: list(client, ns, &lp).await?,
+            pvcs: list(client, ns, &lp).await?,
+            services: list(client, ns, &lp).await?,
+            deployments: list(client, ns, &lp).await?,
+            hpas: list(client, ns, &lp).await?,
+            cronjobs: list(client, ns, &lp).await?,
+        })
+    }
+
+    /// The observed object of the same kind and name as `child`, as JSON.
+    fn counterpart(&self, child: &Child) -> Option<Value> {
+        fn find<K: Serialize + ResourceExt>(items: &[K], name: &str) -> Option<Value> {
+            items
+                .iter()
+                .find(|o| o.name_any() == name)
+                .and_then(|o| serde_json::to_value(o).ok())
+        }
+        let name = child.name();
+        match child {
+            Child::Secret(_) => find(&self.secrets, &name),
+            Child::PersistentVolumeClaim(_) => find(&self.pvcs, &name),
+            Child::Service(_) => find(&self.services, &name),
+            Child::Deployment(_) => find(&self.deployments, &name),
+            Child::HorizontalPodAutoscaler(_) => find(&self.hpas, &name),
+            Child::CronJob(_) => find(&self.cronjobs, &name),
+        }
+    }
+
+    pub fn deployment(&self, name: &str) -> Option<&Deployment> {
+        self.deployments.iter().find(|d| d.name_any() == name)
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets.iter().find(|d| d.name_any() == name)
+    }
+}
+
+/// True when every field of `desired` is present with the same value in `observed`. Fields the
+/// API server or other controllers add (defaults, status, `spec.replicas` set by the HPA) do not
+/// count as differences; a field changed or removed by hand does.
+pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => d
+            .iter()
+            .all(|(k, dv)| dv.is_null() || o.get(k).is_some_and(|ov| is_subset(dv, ov))),
+        (Value::Array(d), Value::Array(o)) => {
+            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
+        }
+        (d, o) => d == o,
+    }
+}
+
+/// Server-side applies `child` unless the observed object already matches it (the desired
+/// object carries a hash of itself, so a change to what we want always shows as a difference).
+/// Returns whether a write was made.
+pub async fn apply(
+    client: &Client,
+    ns: &str,
+    child: &Child,
+    observed: &Observed,
+) -> Result<bool, kube::Error> {
+    let desired = child.to_value();
+    if observed
+        .counterpart(child)
+        .is_some_and(|o| is_subset(&desired, &o))
+    {
+        return Ok(false);
+    }
+    async fn ssa<K>(client: &Client, ns: &str, name: &str, v: &Value) -> Result<(), kube::Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        Api::<K>::namespaced(client.clone(), ns)
+            .patch(name, &pp, &Patch::Apply(v))
+            .await
+            .map(|_| ())
+    }
+    let name = child.name();
+    match child {
+        Child::Secret(_) => ssa::<Secret>(client, ns, &name, &desired).await?,
+        Child::PersistentVolumeClaim(_) => {
+            ssa::<PersistentVolumeClaim>(client, ns, &name, &desired).await?
+        }
+        Child::Service(_) => ssa::<Service>(client, ns, &name, &desired).await?,
+        Child::Deployment(_) => ssa::<Deployment>(client, ns, &name, &desired).await?,
+        Child::HorizontalPodAutoscaler(_) => {
+            ssa::<HorizontalPodAutoscaler>(client, ns, &name, &desired).await?
+        }
+        Child::CronJob(_) => ssa::<CronJob>(client, ns, &name, &desired).await?,
+    }
+    Ok(true)
+}
+
+/// Deletes observed children owned by `owner_uid` that are not in `desired`. Objects without
+/// our owner reference (retained volumes and credentials) are never pruned.
+pub async fn prune(
+    client: &Client,
+    ns: &str,
+    owner_uid: &str,
+    desired: &[Child],
+    observed: &Observed,
+) -> Result<Vec<String>, kube::Error> {
+    let wanted =
+        |kind: &str, name: &str| desired.iter().any(|c| c.kind() == kind && c.name() == name);
+    let mut pruned = Vec::new();
+    async fn stale<K>(
+        client: &Client,
+        ns: &str,
+        owner_uid: &str,
+        items: &[K],
+        wanted: impl Fn(&str, &str) -> bool,
+        pruned: &mut Vec<String>,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        for o in items {
+            let owned = o
+                .owner_references()
+                .iter()
+                .any(|r| r.uid == owner_uid && r.controller == Some(true));
+            let name = o.name_any();
+            if owned && !wanted(&K::kind(&()), &name) {
+                let dp = DeleteParams::background();
+                match Api::<K>::namespaced(client.clone(), ns)
+                    .delete(&name, &dp)
+                    .await
+                {
+                    Ok(_) => pruned.push(format!("{}/{}", K::kind(&()), name)),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+    stale(
+        client,
+        ns,
+        owner_uid,
+        &observed.cronjobs,
+        wanted,
+        &mut pruned,
+    )
+    .await?;
+    stale(client, ns, owner_uid, &observed.hpas, wanted, &mut pruned).await?;
+    stale(
+        client,
+        ns,
+        owner_uid,
+        &observed.deployments,
+        wanted,
+        &mut pruned,
+    )
+    .await?;
+    stale(
+        client,
+        ns,
+        owner_uid,
+        &observed.services,
+        wanted,
+        &mut pruned,
+    )
+    .await?;
+    stale(client, ns, owner_uid, &observed.pvcs, wanted, &mut pruned).await?;
+    stale(
+        client,
+        ns,
+        owner_uid,
+        &observed.secrets,
+        wanted,
+        &mut pruned,
+    )
+    .await?;
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_subset;
+    use serde_json::json;
+
+    #[test]
+    fn fields_added_by_the_server_are_not_differences() {
+        let desired =
+            json!({"spec": {"template": {"containers": [{"name": "api", "image": "a:1"}]}}});
+        let observed = json!({"spec": {"replicas": 3, "template": {"containers": [
+            {"name": "api", "image": "a:1", "terminationMessagePath": "/dev/termination-log"}]}},
+            "status": {"readyReplicas": 3}});
+        assert!(is_subset(&desired, &observed));
+    }
+
+    #[test]
+    fn a_changed_or_missing_field_is_a_difference() {
+        let desired = json!({"spec": {"containers": [{"image": "a:1"}], "paused": false}});
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"containers": [{"image": "a:2"}], "paused": false}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"containers": [{"image": "a:1"}]}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"containers": [], "paused": false}})
+        ));
+    }
+}

@@ -1,0 +1,246 @@
+//! The Oyl API: Deployment, Service and (when enabled) HorizontalPodAutoscaler.
+
+use super::common::{
+    Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
+    meta, pod_template, resources, scratch_volume, selector, selector_labels,
+};
+use super::secrets::{self, credentials_name};
+use super::{Child, chroma, env_from_secret, env_value, managed::host};
+use crate::crd::{OylPlatform, PullPolicy, ServiceType};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, Service, ServicePort, ServiceSpec, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// The contract with `oyl-server`: the variables it reads, the port it listens on and its probe
+/// paths. `server/src/config.rs` reads the same names; the contract test checks both agree.
+pub mod contract {
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const REDIS_URL: &str = "REDIS_URL";
+    pub const CHROMA_HOST: &str = "CHROMA_HOST";
+    pub const CHROMA_PORT: &str = "CHROMA_PORT";
+    pub const SECRET_KEY: &str = "SECRET_KEY";
+    pub const HOST: &str = "HOST";
+    pub const PORT: &str = "PORT";
+    pub const APP_VERSION: &str = "APP_VERSION";
+    pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
+    pub const CONTAINER_PORT: i32 = 8000;
+    pub const LIVENESS_PATH: &str = "/livez";
+    pub const READINESS_PATH: &str = "/readyz";
+}
+
+pub const IMAGE_REPOSITORY: &str = "ghcr.io/oyl-dev/oyl-server";
+/// The distroless `nonroot` user the server image runs as.
+pub const UID: i64 = 65532;
+const UPLOAD_PATH: &str = "/var/lib/oyl/uploads";
+
+/// The API image: the user's, or the one matching the platform version.
+pub fn image(p: &OylPlatform) -> String {
+    p.spec
+        .api
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("{IMAGE_REPOSITORY}:{}", p.spec.version))
+}
+
+/// In-cluster URL of the API.
+pub fn url(p: &OylPlatform) -> String {
+    format!(
+        "http://{}:{}",
+        host(p, Component::Api),
+        p.spec.api.service.port
+    )
+}
+
+/// The environment the server needs, then the user's extra variables (which replace ours by
+/// name: a duplicate name would make the apply fail).
+pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
+    use contract::*;
+    let creds = credentials_name(p);
+    let database_url = match &p.spec.postgres.external {
+        Some(ext) => env_from_secret(
+            DATABASE_URL,
+            &ext.url_secret_ref.name,
+            &ext.url_secret_ref.key,
+        ),
+        None => env_from_secret(DATABASE_URL, &creds, secrets::DATABASE_URL),
+    };
+    let redis_url = match &p.spec.redis.external {
+        Some(ext) => env_from_secret(REDIS_URL, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
+        None => env_from_secret(REDIS_URL, &creds, secrets::REDIS_URL),
+    };
+    let (chroma_host, chroma_port) = chroma::endpoint(p);
+    let mut env = vec![
+        env_value(HOST, "0.0.0.0"),
+        env_value(PORT, &CONTAINER_PORT.to_string()),
+        env_value(APP_VERSION, &p.spec.version),
+        database_url,
+        redis_url,
+        env_value(CHROMA_HOST, &chroma_host),
+        env_value(CHROMA_PORT, &chroma_port.to_string()),
+        env_from_secret(SECRET_KEY, &creds, secrets::SECRET_KEY),
+        env_value(UPLOAD_DIR, UPLOAD_PATH),
+    ];
+    for extra in &p.spec.api.env {
+        match env.iter_mut().find(|e| e.name == extra.name) {
+            Some(existing) => *existing = extra.clone(),
+            None => env.push(extra.clone()),
+        }
+    }
+    env
+}
+
+pub fn deployment(p: &OylPlatform) -> Deployment {
+    let spec = &p.spec.api;
+    let c = Component::Api;
+    let container = Container {
+        name: "api".to_string(),
+        image: Some(image(p)),
+        image_pull_policy: spec.image_pull_policy.map(|pp| {
+            match pp {
+                PullPolicy::Always => "Always",
+                PullPolicy::IfNotPresent => "IfNotPresent",
+                PullPolicy::Never => "Never",
+            }
+            .to_string()
+        }),
+        args: Some(vec!["serve".to_string()]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".to_string()),
+            container_port: contract::CONTAINER_PORT,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(env(p)),
+        resources: Some(resources(spec.resources.as_ref(), "100m", "128Mi", "512Mi")),
+        // Startup and liveness ask only "is the process serving"; readiness also checks the
+        // database, so a database outage takes pods out of the Service without restarting them.
+        startup_probe: Some(http_probe(contract::LIVENESS_PATH, "http", STARTUP)),
+        liveness_probe: Some(http_probe(contract::LIVENESS_PATH, "http", LIVENESS)),
+        readiness_probe: Some(http_probe(contract::READINESS_PATH, "http", READINESS)),
+        security_context: Some(container_security_context(UID)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "tmp".to_string(),
+                mount_path: "/tmp".to_string(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "uploads".to_string(),
+                mount_path: UPLOAD_PATH.to_string(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: meta(p, c, child_name(p, c)),
+        spec: Some(DeploymentSpec {
+            // With autoscaling on, the HPA owns the replica count: leaving the field out of
+            // what we apply means operator and HPA never fight over it.
+            replicas: (!spec.autoscaling.enabled).then_some(spec.replicas),
+            selector: selector(p, c),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            revision_history_limit: Some(5),
+            template: pod_template(
+                p,
+                c,
+                &spec.pod,
+                UID,
+                vec![container],
+                vec![scratch_volume("tmp"), scratch_volume("uploads")],
+            ),
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+pub fn service(p: &OylPlatform) -> Service {
+    let spec = &p.spec.api.service;
+    let c = Component::Api;
+    let mut metadata = meta(p, c, child_name(p, c));
+    if !spec.annotations.is_empty() {
+        metadata.annotations = Some(spec.annotations.clone());
+    }
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some(
+                match spec.type_ {
+                    ServiceType::ClusterIP => "ClusterIP",
+                    ServiceType::NodePort => "NodePort",
+                    ServiceType::LoadBalancer => "LoadBalancer",
+                }
+                .to_string(),
+            ),
+            selector: Some(selector_labels(p, c)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".to_string()),
+                port: spec.port,
+                target_port: Some(IntOrString::String("http".to_string())),
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+pub fn hpa(p: &OylPlatform) -> HorizontalPodAutoscaler {
+    let a = &p.spec.api.autoscaling;
+    let c = Component::Api;
+    let utilization = |resource: &str, percent: i32| MetricSpec {
+        type_: "Resource".to_string(),
+        resource: Some(ResourceMetricSource {
+            name: resource.to_string(),
+            target: MetricTarget {
+                type_: "Utilization".to_string(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    };
+    let mut metrics = vec![utilization("cpu", a.target_cpu_utilization_percentage)];
+    if let Some(memory) = a.target_memory_utilization_percentage {
+        metrics.push(utilization("memory", memory));
+    }
+    HorizontalPodAutoscaler {
+        metadata: meta(p, c, child_name(p, c)),
+        spec: HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".to_string()),
+                kind: "Deployment".to_string(),
+                name: child_name(p, c),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(metrics),
+            ..HorizontalPodAutoscalerSpec::default()
+        },
+        ..HorizontalPodAutoscaler::default()
+    }
+}
+
+pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
+    out.push(Child::Deployment(deployment(p)));
+    out.push(Child::Service(service(p)));
+    if p.spec.api.autoscaling.enabled {
+        out.push(Child::HorizontalPodAutoscaler(hpa(p)));
+    }
+}

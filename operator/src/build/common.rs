@@ -1,0 +1,272 @@
+//! What every child shares: names, labels, owner references, the restricted security context,
+//! probes and the pod template with the user's overrides. A child builder never sets these by
+//! hand, so they cannot drift apart.
+
+use crate::crd::{OylPlatform, PodOverrides};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ExecAction, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "oyl-operator";
+/// Value of `app.kubernetes.io/managed-by` on every child.
+pub const MANAGED_BY: &str = "oyl-operator";
+/// Annotation holding a hash of the applied object, so unchanged objects are not re-applied.
+pub const APPLIED_HASH: &str = "oyl.dev/applied-hash";
+
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_VERSION: &str = "app.kubernetes.io/version";
+
+/// The parts of a platform, each a set of children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    Api,
+    Postgres,
+    Redis,
+    Chroma,
+    Backup,
+    Credentials,
+}
+
+impl Component {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Component::Api => "api",
+            Component::Postgres => "postgres",
+            Component::Redis => "redis",
+            Component::Chroma => "chroma",
+            Component::Backup => "backup",
+            Component::Credentials => "credentials",
+        }
+    }
+}
+
+/// Name of a component's children: `<platform>-<component>`.
+pub fn child_name(p: &OylPlatform, c: Component) -> String {
+    format!("{}-{}", p.name_any(), c.as_str())
+}
+
+/// Labels that select a component's pods. Never changes for the life of a platform.
+pub fn selector_labels(p: &OylPlatform, c: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAME.to_string(), "oyl".to_string()),
+        (LABEL_INSTANCE.to_string(), p.name_any()),
+        (LABEL_COMPONENT.to_string(), c.as_str().to_string()),
+    ])
+}
+
+/// Label selector (as a string) matching every child of a platform.
+pub fn children_selector(platform_name: &str) -> String {
+    format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_INSTANCE}={platform_name}")
+}
+
+/// Standard labels of every child. The platform version is only on the API's objects: a
+/// version bump must not restart PostgreSQL, Redis or ChromaDB whose images did not change.
+pub fn labels(p: &OylPlatform, c: Component) -> BTreeMap<String, String> {
+    let mut l = selector_labels(p, c);
+    l.insert(LABEL_PART_OF.to_string(), "oyl-platform".to_string());
+    l.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+    if c == Component::Api {
+        l.insert(LABEL_VERSION.to_string(), p.spec.version.clone());
+    }
+    l
+}
+
+/// Metadata of a child: name, namespace, labels and a controller owner reference, so the
+/// garbage collector removes it with the platform.
+pub fn meta(p: &OylPlatform, c: Component, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: p.namespace(),
+        labels: Some(labels(p, c)),
+        owner_references: p.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Metadata of data the user may want to outlive the platform (PVCs, generated credentials):
+/// with `storage.retainOnDelete` there is no owner reference, so garbage collection keeps it.
+pub fn data_meta(p: &OylPlatform, c: Component, name: String) -> ObjectMeta {
+    let mut m = meta(p, c, name);
+    if p.spec.storage.retain_on_delete {
+        m.owner_references = None;
+    }
+    m
+}
+
+pub fn selector(p: &OylPlatform, c: Component) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector_labels(p, c)),
+        ..LabelSelector::default()
+    }
+}
+
+/// Pod-level security context of the Pod Security Standards `restricted` profile.
+pub fn pod_security_context(uid: i64) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        fs_group: Some(uid),
+        fs_group_change_policy: Some("OnRootMismatch".to_string()),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// Container security context of the `restricted` profile, with a read-only root filesystem.
+pub fn container_security_context(uid: i64) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Capabilities::default()
+        }),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_string(),
+        ..SeccompProfile::default()
+    }
+}
+
+/// A probe timing: how often, how long and how many failures.
+pub struct Timing {
+    pub period: i32,
+    pub timeout: i32,
+    pub failures: i32,
+}
+
+pub const LIVENESS: Timing = Timing {
+    period: 10,
+    timeout: 5,
+    failures: 6,
+};
+pub const READINESS: Timing = Timing {
+    period: 5,
+    timeout: 3,
+    failures: 3,
+};
+/// Up to 5 minutes to start (first start of a database initialises its data directory).
+pub const STARTUP: Timing = Timing {
+    period: 5,
+    timeout: 3,
+    failures: 60,
+};
+
+pub fn http_probe(path: &str, port: &str, t: Timing) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(port.to_string()),
+            ..HTTPGetAction::default()
+        }),
+        ..timed(t)
+    }
+}
+
+pub fn exec_probe(command: &[&str], t: Timing) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(command.iter().map(|s| s.to_string()).collect()),
+        }),
+        ..timed(t)
+    }
+}
+
+fn timed(t: Timing) -> Probe {
+    Probe {
+        period_seconds: Some(t.period),
+        timeout_seconds: Some(t.timeout),
+        failure_threshold: Some(t.failures),
+        success_threshold: Some(1),
+        ..Probe::default()
+    }
+}
+
+/// Requests and limits: the user's, or the component's defaults.
+pub fn resources(
+    user: Option<&ResourceRequirements>,
+    cpu_request: &str,
+    memory_request: &str,
+    memory_limit: &str,
+) -> ResourceRequirements {
+    user.cloned().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu_request.to_string())),
+            ("memory".to_string(), Quantity(memory_request.to_string())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(memory_limit.to_string()),
+        )])),
+        ..ResourceRequirements::default()
+    })
+}
+
+/// An `emptyDir` volume, for the few paths a container must write outside its data volume.
+pub fn scratch_volume(name: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(Default::default()),
+        ..Volume::default()
+    }
+}
+
+/// A pod template: the component's labels plus the user's, the restricted security context,
+/// and the user's scheduling overrides.
+fn non_empty_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+pub fn pod_template(
+    p: &OylPlatform,
+    c: Component,
+    overrides: &PodOverrides,
+    uid: i64,
+    containers: Vec<Container>,
+    volumes: Vec<Volume>,
+) -> PodTemplateSpec {
+    let mut pod_labels = overrides.labels.clone();
+    pod_labels.extend(labels(p, c));
+    let non_empty = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone());
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: non_empty(&overrides.annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers,
+            volumes: non_empty_vec(volumes),
+            security_context: Some(pod_security_context(uid)),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            node_selector: non_empty(&overrides.node_selector),
+            tolerations: non_empty_vec(overrides.tolerations.clone()),
+            affinity: overrides.affinity.clone(),
+            image_pull_secrets: non_empty_vec(overrides.image_pull_secrets.clone()),
+            priority_class_name: overrides.priority_class_name.clone(),
+            ..PodSpec::default()
+        }),
+    }
+}

@@ -1,0 +1,211 @@
+//! Pure builders: `(&OylPlatform, &Credentials) → Vec<Child>`, the complete set of objects a
+//! platform should have. The reconciler applies exactly this set and `oyl-operator render`
+//! prints it, so what you see is what gets applied.
+
+pub mod api;
+pub mod backup;
+pub mod chroma;
+pub mod common;
+pub mod managed;
+pub mod postgres;
+pub mod redis;
+pub mod secrets;
+
+use crate::crd::OylPlatform;
+use common::APPLIED_HASH;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, PersistentVolumeClaim, Secret, SecretKeySelector, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+use serde::Serialize;
+
+pub use secrets::Credentials;
+
+/// One desired child. Adding a kind here makes every `match` on it (apply, prune, render)
+/// fail to compile until the new kind is handled.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Child {
+    Secret(Secret),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    Service(Service),
+    Deployment(Deployment),
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    CronJob(CronJob),
+}
+
+impl Child {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Child::Secret(_) => "Secret",
+            Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Child::Service(_) => "Service",
+            Child::Deployment(_) => "Deployment",
+            Child::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
+            Child::CronJob(_) => "CronJob",
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Child::Secret(o) => &o.metadata,
+            Child::PersistentVolumeClaim(o) => &o.metadata,
+            Child::Service(o) => &o.metadata,
+            Child::Deployment(o) => &o.metadata,
+            Child::HorizontalPodAutoscaler(o) => &o.metadata,
+            Child::CronJob(o) => &o.metadata,
+        }
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Child::Secret(o) => &mut o.metadata,
+            Child::PersistentVolumeClaim(o) => &mut o.metadata,
+            Child::Service(o) => &mut o.metadata,
+            Child::Deployment(o) => &mut o.metadata,
+            Child::HorizontalPodAutoscaler(o) => &mut o.metadata,
+            Child::CronJob(o) => &mut o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.meta().name.clone().unwrap_or_default()
+    }
+
+    /// The object as the API server receives it, with `apiVersion` and `kind`.
+    pub fn to_value(&self) -> serde_json::Value {
+        fn typed<K: Serialize + k8s_openapi::Resource>(o: &K) -> serde_json::Value {
+            let mut v = serde_json::to_value(o).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("apiVersion".into(), K::API_VERSION.into());
+                m.insert("kind".into(), K::KIND.into());
+            }
+            v
+        }
+        match self {
+            Child::Secret(o) => typed(o),
+            Child::PersistentVolumeClaim(o) => typed(o),
+            Child::Service(o) => typed(o),
+            Child::Deployment(o) => typed(o),
+            Child::HorizontalPodAutoscaler(o) => typed(o),
+            Child::CronJob(o) => typed(o),
+        }
+    }
+}
+
+/// A spec the operator cannot build, with the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("spec.{field}: {message}")]
+pub struct InvalidSpec {
+    pub field: String,
+    pub message: String,
+}
+
+/// Rules the CRD's CEL validations also enforce, checked again here because `render` reads
+/// files the API server never saw.
+pub fn validate(p: &OylPlatform) -> Result<(), InvalidSpec> {
+    let invalid = |field: &str, message: &str| {
+        Err(InvalidSpec {
+            field: field.to_string(),
+            message: message.to_string(),
+        })
+    };
+    let s = &p.spec;
+    let a = &s.api.autoscaling;
+    if a.min_replicas > a.max_replicas {
+        return invalid(
+            "api.autoscaling.minReplicas",
+            "minReplicas must be less than or equal to maxReplicas",
+        );
+    }
+    let exclusive = "managed and external are mutually exclusive: set one of them";
+    if s.postgres.managed.is_some() && s.postgres.external.is_some() {
+        return invalid("postgres.external", exclusive);
+    }
+    if s.redis.managed.is_some() && s.redis.external.is_some() {
+        return invalid("redis.external", exclusive);
+    }
+    if s.chroma.managed.is_some() && s.chroma.external.is_some() {
+        return invalid("chroma.external", exclusive);
+    }
+    if p.name_any().len() > 40 {
+        return invalid(
+            "metadata.name",
+            "must be at most 40 characters, so child names stay within Kubernetes limits",
+        );
+    }
+    Ok(())
+}
+
+/// Every child a platform should have, in apply order (credentials and volumes before the
+/// workloads that mount them), each stamped with a hash of its own content.
+pub fn build(p: &OylPlatform, credentials: &Credentials) -> Result<Vec<Child>, InvalidSpec> {
+    validate(p)?;
+    let mut out = vec![Child::Secret(secrets::secret(p, credentials))];
+    postgres::children(p, &mut out);
+    redis::children(p, &mut out);
+    chroma::children(p, &mut out);
+    api::children(p, &mut out);
+    backup::children(p, &mut out);
+    out.sort_by_key(|c| apply_rank(c));
+    for child in &mut out {
+        let hash = content_hash(&child.to_value());
+        child
+            .meta_mut()
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(APPLIED_HASH.to_string(), hash);
+    }
+    Ok(out)
+}
+
+fn apply_rank(c: &Child) -> u8 {
+    match c {
+        Child::Secret(_) => 0,
+        Child::PersistentVolumeClaim(_) => 1,
+        Child::Service(_) => 2,
+        Child::Deployment(_) => 3,
+        Child::HorizontalPodAutoscaler(_) => 4,
+        Child::CronJob(_) => 5,
+    }
+}
+
+/// FNV-1a over the object's JSON: stable across runs and operator versions (serde output of
+/// the same object is byte-identical), which is all an "unchanged since last apply" check needs.
+pub fn content_hash(v: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn env_value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..EnvVar::default()
+    }
+}
+
+pub fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

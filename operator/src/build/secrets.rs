@@ -1,0 +1,104 @@
+//! The generated credentials Secret: database passwords and the API's JWT signing key.
+//!
+//! Values are generated once with the operating system's CSPRNG and then read back from the
+//! existing Secret on every reconcile, so they are never re-randomised. They live only in the
+//! Secret: never in the OylPlatform, never in a log, and `render` redacts them.
+
+use super::common::{Component, child_name, data_meta};
+use super::{postgres, redis};
+use crate::crd::OylPlatform;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use std::collections::BTreeMap;
+
+pub const POSTGRES_PASSWORD: &str = "postgres-password";
+pub const REDIS_PASSWORD: &str = "redis-password";
+pub const SECRET_KEY: &str = "SECRET_KEY";
+pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const REDIS_URL: &str = "REDIS_URL";
+
+/// Value `render` prints instead of a generated secret.
+pub const REDACTED: &str = "<generated-by-operator>";
+
+/// The platform's generated secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub postgres_password: String,
+    pub redis_password: String,
+    pub secret_key: String,
+}
+
+// Never print secrets, not even in a debug log.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(..)")
+    }
+}
+
+impl Credentials {
+    /// Reuses every value the existing Secret holds and generates only the missing ones.
+    pub fn reuse_or_generate(existing: Option<&Secret>) -> Result<Self, getrandom::Error> {
+        let data = existing.and_then(|s| s.data.as_ref());
+        let get = |key: &str| -> Result<String, getrandom::Error> {
+            match data
+                .and_then(|d| d.get(key))
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|v| !v.is_empty())
+            {
+                Some(v) => Ok(v),
+                None => random_hex(32),
+            }
+        };
+        Ok(Self {
+            postgres_password: get(POSTGRES_PASSWORD)?,
+            redis_password: get(REDIS_PASSWORD)?,
+            secret_key: get(SECRET_KEY)?,
+        })
+    }
+
+    /// Placeholders for `render`, which must not print (or invent) real secrets.
+    pub fn redacted() -> Self {
+        Self {
+            postgres_password: REDACTED.to_string(),
+            redis_password: REDACTED.to_string(),
+            secret_key: REDACTED.to_string(),
+        }
+    }
+}
+
+/// `bytes` random bytes from the OS CSPRNG, hex encoded (URL-safe, so usable in a DSN).
+pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The credentials Secret. Passwords are kept even while a component is external, so switching
+/// back to managed finds the data volume's password unchanged.
+pub fn secret(p: &OylPlatform, c: &Credentials) -> Secret {
+    let mut data = BTreeMap::from([
+        (POSTGRES_PASSWORD, c.postgres_password.clone()),
+        (REDIS_PASSWORD, c.redis_password.clone()),
+        (SECRET_KEY, c.secret_key.clone()),
+    ]);
+    if p.spec.postgres.managed().is_some() {
+        data.insert(DATABASE_URL, postgres::url(p, &c.postgres_password));
+    }
+    if p.spec.redis.managed().is_some() {
+        data.insert(REDIS_URL, redis::url(p, &c.redis_password));
+    }
+    Secret {
+        metadata: data_meta(p, Component::Credentials, credentials_name(p)),
+        type_: Some("Opaque".to_string()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+pub fn credentials_name(p: &OylPlatform) -> String {
+    child_name(p, Component::Credentials)
+}

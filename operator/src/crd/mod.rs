@@ -1,0 +1,413 @@
+//! The `OylPlatform` custom resource: types only (spec, status, defaults, validation rules).
+//!
+//! Everything users may write lives in `spec`; everything the operator observed lives in
+//! `status`. Defaults are serde defaults so that they show up in the generated CRD schema and in
+//! `kubectl explain`, and cross-field rules are CEL rules the API server enforces itself.
+
+mod defaults;
+mod status;
+
+pub use status::*;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// API group of the Oyl custom resources.
+pub const GROUP: &str = "oyl.dev";
+
+/// An Oyl multi-tenant RAG platform: the Oyl API, PostgreSQL, Redis and ChromaDB, with
+/// probes, autoscaling and scheduled backups. `spec: {}` gives a working platform with defaults.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "oyl.dev",
+    version = "v1alpha1",
+    kind = "OylPlatform",
+    plural = "oylplatforms",
+    shortname = "oyl",
+    category = "oyl",
+    namespaced,
+    status = "OylPlatformStatus",
+    derive = "PartialEq",
+    doc = "An Oyl multi-tenant RAG platform: the Oyl API, PostgreSQL, Redis and ChromaDB, kept in the declared state by the oyl-operator.",
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".spec.version",
+        description = "Platform version"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Pending, Progressing, Ready or Degraded"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.readyComponents",
+        description = "Available components / managed components"
+    ),
+    printcolumn(
+        name = "API",
+        type_ = "string",
+        json_path = ".status.apiUrl",
+        description = "In-cluster URL of the Oyl API"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OylPlatformSpec {
+    /// Platform version. The default image of the Oyl API (and its migration job) is
+    /// `ghcr.io/oyl-dev/oyl-server:<version>`.
+    #[serde(default = "defaults::version")]
+    #[schemars(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"))]
+    pub version: String,
+
+    /// The Oyl API server: image, replicas or autoscaling, resources, environment, service.
+    #[serde(default)]
+    pub api: ApiSpec,
+
+    /// PostgreSQL, the platform database: managed by the operator (the default) or external.
+    #[serde(default)]
+    pub postgres: DatabaseSpec,
+
+    /// Redis, for rate limits and caching: managed by the operator (the default) or external.
+    #[serde(default)]
+    pub redis: DatabaseSpec,
+
+    /// ChromaDB, the vector store: managed by the operator (the default) or external.
+    #[serde(default)]
+    pub chroma: ChromaSpec,
+
+    /// Scheduled backups of the platform's data.
+    #[serde(default)]
+    pub backup: BackupSpec,
+
+    /// What happens to the platform's data when the OylPlatform is deleted.
+    #[serde(default)]
+    pub storage: StorageSpec,
+}
+
+/// The Oyl API server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// Container image. Defaults to `ghcr.io/oyl-dev/oyl-server:<spec.version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// When the kubelet pulls the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Number of API pods when autoscaling is disabled. Ignored (and not applied, so the
+    /// HorizontalPodAutoscaler owns it) when `autoscaling.enabled` is true.
+    #[serde(default = "defaults::api_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+
+    /// CPU and memory requests and limits of the API container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Extra environment variables for the API container. A variable with the same name as one
+    /// the operator sets (for example `CHUNK_SIZE`) replaces the operator's value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// The Service in front of the API.
+    #[serde(default)]
+    pub service: ApiServiceSpec,
+
+    /// HorizontalPodAutoscaler for the API.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+
+    /// Scheduling and pod metadata overrides for the API pods.
+    #[serde(default)]
+    pub pod: PodOverrides,
+}
+
+/// Image pull policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// How the API is exposed inside (or outside) the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiServiceSpec {
+    /// Service type.
+    #[serde(default = "defaults::service_type", rename = "type")]
+    pub type_: ServiceType,
+
+    /// Service port; the container always listens on 8000.
+    #[serde(default = "defaults::api_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Extra annotations on the Service (for example for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kubernetes Service type.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// HorizontalPodAutoscaler settings for the API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas")
+    .message("minReplicas must be less than or equal to maxReplicas")
+    .field_path(".minReplicas"))]
+pub struct AutoscalingSpec {
+    /// Whether a HorizontalPodAutoscaler scales the API.
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+
+    /// Lower bound of API replicas.
+    #[serde(default = "defaults::min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+
+    /// Upper bound of API replicas.
+    #[serde(default = "defaults::max_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+
+    /// Target average CPU utilisation, in percent of the CPU request.
+    #[serde(default = "defaults::target_cpu")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+
+    /// Optional target average memory utilisation, in percent of the memory request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_utilization_percentage: Option<i32>,
+}
+
+/// A backing service (PostgreSQL or Redis): managed by the operator, or external.
+/// Leave both unset for a managed instance with defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
+    .message("managed and external are mutually exclusive: set one of them")
+    .field_path(".external"))]
+pub struct DatabaseSpec {
+    /// Run the service inside the platform (the default when `external` is not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedSpec>,
+
+    /// Use a service running elsewhere; the operator deploys nothing for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalUrlSpec>,
+}
+
+/// ChromaDB: managed by the operator, or external. Leave both unset for a managed instance.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
+    .message("managed and external are mutually exclusive: set one of them")
+    .field_path(".external"))]
+pub struct ChromaSpec {
+    /// Run ChromaDB inside the platform (the default when `external` is not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedSpec>,
+
+    /// Use a ChromaDB server running elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalHostSpec>,
+}
+
+/// A backing service the operator runs: one pod (Deployment with the `Recreate` strategy) with
+/// its data on a PersistentVolumeClaim.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedSpec {
+    /// Container image; each component has a pinned default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// CPU and memory requests and limits; each component has defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The data volume.
+    #[serde(default)]
+    pub storage: VolumeSpec,
+
+    /// Scheduling and pod metadata overrides.
+    #[serde(default)]
+    pub pod: PodOverrides,
+}
+
+/// A PersistentVolumeClaim's size and class.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeSpec {
+    /// Requested size, for example `10Gi`. Each component has a default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+
+    /// StorageClass; the cluster default when unset. Immutable once the claim exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// A connection URL kept in a Secret (for example `postgres://user:pass@host:5432/db`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalUrlSpec {
+    /// The Secret, in the platform's namespace, and the key holding the URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the platform's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key within the Secret.
+    #[serde(default = "defaults::url_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// An external ChromaDB server.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalHostSpec {
+    /// Host name or IP address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+
+    /// Port.
+    #[serde(default = "defaults::chroma_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// Scheduling and metadata overrides for a component's pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity rules of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Secrets for pulling images from private registries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Extra labels on the pods. Labels under `app.kubernetes.io/` are reserved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = kube::core::Rule::new("self.all(k, !k.startsWith('app.kubernetes.io/'))")
+        .message("labels under app.kubernetes.io/ are set by the operator"))]
+    pub labels: BTreeMap<String, String>,
+
+    /// Extra annotations on the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Scheduled backups (a CronJob per platform).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Whether the backup CronJob exists.
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+
+    /// Cron schedule, in the CronJob's time zone.
+    #[serde(default = "defaults::backup_schedule")]
+    #[schemars(length(min = 9, max = 128))]
+    pub schedule: String,
+
+    /// IANA time zone of the schedule (for example `Europe/Berlin`); the controller's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+
+    /// Number of backups to keep; older ones are pruned, the newest good one always kept.
+    #[serde(default = "defaults::backup_retention")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub retention: i32,
+
+    /// Pause the schedule without deleting the CronJob.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// The PersistentVolumeClaim backups are written to.
+    #[serde(default)]
+    pub storage: VolumeSpec,
+
+    /// Scheduling and pod metadata overrides for backup pods.
+    #[serde(default)]
+    pub pod: PodOverrides,
+}
+
+/// Data retention.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Keep the data PersistentVolumeClaims and the generated credentials when the OylPlatform
+    /// is deleted, so a platform re-created with the same name finds its data again.
+    #[serde(default = "defaults::enabled")]
+    pub retain_on_delete: bool,
+}
+
+impl DatabaseSpec {
+    /// The managed settings, or `None` when the service is external.
+    pub fn managed(&self) -> Option<ManagedSpec> {
+        match (&self.managed, &self.external) {
+            (_, Some(_)) => None,
+            (Some(m), None) => Some(m.clone()),
+            (None, None) => Some(ManagedSpec::default()),
+        }
+    }
+}
+
+impl ChromaSpec {
+    /// The managed settings, or `None` when ChromaDB is external.
+    pub fn managed(&self) -> Option<ManagedSpec> {
+        match (&self.managed, &self.external) {
+            (_, Some(_)) => None,
+            (Some(m), None) => Some(m.clone()),
+            (None, None) => Some(ManagedSpec::default()),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The observed state of an `OylPlatform`, written by the operator only.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition types the operator maintains.
+pub mod condition {
+    /// Every managed component is available and the status reflects the current generation.
+    pub const READY: &str = "Ready";
+    /// The operator is creating or rolling out children.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Something needs a human: an invalid spec, a missing Secret, an API error.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Observed state of an OylPlatform.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OylPlatformStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Summary of the conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Standard conditions: Ready, Progressing, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// Available managed components out of all managed components, for example `4/4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_components: Option<String>,
+
+    /// Readiness of each component the operator runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    pub components: Vec<ComponentStatus>,
+
+    /// In-cluster URL of the Oyl API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+
+    /// The most recent backup Job that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupRecord>,
+
+    /// The most recent backup Job that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_backup: Option<BackupRecord>,
+}
+
+/// Summary phase of a platform.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Children are being created.
+    Pending,
+    /// Children exist but not all are available yet.
+    Progressing,
+    /// Every managed component is available.
+    Ready,
+    /// The operator cannot make progress without a change (see the Degraded condition).
+    Degraded,
+}
+
+/// Readiness of one component's workload.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Component name: api, postgres, redis or chroma.
+    pub name: String,
+    /// Replicas the workload wants.
+    pub desired_replicas: i32,
+    /// Replicas that are ready.
+    pub ready_replicas: i32,
+    /// Whether the component is available (its Deployment reports Available and all desired
+    /// replicas are ready and up to date).
+    pub available: bool,
+}
+
+/// One backup Job.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// When the Job finished.
+    pub time: Time,
+    /// Name of the Job.
+    pub job: String,
+}

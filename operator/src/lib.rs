@@ -1,0 +1,11 @@
+//! The Oyl operator: one `OylPlatform` becomes the Oyl API, PostgreSQL, Redis and ChromaDB.
+
+pub mod apply;
+pub mod build;
+pub mod controller;
+pub mod crd;
+pub mod http;
+pub mod metrics;
+pub mod render;
+pub mod status;
+pub mod telemetry;

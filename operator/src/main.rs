@@ -1,0 +1,107 @@
+use clap::{Parser, Subcommand};
+use oyl_operator::controller::{self, Context};
+use oyl_operator::{http, metrics::Metrics, render, telemetry};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Kubernetes operator for the Oyl multi-tenant RAG platform.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (the default).
+    Run(RunArgs),
+    /// Print the OylPlatform CustomResourceDefinition as YAML.
+    Crd,
+    /// Print, as one YAML stream, the objects the operator would apply for an OylPlatform.
+    Render {
+        /// The OylPlatform manifest ('-' for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        /// Namespace to assume when the manifest has none.
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Log as plain text instead of JSON lines.
+    #[arg(long, env = "LOG_TEXT")]
+    log_text: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli
+        .command
+        .unwrap_or(Command::Run(RunArgs::default_from_env()))
+    {
+        Command::Crd => emit(&render::crd_yaml()),
+        Command::Render { file, namespace } => read(&file)
+            .and_then(|yaml| render::render(&yaml, namespace.as_deref()))
+            .and_then(|out| emit(&out)),
+        Command::Run(args) => run(args).await.map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oyl-operator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+impl RunArgs {
+    /// `oyl-operator` with no subcommand behaves as `oyl-operator run` with its defaults.
+    fn default_from_env() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        Only::parse_from(["oyl-operator"]).args
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn emit(s: &str) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(s.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing stdout: {e}")),
+        _ => Ok(()),
+    }
+}
+
+fn read(file: &str) -> Result<String, String> {
+    if file == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("reading stdin: {e}"))
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {file}: {e}"))
+    }
+}
+
+async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
+    telemetry::init(!args.log_text);
+    let client = kube::Client::try_default().await?;
+    let ctx = Arc::new(Context::new(client, Metrics::new()));
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+    let server = axum::serve(listener, http::router(ctx.clone()));
+    tokio::select! {
+        r = controller::run(ctx, args.namespace) => r,
+        r = server => r.map_err(Into::into),
+    }
+}

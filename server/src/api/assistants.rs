@@ -1,0 +1,286 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::{PathId, check_optional_name, new_name, page_of};
+use crate::auth::TenantAuth;
+use crate::db;
+use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
+use crate::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
+use crate::models::{Assistant, Instruction, ListResponse};
+use crate::state::AppState;
+
+pub const MAX_MODEL_CHARS: usize = 200;
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 100_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_assistant, list_assistants))
+        .routes(routes!(get_assistant, patch_assistant, put_assistant, delete_assistant))
+        .routes(routes!(upsert_instruction, get_instruction, put_instruction, patch_instruction, delete_instruction))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateAssistant {
+    #[schema(example = "Billing expert")]
+    pub name: String,
+    /// LLM model name; the server's default model when omitted.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+fn check_model(model: &str, errors: &mut Vec<FieldError>) {
+    if model.trim().is_empty() || model.chars().count() > MAX_MODEL_CHARS {
+        errors.push(FieldError::body("model", format!("String should have 1 to {MAX_MODEL_CHARS} characters"), "string_too_long"));
+    }
+}
+
+impl Validate for CreateAssistant {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_name("name", &self.name, errors);
+        if let Some(model) = &self.model {
+            check_model(model, errors);
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateAssistant {
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// `null` resets to the server default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Option<String>>,
+}
+
+impl Validate for UpdateAssistant {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_optional_name("name", &self.name, errors);
+        if let Some(Some(model)) = &self.model {
+            check_model(model, errors);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InstructionBody {
+    #[schema(example = "You are a helpful billing assistant. Answer from the documents only.")]
+    pub system_prompt: String,
+}
+
+impl Validate for InstructionBody {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        if self.system_prompt.trim().is_empty() {
+            errors.push(FieldError::body("system_prompt", "String should have at least 1 character", "string_too_short"));
+        } else if self.system_prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
+            errors.push(FieldError::body(
+                "system_prompt",
+                format!("String should have at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
+                "string_too_long",
+            ));
+        }
+    }
+}
+
+/// Create an assistant (an LLM configuration with its own knowledge base) under a teammate.
+#[utoipa::path(
+    post, path = "/api/v1/teammates/{teammate_id}/assistants", tag = "assistants",
+    params(("teammate_id" = uuid::Uuid, Path)), request_body = CreateAssistant,
+    responses((status = 201, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn create_assistant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(teammate_id): PathId,
+    ApiJson(body): ApiJson<CreateAssistant>,
+) -> ApiResult<(StatusCode, Json<Assistant>)> {
+    let teammate_id = parse_id(&teammate_id, "Teammate")?;
+    let assistant = db::assistants::create(&state.db, &auth.scope, teammate_id, body.name.trim(), body.model.as_deref().map(str::trim))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Teammate"))?;
+    Ok((StatusCode::CREATED, Json(assistant)))
+}
+
+/// List a teammate's assistants (oldest first).
+#[utoipa::path(
+    get, path = "/api/v1/teammates/{teammate_id}/assistants", tag = "assistants",
+    params(("teammate_id" = uuid::Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Assistant>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn list_assistants(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(teammate_id): PathId,
+    Pagination(page): Pagination,
+) -> ApiResult<Json<ListResponse<Assistant>>> {
+    let teammate_id = parse_id(&teammate_id, "Teammate")?;
+    if db::teammates::get(&state.db, &auth.scope, teammate_id).await?.is_none() {
+        return Err(ApiError::not_found("Teammate"));
+    }
+    let (items, total) = db::assistants::list(&state.db, &auth.scope, teammate_id, &page).await?;
+    Ok(Json(page_of(items, total, &page)))
+}
+
+/// One assistant.
+#[utoipa::path(
+    get, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Assistant), (status = 404, body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn get_assistant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Assistant>> {
+    let id = parse_id(&id, "Assistant")?;
+    let assistant = db::assistants::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Assistant"))?;
+    Ok(Json(assistant))
+}
+
+/// Update an assistant's name and/or model.
+#[utoipa::path(
+    patch, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)), request_body = UpdateAssistant,
+    responses((status = 200, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn patch_assistant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<UpdateAssistant>,
+) -> ApiResult<Json<Assistant>> {
+    let id = parse_id(&id, "Assistant")?;
+    let name = new_name(&body.name);
+    let model = body.model.as_ref().map(|m| m.as_deref().map(str::trim));
+    let assistant = if name.is_none() && model.is_none() {
+        db::assistants::get(&state.db, &auth.scope, id).await?
+    } else {
+        db::assistants::update(&state.db, &auth.scope, id, name, model).await?
+    };
+    Ok(Json(assistant.ok_or_else(|| ApiError::not_found("Assistant"))?))
+}
+
+/// Update an assistant (alias of PATCH).
+#[utoipa::path(
+    put, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)), request_body = UpdateAssistant,
+    responses((status = 200, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn put_assistant(
+    state: State<AppState>,
+    auth: TenantAuth,
+    id: PathId,
+    body: ApiJson<UpdateAssistant>,
+) -> ApiResult<Json<Assistant>> {
+    patch_assistant(state, auth, id, body).await
+}
+
+/// Delete an assistant with its instruction, knowledge base and documents.
+#[utoipa::path(
+    delete, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn delete_assistant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "Assistant")?;
+    let assistant = db::assistants::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Assistant"))?;
+    if !db::assistants::delete(&state.db, &auth.scope, id).await? {
+        return Err(ApiError::not_found("Assistant"));
+    }
+    state.storage.remove_knowledge_base(auth.scope.tenant_id(), assistant.knowledge_base_id).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn upsert(state: &AppState, auth: &TenantAuth, id: &str, body: &InstructionBody) -> ApiResult<Instruction> {
+    let id = parse_id(id, "Assistant")?;
+    db::instructions::upsert(&state.db, &auth.scope, id, &body.system_prompt)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Assistant"))
+}
+
+/// Set the assistant's system prompt (creates or replaces it).
+#[utoipa::path(
+    post, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
+    responses((status = 201, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn upsert_instruction(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<InstructionBody>,
+) -> ApiResult<(StatusCode, Json<Instruction>)> {
+    Ok((StatusCode::CREATED, Json(upsert(&state, &auth, &id, &body).await?)))
+}
+
+/// Replace the assistant's system prompt (PUT; answers 200).
+#[utoipa::path(
+    put, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn put_instruction(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<InstructionBody>,
+) -> ApiResult<Json<Instruction>> {
+    Ok(Json(upsert(&state, &auth, &id, &body).await?))
+}
+
+/// Replace the assistant's system prompt (PATCH; the instruction has a single field).
+#[utoipa::path(
+    patch, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn patch_instruction(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<InstructionBody>,
+) -> ApiResult<Json<Instruction>> {
+    Ok(Json(upsert(&state, &auth, &id, &body).await?))
+}
+
+/// The assistant's system prompt.
+#[utoipa::path(
+    get, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Instruction), (status = 404, description = "No such assistant, or no instruction yet", body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn get_instruction(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Instruction>> {
+    let id = parse_id(&id, "Assistant")?;
+    match db::instructions::get(&state.db, &auth.scope, id).await? {
+        Some(instruction) => Ok(Json(instruction)),
+        None if db::assistants::get(&state.db, &auth.scope, id).await?.is_none() => Err(ApiError::not_found("Assistant")),
+        None => Err(ApiError::not_found("Instruction")),
+    }
+}
+
+/// Remove the assistant's system prompt.
+#[utoipa::path(
+    delete, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
+    params(("assistant_id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn delete_instruction(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "Assistant")?;
+    if !db::instructions::delete(&state.db, &auth.scope, id).await? {
+        return Err(ApiError::not_found("Instruction"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,72 @@
+//! Small pieces shared by the resource modules.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::db::Page;
+use crate::error::{ApiError, FieldError};
+use crate::extract::{Validate, check_name, double_option};
+use crate::models::ListResponse;
+
+/// The single `{..._id}` path parameter, still as text: handlers parse it with
+/// [`crate::extract::parse_id`], so a non-UUID id is a plain 404.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("Not Found".into()))?;
+        Ok(PathId(id))
+    }
+}
+
+pub fn page_of<T: ToSchema>(items: Vec<T>, total: i64, page: &Page) -> ListResponse<T> {
+    ListResponse { items, total, limit: page.limit, offset: page.offset }
+}
+
+/// `{"name": "..."}`: creating a tenant or a workspace.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NameBody {
+    /// 1 to 255 characters (surrounding white space is removed).
+    #[schema(example = "Acme")]
+    pub name: String,
+}
+
+impl Validate for NameBody {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_name("name", &self.name, errors);
+    }
+}
+
+/// Partial update of a name (PATCH, or PUT as its alias).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RenameBody {
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+}
+
+impl Validate for RenameBody {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        check_optional_name("name", &self.name, errors);
+    }
+}
+
+/// A PATCH field that may be absent but, when present, must be a valid name (not null).
+pub fn check_optional_name(field: &str, value: &Option<Option<String>>, errors: &mut Vec<FieldError>) {
+    match value {
+        None => {}
+        Some(None) => errors.push(FieldError::body(field, "Input should be a valid string", "string_type")),
+        Some(Some(name)) => check_name(field, name, errors),
+    }
+}
+
+/// The new name, trimmed, if one was given.
+pub fn new_name(value: &Option<Option<String>>) -> Option<&str> {
+    value.as_ref().and_then(|v| v.as_deref()).map(str::trim)
+}

@@ -1,0 +1,130 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
+use crate::auth::TenantAuth;
+use crate::db::{self, documents::Subtree};
+use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
+use crate::extract::{ApiJson, Pagination, parse_id};
+use crate::models::{ListResponse, Workspace};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_workspace, list_workspaces))
+        .routes(routes!(get_workspace, patch_workspace, put_workspace, delete_workspace))
+}
+
+/// Create a workspace in a tenant.
+#[utoipa::path(
+    post, path = "/api/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+    params(("tenant_id" = uuid::Uuid, Path)), request_body = NameBody,
+    responses((status = 201, body = Workspace), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn create_workspace(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(tenant_id): PathId,
+    ApiJson(body): ApiJson<NameBody>,
+) -> ApiResult<(StatusCode, Json<Workspace>)> {
+    if parse_id(&tenant_id, "Tenant")? != auth.scope.tenant_id() {
+        return Err(ApiError::not_found("Tenant"));
+    }
+    let workspace = db::workspaces::create(&state.db, &auth.scope, body.name.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("Tenant"))?;
+    Ok((StatusCode::CREATED, Json(workspace)))
+}
+
+/// List a tenant's workspaces.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+    params(("tenant_id" = uuid::Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Workspace>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn list_workspaces(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(tenant_id): PathId,
+    Pagination(page): Pagination,
+) -> ApiResult<Json<ListResponse<Workspace>>> {
+    if parse_id(&tenant_id, "Tenant")? != auth.scope.tenant_id() || db::tenants::get(&state.db, &auth.scope).await?.is_none() {
+        return Err(ApiError::not_found("Tenant"));
+    }
+    let (items, total) = db::workspaces::list(&state.db, &auth.scope, &page).await?;
+    Ok(Json(page_of(items, total, &page)))
+}
+
+/// One workspace.
+#[utoipa::path(
+    get, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn get_workspace(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Workspace>> {
+    let id = parse_id(&id, "Workspace")?;
+    let workspace = db::workspaces::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Workspace"))?;
+    Ok(Json(workspace))
+}
+
+/// Rename a workspace.
+#[utoipa::path(
+    patch, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path)), request_body = RenameBody,
+    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn patch_workspace(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    ApiJson(body): ApiJson<RenameBody>,
+) -> ApiResult<Json<Workspace>> {
+    let id = parse_id(&id, "Workspace")?;
+    let workspace = match new_name(&body.name) {
+        Some(name) => db::workspaces::rename(&state.db, &auth.scope, id, name).await?,
+        None => db::workspaces::get(&state.db, &auth.scope, id).await?,
+    };
+    Ok(Json(workspace.ok_or_else(|| ApiError::not_found("Workspace"))?))
+}
+
+/// Rename a workspace (alias of PATCH).
+#[utoipa::path(
+    put, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path)), request_body = RenameBody,
+    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn put_workspace(
+    state: State<AppState>,
+    auth: TenantAuth,
+    id: PathId,
+    body: ApiJson<RenameBody>,
+) -> ApiResult<Json<Workspace>> {
+    patch_workspace(state, auth, id, body).await
+}
+
+/// Delete a workspace with its teammates, assistants and documents.
+#[utoipa::path(
+    delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [], "tenant" = []))
+)]
+async fn delete_workspace(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+    let id = parse_id(&id, "Workspace")?;
+    let knowledge_bases = db::documents::knowledge_bases_under(&state.db, &auth.scope, Subtree::Workspace(id)).await?;
+    if !db::workspaces::delete(&state.db, &auth.scope, id).await? {
+        return Err(ApiError::not_found("Workspace"));
+    }
+    for kb in knowledge_bases {
+        state.storage.remove_knowledge_base(auth.scope.tenant_id(), kb).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,124 @@
+//! Resources as the API returns them (and as rows come out of the database).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::impl_from_row;
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+impl_from_row!(Tenant { id, name, created_at, updated_at });
+
+/// The answer to tenant creation: the tenant plus its API key, shown this once only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantCreated {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    /// Exchange it for a JWT at `POST /api/v1/auth/token`. Only a hash is stored: keep it safe.
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+impl_from_row!(Workspace { id, tenant_id, name, created_at, updated_at });
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Teammate {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    /// Routing between the teammate's assistants (see the query endpoint).
+    #[schema(value_type = Option<Object>)]
+    pub orchestration_config: Option<Json<Value>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+impl_from_row!(Teammate { id, tenant_id, workspace_id, name, orchestration_config, created_at, updated_at });
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Assistant {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub teammate_id: Uuid,
+    /// The assistant's knowledge base (documents are uploaded into it).
+    pub knowledge_base_id: Uuid,
+    pub name: String,
+    /// LLM model for this assistant; the server default when null.
+    pub model: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+impl_from_row!(Assistant { id, tenant_id, teammate_id, knowledge_base_id, name, model, created_at, updated_at });
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Instruction {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub assistant_id: Uuid,
+    pub system_prompt: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+impl_from_row!(Instruction { id, tenant_id, assistant_id, system_prompt, created_at, updated_at });
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Document {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub knowledge_base_id: Uuid,
+    /// The client's file name (metadata only; the bytes are stored under a generated name).
+    pub file_name: String,
+    /// Detected type: `text`, `markdown`, `csv`, `json`, `html`, `pdf` or `docx`.
+    pub file_type: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// `pending` → `processing` → `completed` | `failed`.
+    pub processed_status: String,
+    /// Why processing failed (when `failed`).
+    pub error: Option<String>,
+    pub chunk_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub storage_key: String,
+}
+impl_from_row!(Document {
+    id,
+    tenant_id,
+    knowledge_base_id,
+    file_name,
+    file_type,
+    content_type,
+    size_bytes,
+    processed_status,
+    error,
+    chunk_count,
+    created_at,
+    updated_at,
+    storage_key,
+});
+
+/// A page of a collection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ListResponse<T: ToSchema> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
