@@ -71,9 +71,14 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("Not authenticated".into()))?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("Not authenticated".into()))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized("Invalid authentication scheme (expected Bearer)".into()));
+        return Err(ApiError::Unauthorized(
+            "Invalid authentication scheme (expected Bearer)".into(),
+        ));
     }
     Ok(token.trim())
 }
@@ -81,12 +86,18 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        let claims = state.jwt.decode(token, chrono::Utc::now().timestamp()).map_err(|err| {
-            tracing::info!(reason = %err, "rejected bearer token");
-            ApiError::Unauthorized("Could not validate credentials".into())
-        })?;
+        let claims = state
+            .jwt
+            .decode(token, chrono::Utc::now().timestamp())
+            .map_err(|err| {
+                tracing::info!(reason = %err, "rejected bearer token");
+                ApiError::Unauthorized("Could not validate credentials".into())
+            })?;
         tracing::Span::current().record("subject", claims.sub.as_str());
         Ok(Authenticated(claims))
     }
@@ -95,7 +106,10 @@ impl FromRequestParts<AppState> for Authenticated {
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
         if claims.role != Role::Admin {
             return Err(ApiError::Forbidden("Admin token required".into()));
@@ -107,33 +121,52 @@ impl FromRequestParts<AppState> for AdminAuth {
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
         let tenant_id = tenant_header(&parts.headers)?;
         match claims.role {
             Role::Admin => {}
             Role::Tenant if claims.tenant_id == Some(tenant_id) => {}
-            Role::Tenant => return Err(ApiError::Forbidden("Token is not valid for this tenant".into())),
+            Role::Tenant => {
+                return Err(ApiError::Forbidden(
+                    "Token is not valid for this tenant".into(),
+                ));
+            }
         }
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
-        Ok(TenantAuth { scope: TenantScope { tenant_id }, claims })
+        Ok(TenantAuth {
+            scope: TenantScope { tenant_id },
+            claims,
+        })
     }
 }
 
 fn tenant_header(headers: &HeaderMap) -> Result<Uuid, ApiError> {
     let loc = ["header", TENANT_HEADER];
-    let value = headers
-        .get(TENANT_HEADER)
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new(loc, "Field required", "missing")]))?;
-    value.to_str().ok().and_then(|v| Uuid::parse_str(v.trim()).ok()).ok_or_else(|| {
-        ApiError::validation(vec![FieldError::new(loc, "Input should be a valid UUID", "uuid_parsing")])
-    })
+    let value = headers.get(TENANT_HEADER).ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(loc, "Field required", "missing")])
+    })?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new(
+                loc,
+                "Input should be a valid UUID",
+                "uuid_parsing",
+            )])
+        })
 }
 
 /// A new API key: 32 random bytes, URL-safe, with a recognisable prefix.
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator is available");
+    getrandom::fill(&mut bytes)
+        .expect("the operating system's random number generator is available");
     format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -147,7 +180,8 @@ pub fn hash_api_key(key: &str) -> String {
 /// A random signing key for when `SECRET_KEY` is unset (64 hex characters = 32 bytes of entropy).
 pub fn generate_secret_key() -> String {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator is available");
+    getrandom::fill(&mut bytes)
+        .expect("the operating system's random number generator is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -163,7 +197,10 @@ mod tests {
         assert!(a.starts_with(API_KEY_PREFIX) && a.len() == API_KEY_PREFIX.len() + 43);
         assert_eq!(hash_api_key(&a), hash_api_key(&a));
         assert_ne!(hash_api_key(&a), hash_api_key(&b));
-        assert_eq!(hash_api_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(generate_secret_key().len(), 64);
     }
 }

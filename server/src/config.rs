@@ -210,7 +210,9 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let algorithm = match get(env::ALGORITHM) {
             None => Algorithm::HS256,
-            Some(v) => v.parse().map_err(|e: String| ConfigError(format!("{}: {e}", env::ALGORITHM)))?,
+            Some(v) => v
+                .parse()
+                .map_err(|e: String| ConfigError(format!("{}: {e}", env::ALGORITHM)))?,
         };
         let config = Config {
             app_name: get(env::APP_NAME).unwrap_or_else(|| "Oyl RAG Platform".into()),
@@ -221,7 +223,11 @@ impl Config {
             database_url: Secret::new(
                 get(env::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             ),
-            database_pool_size: parse_num(env::DATABASE_POOL_SIZE, get(env::DATABASE_POOL_SIZE), 10)?,
+            database_pool_size: parse_num(
+                env::DATABASE_POOL_SIZE,
+                get(env::DATABASE_POOL_SIZE),
+                10,
+            )?,
             database_timeout: Duration::from_secs(parse_num(
                 env::DATABASE_TIMEOUT_SECONDS,
                 get(env::DATABASE_TIMEOUT_SECONDS),
@@ -274,8 +280,14 @@ impl Config {
                 25,
             )?),
             cors_origins: parse_cors(get(env::CORS_ORIGINS)),
-            upload_dir: PathBuf::from(get(env::UPLOAD_DIR).unwrap_or_else(|| DEFAULT_UPLOAD_DIR.into())),
-            log_format: match get(env::LOG_FORMAT).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            upload_dir: PathBuf::from(
+                get(env::UPLOAD_DIR).unwrap_or_else(|| DEFAULT_UPLOAD_DIR.into()),
+            ),
+            log_format: match get(env::LOG_FORMAT)
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 None | Some("json") => LogFormat::Json,
                 Some("pretty") | Some("text") => LogFormat::Pretty,
                 Some(other) => {
@@ -293,7 +305,10 @@ impl Config {
 
     fn check_consistency(&self) -> Result<(), ConfigError> {
         if self.database_pool_size == 0 {
-            return Err(ConfigError(format!("{} must be at least 1", env::DATABASE_POOL_SIZE)));
+            return Err(ConfigError(format!(
+                "{} must be at least 1",
+                env::DATABASE_POOL_SIZE
+            )));
         }
         if self.chunk_size == 0 || self.chunk_overlap >= self.chunk_size {
             return Err(ConfigError(format!(
@@ -303,7 +318,10 @@ impl Config {
             )));
         }
         if self.max_retrieved_chunks == 0 {
-            return Err(ConfigError(format!("{} must be at least 1", env::MAX_RETRIEVED_CHUNKS)));
+            return Err(ConfigError(format!(
+                "{} must be at least 1",
+                env::MAX_RETRIEVED_CHUNKS
+            )));
         }
         if self.access_token_expire_minutes <= 0 {
             return Err(ConfigError(format!(
@@ -312,7 +330,10 @@ impl Config {
             )));
         }
         if self.request_timeout.is_zero() {
-            return Err(ConfigError(format!("{} must be positive", env::REQUEST_TIMEOUT_SECONDS)));
+            return Err(ConfigError(format!(
+                "{} must be positive",
+                env::REQUEST_TIMEOUT_SECONDS
+            )));
         }
         Ok(())
     }
@@ -340,7 +361,8 @@ impl Config {
     /// A warning to log when a weak key is tolerated in debug mode.
     pub fn weak_secret_warning(&self) -> Option<String> {
         let key = self.secret_key.as_ref()?;
-        secret_key_problem(key.expose()).map(|p| format!("{} {p} (tolerated because DEBUG=true)", env::SECRET_KEY))
+        secret_key_problem(key.expose())
+            .map(|p| format!("{} {p} (tolerated because DEBUG=true)", env::SECRET_KEY))
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -378,12 +400,18 @@ fn parse_bool(name: &str, value: Option<String>, default: bool) -> Result<bool, 
         Some(v) => match v.as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError(format!("{name}: expected true or false, got `{v}`"))),
+            _ => Err(ConfigError(format!(
+                "{name}: expected true or false, got `{v}`"
+            ))),
         },
     }
 }
 
-fn parse_num<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, ConfigError> {
+fn parse_num<T: std::str::FromStr>(
+    name: &str,
+    value: Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
     match value {
         None => Ok(default),
         Some(v) => v
@@ -403,7 +431,11 @@ fn parse_cors(value: Option<String>) -> CorsOrigins {
                 .map(|s| s.trim().trim_end_matches('/').to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
-            if list.is_empty() { CorsOrigins::None } else { CorsOrigins::List(list) }
+            if list.is_empty() {
+                CorsOrigins::None
+            } else {
+                CorsOrigins::List(list)
+            }
         }
     }
 }
@@ -413,7 +445,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_map(&map)
     }
 
@@ -426,8 +461,14 @@ mod tests {
         assert_eq!(c.bind_address(), "0.0.0.0:8000");
         assert_eq!(c.access_token_expire_minutes, 60);
         assert_eq!(c.algorithm, Algorithm::HS256);
-        assert_eq!((c.chunk_size, c.chunk_overlap, c.max_retrieved_chunks), (1000, 200, 5));
-        assert_eq!((c.rate_limit_requests_per_minute, c.rate_limit_burst), (60, 10));
+        assert_eq!(
+            (c.chunk_size, c.chunk_overlap, c.max_retrieved_chunks),
+            (1000, 200, 5)
+        );
+        assert_eq!(
+            (c.rate_limit_requests_per_minute, c.rate_limit_burst),
+            (60, 10)
+        );
         assert!(c.run_migrations);
         assert!(!c.is_postgres());
         assert_eq!(c.cors_origins, CorsOrigins::None);
@@ -438,11 +479,19 @@ mod tests {
     #[test]
     fn rejects_example_and_short_keys_outside_debug() {
         for key in ["change-me-in-production-please-use-something-long", "short"] {
-            let err = config(&[("SECRET_KEY", key)]).unwrap().check_secret_key().unwrap_err();
+            let err = config(&[("SECRET_KEY", key)])
+                .unwrap()
+                .check_secret_key()
+                .unwrap_err();
             assert!(err.0.contains("openssl rand -hex 32"), "{err}");
         }
         let long = "0123456789abcdef0123456789abcdef";
-        assert!(config(&[("SECRET_KEY", long)]).unwrap().check_secret_key().is_ok());
+        assert!(
+            config(&[("SECRET_KEY", long)])
+                .unwrap()
+                .check_secret_key()
+                .is_ok()
+        );
         let debug = config(&[("SECRET_KEY", "short"), ("DEBUG", "true")]).unwrap();
         assert!(debug.check_secret_key().is_ok());
         assert!(debug.weak_secret_warning().is_some());
@@ -469,7 +518,13 @@ mod tests {
             CorsOrigins::List(vec!["https://a.example".into(), "https://b.example".into()])
         );
         assert!(c.is_postgres());
-        assert!(!format!("{c:?}").contains("u:p@db"), "the database URL must not be logged");
-        assert_eq!(config(&[("CORS_ORIGINS", "*")]).unwrap().cors_origins, CorsOrigins::Any);
+        assert!(
+            !format!("{c:?}").contains("u:p@db"),
+            "the database URL must not be logged"
+        );
+        assert_eq!(
+            config(&[("CORS_ORIGINS", "*")]).unwrap().cors_origins,
+            CorsOrigins::Any
+        );
     }
 }

@@ -72,19 +72,32 @@ where
 
 pub fn parse_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::validation(vec![FieldError::new(["body"], "Field required", "missing")]));
+        return Err(ApiError::validation(vec![FieldError::new(
+            ["body"],
+            "Field required",
+            "missing",
+        )]));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|err| ApiError::validation(vec![json_field_error(bytes, err)]))?;
     // Trailing characters after the document are a syntax error too.
-    deserializer.end().map_err(|err| ApiError::validation(vec![syntax_error(bytes, &err)]))?;
+    deserializer
+        .end()
+        .map_err(|err| ApiError::validation(vec![syntax_error(bytes, &err)]))?;
     let mut errors = Vec::new();
     value.validate(&mut errors);
-    if errors.is_empty() { Ok(value) } else { Err(ApiError::validation(errors)) }
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
-fn json_field_error(bytes: &[u8], err: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+fn json_field_error(
+    bytes: &[u8],
+    err: serde_path_to_error::Error<serde_json::Error>,
+) -> FieldError {
     let inner = err.inner();
     match inner.classify() {
         serde_json::error::Category::Data => {
@@ -93,21 +106,38 @@ fn json_field_error(bytes: &[u8], err: serde_path_to_error::Error<serde_json::Er
                 match segment {
                     serde_path_to_error::Segment::Seq { index } => loc.push((*index).into()),
                     serde_path_to_error::Segment::Map { key } => loc.push(key.as_str().into()),
-                    serde_path_to_error::Segment::Enum { variant } => loc.push(variant.as_str().into()),
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        loc.push(variant.as_str().into())
+                    }
                     serde_path_to_error::Segment::Unknown => {}
                 }
             }
             let message = strip_position(&inner.to_string());
-            if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
                 loc.push(field.into());
-                return FieldError { loc, msg: "Field required".into(), kind: "missing".into() };
+                return FieldError {
+                    loc,
+                    msg: "Field required".into(),
+                    kind: "missing".into(),
+                };
             }
             let kind = if message.starts_with("invalid type") {
-                if loc.len() == 1 { "model_attributes_type" } else { "type_error" }
+                if loc.len() == 1 {
+                    "model_attributes_type"
+                } else {
+                    "type_error"
+                }
             } else {
                 "value_error"
             };
-            FieldError { loc, msg: message, kind: kind.into() }
+            FieldError {
+                loc,
+                msg: message,
+                kind: kind.into(),
+            }
         }
         _ => syntax_error(bytes, inner),
     }
@@ -150,7 +180,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::validation(vec![FieldError::new(["query"], "Invalid query string", "value_error")]))?;
+            .map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    ["query"],
+                    "Invalid query string",
+                    "value_error",
+                )])
+            })?;
         let mut errors = Vec::new();
         let limit = int_param(&params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, &mut errors);
         let offset = int_param(&params, "offset", 0, 0, i64::MAX, &mut errors);
@@ -158,7 +194,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        Ok(Pagination(Page { limit, offset, name }))
+        Ok(Pagination(Page {
+            limit,
+            offset,
+            name,
+        }))
     }
 }
 
@@ -184,11 +224,19 @@ fn int_param(
             default
         }
         Ok(v) if v < min => {
-            errors.push(FieldError::new(loc, format!("Input should be greater than or equal to {min}"), "greater_than_equal"));
+            errors.push(FieldError::new(
+                loc,
+                format!("Input should be greater than or equal to {min}"),
+                "greater_than_equal",
+            ));
             default
         }
         Ok(v) if v > max => {
-            errors.push(FieldError::new(loc, format!("Input should be less than or equal to {max}"), "less_than_equal"));
+            errors.push(FieldError::new(
+                loc,
+                format!("Input should be less than or equal to {max}"),
+                "less_than_equal",
+            ));
             default
         }
         Ok(v) => v,
@@ -204,7 +252,11 @@ pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 pub fn check_name(field: &str, value: &str, errors: &mut Vec<FieldError>) {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        errors.push(FieldError::body(field, "String should have at least 1 character", "string_too_short"));
+        errors.push(FieldError::body(
+            field,
+            "String should have at least 1 character",
+            "string_too_short",
+        ));
     } else if trimmed.chars().count() > MAX_NAME_CHARS {
         errors.push(FieldError::body(
             field,
@@ -259,7 +311,10 @@ mod tests {
         assert_eq!(e[0].kind, "type_error");
 
         let e = err(r#"{"name": "x", "tags": [1, "two"]}"#);
-        assert_eq!(e[0].loc, vec![Value::from("body"), Value::from("tags"), Value::from(1)]);
+        assert_eq!(
+            e[0].loc,
+            vec![Value::from("body"), Value::from("tags"), Value::from(1)]
+        );
 
         let e = err(r#"{"name": "   "}"#);
         assert_eq!(e[0].kind, "string_too_short");

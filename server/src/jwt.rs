@@ -43,7 +43,9 @@ impl FromStr for Algorithm {
             "HS256" => Ok(Algorithm::HS256),
             "HS384" => Ok(Algorithm::HS384),
             "HS512" => Ok(Algorithm::HS512),
-            other => Err(format!("unsupported algorithm `{other}` (supported: HS256, HS384, HS512)")),
+            other => Err(format!(
+                "unsupported algorithm `{other}` (supported: HS256, HS384, HS512)"
+            )),
         }
     }
 }
@@ -113,13 +115,18 @@ pub struct JwtKeys {
 
 impl fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtKeys").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
 impl JwtKeys {
     pub fn new(algorithm: Algorithm, secret: impl Into<Vec<u8>>) -> Self {
-        Self { algorithm, secret: secret.into() }
+        Self {
+            algorithm,
+            secret: secret.into(),
+        }
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -143,8 +150,13 @@ impl JwtKeys {
     }
 
     pub fn encode(&self, claims: &Claims) -> String {
-        let header = Header { alg: self.algorithm.as_str().into(), typ: Some("JWT".into()), crit: None };
-        let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header serialises"));
+        let header = Header {
+            alg: self.algorithm.as_str().into(),
+            typ: Some("JWT".into()),
+            crit: None,
+        };
+        let header =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header serialises"));
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
         let signing_input = format!("{header}.{payload}");
         let signature = URL_SAFE_NO_PAD.encode(self.mac(signing_input.as_bytes()));
@@ -167,7 +179,9 @@ impl JwtKeys {
         if header.alg != self.algorithm.as_str() || header.crit.is_some() {
             return Err(JwtError::WrongAlgorithm);
         }
-        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| JwtError::BadSignature)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| JwtError::BadSignature)?;
         let signing_input_len = header_b64.len() + 1 + payload_b64.len();
         if !self.verify_mac(&token.as_bytes()[..signing_input_len], &signature) {
             return Err(JwtError::BadSignature);
@@ -204,8 +218,21 @@ fn verify_with<M: Mac + KeyInit>(secret: &[u8], message: &[u8], signature: &[u8]
 }
 
 /// Claims for a token minted now that lives `minutes`.
-pub fn claims_for(sub: impl Into<String>, role: Role, tenant_id: Option<Uuid>, now: i64, minutes: i64) -> Claims {
-    Claims { sub: sub.into(), role, tenant_id, iat: now, exp: now + minutes * 60, nbf: None }
+pub fn claims_for(
+    sub: impl Into<String>,
+    role: Role,
+    tenant_id: Option<Uuid>,
+    now: i64,
+    minutes: i64,
+) -> Claims {
+    Claims {
+        sub: sub.into(),
+        role,
+        tenant_id,
+        iat: now,
+        exp: now + minutes * 60,
+        nbf: None,
+    }
 }
 
 #[cfg(test)]
@@ -215,7 +242,10 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(Algorithm::HS256, b"0123456789abcdef0123456789abcdef".to_vec())
+        JwtKeys::new(
+            Algorithm::HS256,
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+        )
     }
 
     #[test]
@@ -228,33 +258,62 @@ mod tests {
     #[test]
     fn matches_a_known_hs256_vector() {
         // Verifiable with any JWT library: header {"alg":"HS256","typ":"JWT"}.
-        let claims = Claims { sub: "admin".into(), role: Role::Admin, tenant_id: None, iat: 0, exp: 1, nbf: None };
+        let claims = Claims {
+            sub: "admin".into(),
+            role: Role::Admin,
+            tenant_id: None,
+            iat: 0,
+            exp: 1,
+            nbf: None,
+        };
         let token = JwtKeys::new(Algorithm::HS256, b"secret".to_vec()).encode(&claims);
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         // HMAC-SHA256("secret", input) computed independently with Python hmac.
         let input = token.rsplit_once('.').unwrap().0;
-        assert_eq!(input, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiIsImlhdCI6MCwiZXhwIjoxfQ");
-        assert_eq!(token.rsplit_once('.').unwrap().1, "EKcjotsXm45j8VcI2tvzUKhCtDlc_4Sdhe4bb5Zdpd4");
+        assert_eq!(
+            input,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiIsImlhdCI6MCwiZXhwIjoxfQ"
+        );
+        assert_eq!(
+            token.rsplit_once('.').unwrap().1,
+            "EKcjotsXm45j8VcI2tvzUKhCtDlc_4Sdhe4bb5Zdpd4"
+        );
     }
 
     #[test]
     fn rejects_expired_tampered_none_and_other_keys() {
         let claims = claims_for("t", Role::Tenant, Some(Uuid::nil()), NOW, 1);
         let token = keys().encode(&claims);
-        assert_eq!(keys().decode(&token, NOW + 60 + LEEWAY_SECONDS), Err(JwtError::Expired));
+        assert_eq!(
+            keys().decode(&token, NOW + 60 + LEEWAY_SECONDS),
+            Err(JwtError::Expired)
+        );
 
         let (input, _) = token.rsplit_once('.').unwrap();
         let (header, _) = input.split_once('.').unwrap();
-        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"x","role":"admin","iat":0,"exp":9999999999}"#);
-        let tampered = format!("{header}.{forged_payload}.{}", token.rsplit_once('.').unwrap().1);
+        let forged_payload =
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"x","role":"admin","iat":0,"exp":9999999999}"#);
+        let tampered = format!(
+            "{header}.{forged_payload}.{}",
+            token.rsplit_once('.').unwrap().1
+        );
         assert_eq!(keys().decode(&tampered, NOW), Err(JwtError::BadSignature));
 
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(keys().decode(&format!("{none_header}.{forged_payload}."), NOW), Err(JwtError::WrongAlgorithm));
+        assert_eq!(
+            keys().decode(&format!("{none_header}.{forged_payload}."), NOW),
+            Err(JwtError::WrongAlgorithm)
+        );
 
-        let other = JwtKeys::new(Algorithm::HS256, b"another-key-another-key-another-key".to_vec());
+        let other = JwtKeys::new(
+            Algorithm::HS256,
+            b"another-key-another-key-another-key".to_vec(),
+        );
         assert_eq!(other.decode(&token, NOW), Err(JwtError::BadSignature));
-        let hs512 = JwtKeys::new(Algorithm::HS512, b"0123456789abcdef0123456789abcdef".to_vec());
+        let hs512 = JwtKeys::new(
+            Algorithm::HS512,
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+        );
         assert_eq!(hs512.decode(&token, NOW), Err(JwtError::WrongAlgorithm));
 
         for junk in ["", "a.b", "a.b.c.d", "!!.??.##"] {

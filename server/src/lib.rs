@@ -1,1 +1,22 @@
+//! The Oyl platform API server: a library (so tests can spawn the app on a random port with a
+//! fresh database) and a thin binary (`src/main.rs`).
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod jwt;
+pub mod metrics;
+pub mod models;
+pub mod orchestration;
+pub mod rag;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

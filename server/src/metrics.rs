@@ -2,7 +2,8 @@
 //! server has its own numbers).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::db::Db;
@@ -22,36 +23,58 @@ impl Metrics {
     pub fn new(version: &str) -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by method, route template and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route template and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route template")
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["method", "route"],
         )
         .expect("valid metric");
-        let http_in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served").expect("valid metric");
+        let http_in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
+            .expect("valid metric");
         let pool_connections = IntGaugeVec::new(
-            Opts::new("db_pool_connections", "Database pool connections by state (idle, in_use)"),
+            Opts::new(
+                "db_pool_connections",
+                "Database pool connections by state (idle, in_use)",
+            ),
             &["state"],
         )
         .expect("valid metric");
-        let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size limit").expect("valid metric");
+        let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size limit")
+            .expect("valid metric");
         let documents_processed = IntCounterVec::new(
-            Opts::new("documents_processed_total", "Documents processed by outcome"),
+            Opts::new(
+                "documents_processed_total",
+                "Documents processed by outcome",
+            ),
             &["status"],
         )
         .expect("valid metric");
         let document_processing_seconds = HistogramVec::new(
-            HistogramOpts::new("document_processing_seconds", "Time to extract, chunk and index one document")
-                .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0]),
+            HistogramOpts::new(
+                "document_processing_seconds",
+                "Time to extract, chunk and index one document",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0]),
             &["file_type"],
         )
         .expect("valid metric");
-        let build_info = IntGaugeVec::new(Opts::new("oyl_build_info", "Version of the running server"), &["version"])
-            .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("oyl_build_info", "Version of the running server"),
+            &["version"],
+        )
+        .expect("valid metric");
         build_info.with_label_values(&[version]).set(1);
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -63,7 +86,9 @@ impl Metrics {
             Box::new(document_processing_seconds.clone()),
             Box::new(build_info),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         Metrics {
             registry,
@@ -78,8 +103,12 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
-        self.http_duration.with_label_values(&[method, route]).observe(seconds);
+        self.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(seconds);
     }
 
     /// The text exposition, with the pool gauges sampled now.
@@ -87,10 +116,14 @@ impl Metrics {
         let (size, idle, max) = db.pool_stats();
         let idle = idle as i64;
         self.pool_connections.with_label_values(&["idle"]).set(idle);
-        self.pool_connections.with_label_values(&["in_use"]).set(i64::from(size) - idle);
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(i64::from(size) - idle);
         self.pool_max.set(i64::from(max));
         let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }
 }

@@ -16,7 +16,12 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-impl_from_row!(Tenant { id, name, created_at, updated_at });
+impl_from_row!(Tenant {
+    id,
+    name,
+    created_at,
+    updated_at
+});
 
 /// The answer to tenant creation: the tenant plus its API key, shown this once only.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -35,7 +40,13 @@ pub struct Workspace {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-impl_from_row!(Workspace { id, tenant_id, name, created_at, updated_at });
+impl_from_row!(Workspace {
+    id,
+    tenant_id,
+    name,
+    created_at,
+    updated_at
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Teammate {
@@ -49,7 +60,15 @@ pub struct Teammate {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-impl_from_row!(Teammate { id, tenant_id, workspace_id, name, orchestration_config, created_at, updated_at });
+impl_from_row!(Teammate {
+    id,
+    tenant_id,
+    workspace_id,
+    name,
+    orchestration_config,
+    created_at,
+    updated_at
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Assistant {
@@ -64,7 +83,16 @@ pub struct Assistant {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-impl_from_row!(Assistant { id, tenant_id, teammate_id, knowledge_base_id, name, model, created_at, updated_at });
+impl_from_row!(Assistant {
+    id,
+    tenant_id,
+    teammate_id,
+    knowledge_base_id,
+    name,
+    model,
+    created_at,
+    updated_at
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Instruction {
@@ -75,7 +103,14 @@ pub struct Instruction {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
-impl_from_row!(Instruction { id, tenant_id, assistant_id, system_prompt, created_at, updated_at });
+impl_from_row!(Instruction {
+    id,
+    tenant_id,
+    assistant_id,
+    system_prompt,
+    created_at,
+    updated_at
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Document {

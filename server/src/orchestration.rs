@@ -50,20 +50,35 @@ impl Default for Orchestration {
 pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
     let base = ["body", "orchestration_config"];
     let loc = |rest: &[Value]| -> Vec<Value> {
-        base.iter().map(|s| Value::from(*s)).chain(rest.iter().cloned()).collect()
+        base.iter()
+            .map(|s| Value::from(*s))
+            .chain(rest.iter().cloned())
+            .collect()
     };
     let Some(map) = value.as_object() else {
-        errors.push(FieldError { loc: loc(&[]), msg: "Input should be a valid dictionary".into(), kind: "dict_type".into() });
+        errors.push(FieldError {
+            loc: loc(&[]),
+            msg: "Input should be a valid dictionary".into(),
+            kind: "dict_type".into(),
+        });
         return;
     };
     if let Some(strategy) = map.get("strategy")
         && !strategy.is_string()
     {
-        errors.push(FieldError { loc: loc(&["strategy".into()]), msg: "Input should be a valid string".into(), kind: "string_type".into() });
+        errors.push(FieldError {
+            loc: loc(&["strategy".into()]),
+            msg: "Input should be a valid string".into(),
+            kind: "string_type".into(),
+        });
     }
     if let Some(ids) = map.get("assistant_ids") {
         match ids.as_array() {
-            None => errors.push(FieldError { loc: loc(&["assistant_ids".into()]), msg: "Input should be a valid list".into(), kind: "list_type".into() }),
+            None => errors.push(FieldError {
+                loc: loc(&["assistant_ids".into()]),
+                msg: "Input should be a valid list".into(),
+                kind: "list_type".into(),
+            }),
             Some(ids) => {
                 for (i, id) in ids.iter().enumerate() {
                     if id.as_str().and_then(|s| Uuid::parse_str(s).ok()).is_none() {
@@ -78,9 +93,15 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
         }
     }
     for (field, keys_are_ids) in [("weights", true), ("weights_by_name", false)] {
-        let Some(weights) = map.get(field) else { continue };
+        let Some(weights) = map.get(field) else {
+            continue;
+        };
         match weights.as_object() {
-            None => errors.push(FieldError { loc: loc(&[field.into()]), msg: "Input should be a valid dictionary".into(), kind: "dict_type".into() }),
+            None => errors.push(FieldError {
+                loc: loc(&[field.into()]),
+                msg: "Input should be a valid dictionary".into(),
+                kind: "dict_type".into(),
+            }),
             Some(weights) => {
                 for (key, weight) in weights {
                     if keys_are_ids && Uuid::parse_str(key).is_err() {
@@ -117,7 +138,12 @@ pub fn parse(value: Option<&Value>) -> Orchestration {
     let Some(map) = value.and_then(Value::as_object) else {
         return o;
     };
-    o.strategy = match map.get("strategy").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    o.strategy = match map
+        .get("strategy")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("sequential") => Strategy::Sequential,
         Some("parallel") => Strategy::Parallel,
         _ => Strategy::Weighted,
@@ -125,7 +151,11 @@ pub fn parse(value: Option<&Value>) -> Orchestration {
     o.assistant_ids = map
         .get("assistant_ids")
         .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok())).collect());
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+                .collect()
+        });
     if let Some(weights) = map.get("weights").and_then(Value::as_object) {
         o.weights = weights
             .iter()
@@ -133,9 +163,16 @@ pub fn parse(value: Option<&Value>) -> Orchestration {
             .collect();
     }
     if let Some(weights) = map.get("weights_by_name").and_then(Value::as_object) {
-        o.weights_by_name = weights.iter().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect();
+        o.weights_by_name = weights
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect();
     }
-    if let Some(max) = map.get("max_assistants").and_then(Value::as_u64).filter(|n| *n >= 1) {
+    if let Some(max) = map
+        .get("max_assistants")
+        .and_then(Value::as_u64)
+        .filter(|n| *n >= 1)
+    {
         o.max_assistants = usize::try_from(max).unwrap_or(usize::MAX);
     }
     o
@@ -170,12 +207,20 @@ impl Orchestration {
             None => assistants.iter().collect(),
         };
         match self.strategy {
-            Strategy::Sequential | Strategy::Parallel => candidates.into_iter().map(|a| (a, self.weight_of(a))).collect(),
+            Strategy::Sequential | Strategy::Parallel => candidates
+                .into_iter()
+                .map(|a| (a, self.weight_of(a)))
+                .collect(),
             Strategy::Weighted => {
-                let mut weighted: Vec<(&Assistant, f64)> = candidates.into_iter().map(|a| (a, self.weight_of(a))).collect();
+                let mut weighted: Vec<(&Assistant, f64)> = candidates
+                    .into_iter()
+                    .map(|a| (a, self.weight_of(a)))
+                    .collect();
                 // Heaviest first; ties: oldest first (creation time, then id, both ascending).
                 weighted.sort_by(|(a, wa), (b, wb)| {
-                    wb.total_cmp(wa).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+                    wb.total_cmp(wa)
+                        .then(a.created_at.cmp(&b.created_at))
+                        .then(a.id.cmp(&b.id))
                 });
                 weighted.truncate(self.max_assistants);
                 weighted
@@ -216,7 +261,10 @@ mod tests {
     fn default_is_the_oldest_single_assistant() {
         let a = assistants();
         assert_eq!(names(&parse(None).select(&a)), ["alpha"]);
-        assert_eq!(names(&parse(Some(&json!({"strategy": "nonsense"}))).select(&a)), ["alpha"]);
+        assert_eq!(
+            names(&parse(Some(&json!({"strategy": "nonsense"}))).select(&a)),
+            ["alpha"]
+        );
     }
 
     #[test]
@@ -234,7 +282,10 @@ mod tests {
     #[test]
     fn sequential_and_parallel_use_all_in_order_or_the_given_ids() {
         let a = assistants();
-        assert_eq!(names(&parse(Some(&json!({"strategy": "sequential"}))).select(&a)), ["alpha", "beta", "gamma"]);
+        assert_eq!(
+            names(&parse(Some(&json!({"strategy": "sequential"}))).select(&a)),
+            ["alpha", "beta", "gamma"]
+        );
         let cfg = json!({"strategy": "parallel", "assistant_ids": [a[2].id, a[0].id, Uuid::nil(), a[2].id]});
         assert_eq!(names(&parse(Some(&cfg)).select(&a)), ["gamma", "alpha"]);
         let cfg = json!({"assistant_ids": [Uuid::nil()]});
@@ -244,17 +295,29 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let mut errors = Vec::new();
-        validate(&json!({"strategy": 1, "assistant_ids": ["x"], "weights": {"nope": 1}, "weights_by_name": {"a": "b"}, "max_assistants": 0}), &mut errors);
-        let locs: Vec<String> = errors.iter().map(|e| serde_json::to_string(&e.loc).unwrap()).collect();
-        assert_eq!(locs, [
-            r#"["body","orchestration_config","strategy"]"#,
-            r#"["body","orchestration_config","assistant_ids",0]"#,
-            r#"["body","orchestration_config","weights","nope"]"#,
-            r#"["body","orchestration_config","weights_by_name","a"]"#,
-            r#"["body","orchestration_config","max_assistants"]"#,
-        ]);
+        validate(
+            &json!({"strategy": 1, "assistant_ids": ["x"], "weights": {"nope": 1}, "weights_by_name": {"a": "b"}, "max_assistants": 0}),
+            &mut errors,
+        );
+        let locs: Vec<String> = errors
+            .iter()
+            .map(|e| serde_json::to_string(&e.loc).unwrap())
+            .collect();
+        assert_eq!(
+            locs,
+            [
+                r#"["body","orchestration_config","strategy"]"#,
+                r#"["body","orchestration_config","assistant_ids",0]"#,
+                r#"["body","orchestration_config","weights","nope"]"#,
+                r#"["body","orchestration_config","weights_by_name","a"]"#,
+                r#"["body","orchestration_config","max_assistants"]"#,
+            ]
+        );
         let mut errors = Vec::new();
-        validate(&json!({"strategy": "parallel", "future_option": true}), &mut errors);
+        validate(
+            &json!({"strategy": "parallel", "future_option": true}),
+            &mut errors,
+        );
         assert!(errors.is_empty());
     }
 }

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
+use crate::rag::embed::Embedder;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -18,6 +19,7 @@ pub struct Inner {
     pub jwt: JwtKeys,
     pub metrics: Metrics,
     pub storage: Storage,
+    pub embedder: Arc<dyn Embedder>,
 }
 
 impl AppState {

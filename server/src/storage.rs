@@ -32,13 +32,18 @@ impl Storage {
     pub fn path(&self, key: &str) -> io::Result<PathBuf> {
         let parts: Vec<&str> = key.split('/').collect();
         if parts.len() != 3 || parts.iter().any(|p| Uuid::parse_str(p).is_err()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid storage key"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid storage key",
+            ));
         }
         Ok(self.root.join(parts[0]).join(parts[1]).join(parts[2]))
     }
 
     pub fn knowledge_base_dir(&self, tenant_id: Uuid, knowledge_base_id: Uuid) -> PathBuf {
-        self.root.join(tenant_id.to_string()).join(knowledge_base_id.to_string())
+        self.root
+            .join(tenant_id.to_string())
+            .join(knowledge_base_id.to_string())
     }
 
     /// A temporary file in the knowledge base's directory (same file system, so the final rename
@@ -78,11 +83,17 @@ impl Storage {
 }
 
 async fn remove_logged(path: &Path, dir: bool) {
-    let result = if dir { tokio::fs::remove_dir_all(path).await } else { tokio::fs::remove_file(path).await };
+    let result = if dir {
+        tokio::fs::remove_dir_all(path).await
+    } else {
+        tokio::fs::remove_file(path).await
+    };
     match result {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not remove stored upload"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove stored upload")
+        }
     }
 }
 
@@ -94,8 +105,16 @@ mod tests {
     fn keys_are_uuid_only() {
         let s = Storage::new("/data");
         let (t, k, d) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(s.path(&Storage::key(t, k, d)).unwrap(), PathBuf::from(format!("/data/{t}/{k}/{d}")));
-        for bad in ["../../etc/passwd", "a/b/c", &format!("{t}/{k}/../x"), &format!("{t}/{k}")] {
+        assert_eq!(
+            s.path(&Storage::key(t, k, d)).unwrap(),
+            PathBuf::from(format!("/data/{t}/{k}/{d}"))
+        );
+        for bad in [
+            "../../etc/passwd",
+            "a/b/c",
+            &format!("{t}/{k}/../x"),
+            &format!("{t}/{k}"),
+        ] {
             assert!(s.path(bad).is_err(), "{bad}");
         }
     }

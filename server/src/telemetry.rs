@@ -1,6 +1,7 @@
 //! Logs: JSON lines (default) or human-readable, filtered by `LOG_LEVEL`
 //! (e.g. `info` or `info,oyl_server=debug,sqlx=warn`).
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing_subscriber::filter::Targets;
@@ -30,7 +31,13 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
                     .with_writer(std::io::stderr),
             )
             .try_init()?,
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()?,
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
     }
     Ok(())
 }

@@ -20,8 +20,19 @@ pub const MAX_SYSTEM_PROMPT_CHARS: usize = 100_000;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_assistant, list_assistants))
-        .routes(routes!(get_assistant, patch_assistant, put_assistant, delete_assistant))
-        .routes(routes!(upsert_instruction, get_instruction, put_instruction, patch_instruction, delete_instruction))
+        .routes(routes!(
+            get_assistant,
+            patch_assistant,
+            put_assistant,
+            delete_assistant
+        ))
+        .routes(routes!(
+            upsert_instruction,
+            get_instruction,
+            put_instruction,
+            patch_instruction,
+            delete_instruction
+        ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,7 +46,11 @@ pub struct CreateAssistant {
 
 fn check_model(model: &str, errors: &mut Vec<FieldError>) {
     if model.trim().is_empty() || model.chars().count() > MAX_MODEL_CHARS {
-        errors.push(FieldError::body("model", format!("String should have 1 to {MAX_MODEL_CHARS} characters"), "string_too_long"));
+        errors.push(FieldError::body(
+            "model",
+            format!("String should have 1 to {MAX_MODEL_CHARS} characters"),
+            "string_too_long",
+        ));
     }
 }
 
@@ -77,7 +92,11 @@ pub struct InstructionBody {
 impl Validate for InstructionBody {
     fn validate(&self, errors: &mut Vec<FieldError>) {
         if self.system_prompt.trim().is_empty() {
-            errors.push(FieldError::body("system_prompt", "String should have at least 1 character", "string_too_short"));
+            errors.push(FieldError::body(
+                "system_prompt",
+                "String should have at least 1 character",
+                "string_too_short",
+            ));
         } else if self.system_prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
             errors.push(FieldError::body(
                 "system_prompt",
@@ -102,9 +121,15 @@ async fn create_assistant(
     ApiJson(body): ApiJson<CreateAssistant>,
 ) -> ApiResult<(StatusCode, Json<Assistant>)> {
     let teammate_id = parse_id(&teammate_id, "Teammate")?;
-    let assistant = db::assistants::create(&state.db, &auth.scope, teammate_id, body.name.trim(), body.model.as_deref().map(str::trim))
-        .await?
-        .ok_or_else(|| ApiError::not_found("Teammate"))?;
+    let assistant = db::assistants::create(
+        &state.db,
+        &auth.scope,
+        teammate_id,
+        body.name.trim(),
+        body.model.as_deref().map(str::trim),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("Teammate"))?;
     Ok((StatusCode::CREATED, Json(assistant)))
 }
 
@@ -122,7 +147,10 @@ async fn list_assistants(
     Pagination(page): Pagination,
 ) -> ApiResult<Json<ListResponse<Assistant>>> {
     let teammate_id = parse_id(&teammate_id, "Teammate")?;
-    if db::teammates::get(&state.db, &auth.scope, teammate_id).await?.is_none() {
+    if db::teammates::get(&state.db, &auth.scope, teammate_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found("Teammate"));
     }
     let (items, total) = db::assistants::list(&state.db, &auth.scope, teammate_id, &page).await?;
@@ -136,9 +164,15 @@ async fn list_assistants(
     responses((status = 200, body = Assistant), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn get_assistant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Assistant>> {
+async fn get_assistant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Assistant>> {
     let id = parse_id(&id, "Assistant")?;
-    let assistant = db::assistants::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Assistant"))?;
+    let assistant = db::assistants::get(&state.db, &auth.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Assistant"))?;
     Ok(Json(assistant))
 }
 
@@ -163,7 +197,9 @@ async fn patch_assistant(
     } else {
         db::assistants::update(&state.db, &auth.scope, id, name, model).await?
     };
-    Ok(Json(assistant.ok_or_else(|| ApiError::not_found("Assistant"))?))
+    Ok(Json(
+        assistant.ok_or_else(|| ApiError::not_found("Assistant"))?,
+    ))
 }
 
 /// Update an assistant (alias of PATCH).
@@ -189,17 +225,31 @@ async fn put_assistant(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn delete_assistant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn delete_assistant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "Assistant")?;
-    let assistant = db::assistants::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Assistant"))?;
+    let assistant = db::assistants::get(&state.db, &auth.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Assistant"))?;
     if !db::assistants::delete(&state.db, &auth.scope, id).await? {
         return Err(ApiError::not_found("Assistant"));
     }
-    state.storage.remove_knowledge_base(auth.scope.tenant_id(), assistant.knowledge_base_id).await;
+    state
+        .storage
+        .remove_knowledge_base(auth.scope.tenant_id(), assistant.knowledge_base_id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn upsert(state: &AppState, auth: &TenantAuth, id: &str, body: &InstructionBody) -> ApiResult<Instruction> {
+async fn upsert(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: &str,
+    body: &InstructionBody,
+) -> ApiResult<Instruction> {
     let id = parse_id(id, "Assistant")?;
     db::instructions::upsert(&state.db, &auth.scope, id, &body.system_prompt)
         .await?
@@ -219,7 +269,10 @@ async fn upsert_instruction(
     PathId(id): PathId,
     ApiJson(body): ApiJson<InstructionBody>,
 ) -> ApiResult<(StatusCode, Json<Instruction>)> {
-    Ok((StatusCode::CREATED, Json(upsert(&state, &auth, &id, &body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(upsert(&state, &auth, &id, &body).await?),
+    ))
 }
 
 /// Replace the assistant's system prompt (PUT; answers 200).
@@ -261,11 +314,20 @@ async fn patch_instruction(
     responses((status = 200, body = Instruction), (status = 404, description = "No such assistant, or no instruction yet", body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn get_instruction(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Instruction>> {
+async fn get_instruction(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Instruction>> {
     let id = parse_id(&id, "Assistant")?;
     match db::instructions::get(&state.db, &auth.scope, id).await? {
         Some(instruction) => Ok(Json(instruction)),
-        None if db::assistants::get(&state.db, &auth.scope, id).await?.is_none() => Err(ApiError::not_found("Assistant")),
+        None if db::assistants::get(&state.db, &auth.scope, id)
+            .await?
+            .is_none() =>
+        {
+            Err(ApiError::not_found("Assistant"))
+        }
         None => Err(ApiError::not_found("Instruction")),
     }
 }
@@ -277,7 +339,11 @@ async fn get_instruction(State(state): State<AppState>, auth: TenantAuth, PathId
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn delete_instruction(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn delete_instruction(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "Assistant")?;
     if !db::instructions::delete(&state.db, &auth.scope, id).await? {
         return Err(ApiError::not_found("Instruction"));

@@ -25,7 +25,11 @@ pub struct TokenRequest {
 impl Validate for TokenRequest {
     fn validate(&self, errors: &mut Vec<FieldError>) {
         if self.api_key.is_empty() {
-            errors.push(FieldError::body("api_key", "String should have at least 1 character", "string_too_short"));
+            errors.push(FieldError::body(
+                "api_key",
+                "String should have at least 1 character",
+                "string_too_short",
+            ));
         }
     }
 }
@@ -51,12 +55,21 @@ pub struct TokenResponse {
         (status = 422, body = ValidationErrorBody),
     )
 )]
-async fn issue_token(State(state): State<AppState>, ApiJson(body): ApiJson<TokenRequest>) -> ApiResult<Json<TokenResponse>> {
+async fn issue_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
     let (key_id, tenant_id) = db::tenants::find_api_key(&state.db, body.api_key.trim())
         .await?
         .ok_or_else(|| ApiError::Unauthorized("Invalid API key".into()))?;
     let minutes = state.config.access_token_expire_minutes;
-    let claims = claims_for(format!("api-key:{key_id}"), Role::Tenant, Some(tenant_id), chrono::Utc::now().timestamp(), minutes);
+    let claims = claims_for(
+        format!("api-key:{key_id}"),
+        Role::Tenant,
+        Some(tenant_id),
+        chrono::Utc::now().timestamp(),
+        minutes,
+    );
     Ok(Json(TokenResponse {
         access_token: state.jwt.encode(&claims),
         token_type: "bearer".into(),

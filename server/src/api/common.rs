@@ -26,7 +26,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 pub fn page_of<T: ToSchema>(items: Vec<T>, total: i64, page: &Page) -> ListResponse<T> {
-    ListResponse { items, total, limit: page.limit, offset: page.offset }
+    ListResponse {
+        items,
+        total,
+        limit: page.limit,
+        offset: page.offset,
+    }
 }
 
 /// `{"name": "..."}`: creating a tenant or a workspace.
@@ -58,10 +63,18 @@ impl Validate for RenameBody {
 }
 
 /// A PATCH field that may be absent but, when present, must be a valid name (not null).
-pub fn check_optional_name(field: &str, value: &Option<Option<String>>, errors: &mut Vec<FieldError>) {
+pub fn check_optional_name(
+    field: &str,
+    value: &Option<Option<String>>,
+    errors: &mut Vec<FieldError>,
+) {
     match value {
         None => {}
-        Some(None) => errors.push(FieldError::body(field, "Input should be a valid string", "string_type")),
+        Some(None) => errors.push(FieldError::body(
+            field,
+            "Input should be a valid string",
+            "string_type",
+        )),
         Some(Some(name)) => check_name(field, name, errors),
     }
 }

@@ -19,7 +19,12 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_teammate, list_teammates))
-        .routes(routes!(get_teammate, patch_teammate, put_teammate, delete_teammate))
+        .routes(routes!(
+            get_teammate,
+            patch_teammate,
+            put_teammate,
+            delete_teammate
+        ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -75,9 +80,15 @@ async fn create_teammate(
     ApiJson(body): ApiJson<CreateTeammate>,
 ) -> ApiResult<(StatusCode, Json<Teammate>)> {
     let workspace_id = parse_id(&workspace_id, "Workspace")?;
-    let teammate = db::teammates::create(&state.db, &auth.scope, workspace_id, body.name.trim(), body.orchestration_config)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Workspace"))?;
+    let teammate = db::teammates::create(
+        &state.db,
+        &auth.scope,
+        workspace_id,
+        body.name.trim(),
+        body.orchestration_config,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("Workspace"))?;
     Ok((StatusCode::CREATED, Json(teammate)))
 }
 
@@ -95,7 +106,10 @@ async fn list_teammates(
     Pagination(page): Pagination,
 ) -> ApiResult<Json<ListResponse<Teammate>>> {
     let workspace_id = parse_id(&workspace_id, "Workspace")?;
-    if db::workspaces::get(&state.db, &auth.scope, workspace_id).await?.is_none() {
+    if db::workspaces::get(&state.db, &auth.scope, workspace_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found("Workspace"));
     }
     let (items, total) = db::teammates::list(&state.db, &auth.scope, workspace_id, &page).await?;
@@ -109,9 +123,15 @@ async fn list_teammates(
     responses((status = 200, body = Teammate), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn get_teammate(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Teammate>> {
+async fn get_teammate(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Teammate>> {
     let id = parse_id(&id, "Teammate")?;
-    let teammate = db::teammates::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Teammate"))?;
+    let teammate = db::teammates::get(&state.db, &auth.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Teammate"))?;
     Ok(Json(teammate))
 }
 
@@ -135,7 +155,9 @@ async fn patch_teammate(
     } else {
         db::teammates::update(&state.db, &auth.scope, id, name, body.orchestration_config).await?
     };
-    Ok(Json(teammate.ok_or_else(|| ApiError::not_found("Teammate"))?))
+    Ok(Json(
+        teammate.ok_or_else(|| ApiError::not_found("Teammate"))?,
+    ))
 }
 
 /// Update a teammate (alias of PATCH).
@@ -161,14 +183,22 @@ async fn put_teammate(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn delete_teammate(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn delete_teammate(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "Teammate")?;
-    let knowledge_bases = db::documents::knowledge_bases_under(&state.db, &auth.scope, Subtree::Teammate(id)).await?;
+    let knowledge_bases =
+        db::documents::knowledge_bases_under(&state.db, &auth.scope, Subtree::Teammate(id)).await?;
     if !db::teammates::delete(&state.db, &auth.scope, id).await? {
         return Err(ApiError::not_found("Teammate"));
     }
     for kb in knowledge_bases {
-        state.storage.remove_knowledge_base(auth.scope.tenant_id(), kb).await;
+        state
+            .storage
+            .remove_knowledge_base(auth.scope.tenant_id(), kb)
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,7 +20,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn duplicate(err: WriteError) -> ApiError {
     match err {
-        WriteError::DuplicateName => ApiError::Conflict("A tenant with this name already exists".into()),
+        WriteError::DuplicateName => {
+            ApiError::Conflict("A tenant with this name already exists".into())
+        }
         WriteError::Db(e) => e.into(),
     }
 }
@@ -41,7 +43,9 @@ async fn create_tenant(
     _admin: AdminAuth,
     ApiJson(body): ApiJson<NameBody>,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
-    let (tenant, api_key) = db::tenants::create(&state.db, body.name.trim()).await.map_err(duplicate)?;
+    let (tenant, api_key) = db::tenants::create(&state.db, body.name.trim())
+        .await
+        .map_err(duplicate)?;
     tracing::info!(tenant_id = %tenant.id, "tenant created");
     Ok((StatusCode::CREATED, Json(TenantCreated { tenant, api_key })))
 }
@@ -82,9 +86,15 @@ fn same_tenant(auth: &TenantAuth, raw: &str) -> ApiResult<()> {
     responses((status = 200, body = Tenant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn get_tenant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Tenant>> {
+async fn get_tenant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Tenant>> {
     same_tenant(&auth, &id)?;
-    let tenant = db::tenants::get(&state.db, &auth.scope).await?.ok_or_else(|| ApiError::not_found("Tenant"))?;
+    let tenant = db::tenants::get(&state.db, &auth.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Tenant"))?;
     Ok(Json(tenant))
 }
 
@@ -103,7 +113,9 @@ async fn patch_tenant(
 ) -> ApiResult<Json<Tenant>> {
     same_tenant(&auth, &id)?;
     let tenant = match new_name(&body.name) {
-        Some(name) => db::tenants::rename(&state.db, &auth.scope, name).await.map_err(duplicate)?,
+        Some(name) => db::tenants::rename(&state.db, &auth.scope, name)
+            .await
+            .map_err(duplicate)?,
         None => db::tenants::get(&state.db, &auth.scope).await?,
     };
     Ok(Json(tenant.ok_or_else(|| ApiError::not_found("Tenant"))?))
@@ -132,10 +144,16 @@ async fn put_tenant(
     responses((status = 204, description = "Deleted"), (status = 403, description = "Not an admin token", body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn delete_tenant(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn delete_tenant(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     same_tenant(&auth, &id)?;
     if !auth.is_admin() {
-        return Err(ApiError::Forbidden("Deleting a tenant requires an admin token".into()));
+        return Err(ApiError::Forbidden(
+            "Deleting a tenant requires an admin token".into(),
+        ));
     }
     if !db::tenants::delete(&state.db, &auth.scope).await? {
         return Err(ApiError::not_found("Tenant"));

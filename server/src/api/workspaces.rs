@@ -15,7 +15,12 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_workspace, list_workspaces))
-        .routes(routes!(get_workspace, patch_workspace, put_workspace, delete_workspace))
+        .routes(routes!(
+            get_workspace,
+            patch_workspace,
+            put_workspace,
+            delete_workspace
+        ))
 }
 
 /// Create a workspace in a tenant.
@@ -53,7 +58,9 @@ async fn list_workspaces(
     PathId(tenant_id): PathId,
     Pagination(page): Pagination,
 ) -> ApiResult<Json<ListResponse<Workspace>>> {
-    if parse_id(&tenant_id, "Tenant")? != auth.scope.tenant_id() || db::tenants::get(&state.db, &auth.scope).await?.is_none() {
+    if parse_id(&tenant_id, "Tenant")? != auth.scope.tenant_id()
+        || db::tenants::get(&state.db, &auth.scope).await?.is_none()
+    {
         return Err(ApiError::not_found("Tenant"));
     }
     let (items, total) = db::workspaces::list(&state.db, &auth.scope, &page).await?;
@@ -67,9 +74,15 @@ async fn list_workspaces(
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn get_workspace(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<Json<Workspace>> {
+async fn get_workspace(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<Json<Workspace>> {
     let id = parse_id(&id, "Workspace")?;
-    let workspace = db::workspaces::get(&state.db, &auth.scope, id).await?.ok_or_else(|| ApiError::not_found("Workspace"))?;
+    let workspace = db::workspaces::get(&state.db, &auth.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))?;
     Ok(Json(workspace))
 }
 
@@ -91,7 +104,9 @@ async fn patch_workspace(
         Some(name) => db::workspaces::rename(&state.db, &auth.scope, id, name).await?,
         None => db::workspaces::get(&state.db, &auth.scope, id).await?,
     };
-    Ok(Json(workspace.ok_or_else(|| ApiError::not_found("Workspace"))?))
+    Ok(Json(
+        workspace.ok_or_else(|| ApiError::not_found("Workspace"))?,
+    ))
 }
 
 /// Rename a workspace (alias of PATCH).
@@ -117,14 +132,23 @@ async fn put_workspace(
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
     security(("bearer" = [], "tenant" = []))
 )]
-async fn delete_workspace(State(state): State<AppState>, auth: TenantAuth, PathId(id): PathId) -> ApiResult<StatusCode> {
+async fn delete_workspace(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "Workspace")?;
-    let knowledge_bases = db::documents::knowledge_bases_under(&state.db, &auth.scope, Subtree::Workspace(id)).await?;
+    let knowledge_bases =
+        db::documents::knowledge_bases_under(&state.db, &auth.scope, Subtree::Workspace(id))
+            .await?;
     if !db::workspaces::delete(&state.db, &auth.scope, id).await? {
         return Err(ApiError::not_found("Workspace"));
     }
     for kb in knowledge_bases {
-        state.storage.remove_knowledge_base(auth.scope.tenant_id(), kb).await;
+        state
+            .storage
+            .remove_knowledge_base(auth.scope.tenant_id(), kb)
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -98,8 +98,14 @@ pub async fn list(
 }
 
 /// Every assistant of a teammate, oldest first (for query routing).
-pub async fn all_for_teammate(db: &Db, scope: &TenantScope, teammate_id: Uuid) -> Result<Vec<Assistant>, sqlx::Error> {
-    let sql = format!("{SELECT} WHERE a.teammate_id = $1 AND a.tenant_id = $2 ORDER BY a.created_at, a.id");
+pub async fn all_for_teammate(
+    db: &Db,
+    scope: &TenantScope,
+    teammate_id: Uuid,
+) -> Result<Vec<Assistant>, sqlx::Error> {
+    let sql = format!(
+        "{SELECT} WHERE a.teammate_id = $1 AND a.tenant_id = $2 ORDER BY a.created_at, a.id"
+    );
     with_pool!(db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(teammate_id).bind(scope.tenant_id()).fetch_all(pool).await
     })
@@ -135,8 +141,9 @@ pub async fn update(
         .bind(now())
         .execute(pool)
         .await
+        .map(|r| r.rows_affected())
     })?;
-    if result.rows_affected() == 0 {
+    if result == 0 {
         return Ok(None);
     }
     get(db, scope, id).await
@@ -149,6 +156,7 @@ pub async fn delete(db: &Db, scope: &TenantScope, id: Uuid) -> Result<bool, sqlx
             .bind(scope.tenant_id())
             .execute(pool)
             .await
+            .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }

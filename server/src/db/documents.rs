@@ -19,7 +19,11 @@ pub struct NewDocument<'a> {
 }
 
 /// Records an uploaded document as `pending`; `None` when the knowledge base is gone.
-pub async fn create(db: &Db, scope: &TenantScope, doc: NewDocument<'_>) -> Result<Option<Document>, sqlx::Error> {
+pub async fn create(
+    db: &Db,
+    scope: &TenantScope,
+    doc: NewDocument<'_>,
+) -> Result<Option<Document>, sqlx::Error> {
     let sql = format!(
         "INSERT INTO documents (id, tenant_id, knowledge_base_id, file_name, file_type, content_type, size_bytes, \
          storage_key, processed_status, chunk_count, created_at, updated_at) \
@@ -98,7 +102,12 @@ pub async fn all_in_knowledge_base(
     })
 }
 
-pub async fn rename(db: &Db, scope: &TenantScope, id: Uuid, file_name: &str) -> Result<Option<Document>, sqlx::Error> {
+pub async fn rename(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+    file_name: &str,
+) -> Result<Option<Document>, sqlx::Error> {
     let sql = format!(
         "UPDATE documents SET file_name = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2 RETURNING {COLUMNS}"
     );
@@ -114,7 +123,11 @@ pub async fn rename(db: &Db, scope: &TenantScope, id: Uuid, file_name: &str) -> 
 }
 
 /// Deletes the row and returns it (the caller removes the stored bytes).
-pub async fn delete(db: &Db, scope: &TenantScope, id: Uuid) -> Result<Option<Document>, sqlx::Error> {
+pub async fn delete(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+) -> Result<Option<Document>, sqlx::Error> {
     let sql = format!("DELETE FROM documents WHERE id = $1 AND tenant_id = $2 RETURNING {COLUMNS}");
     with_pool!(db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).bind(scope.tenant_id()).fetch_optional(pool).await
@@ -143,13 +156,19 @@ pub async fn set_status(
         .bind(now())
         .execute(pool)
         .await
+        .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }
 
 /// Atomically moves a `pending` (or, when `retry_failed`, `failed`) document to `processing`.
 /// Returns false when someone else got it first, so no document is processed twice at once.
-pub async fn claim(db: &Db, scope: &TenantScope, id: Uuid, retry_failed: bool) -> Result<bool, sqlx::Error> {
+pub async fn claim(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+    retry_failed: bool,
+) -> Result<bool, sqlx::Error> {
     let result = with_pool!(db, pool => {
         sqlx::query(
             "UPDATE documents SET processed_status = 'processing', error = NULL, updated_at = $3 \
@@ -161,8 +180,9 @@ pub async fn claim(db: &Db, scope: &TenantScope, id: Uuid, retry_failed: bool) -
         .bind(retry_failed)
         .execute(pool)
         .await
+        .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() == 1)
+    Ok(result == 1)
 }
 
 /// Knowledge bases in a subtree, for removing stored files after a cascading delete.
@@ -171,7 +191,11 @@ pub enum Subtree {
     Teammate(Uuid),
 }
 
-pub async fn knowledge_bases_under(db: &Db, scope: &TenantScope, subtree: Subtree) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn knowledge_bases_under(
+    db: &Db,
+    scope: &TenantScope,
+    subtree: Subtree,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let (sql, id) = match subtree {
         Subtree::Workspace(id) => (
             "SELECT kb.id FROM knowledge_bases kb JOIN assistants a ON a.id = kb.assistant_id \

@@ -30,7 +30,11 @@ pub async fn upsert(
     })
 }
 
-pub async fn get(db: &Db, scope: &TenantScope, assistant_id: Uuid) -> Result<Option<Instruction>, sqlx::Error> {
+pub async fn get(
+    db: &Db,
+    scope: &TenantScope,
+    assistant_id: Uuid,
+) -> Result<Option<Instruction>, sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT id, tenant_id, assistant_id, system_prompt, created_at, updated_at FROM instructions \
@@ -50,6 +54,7 @@ pub async fn delete(db: &Db, scope: &TenantScope, assistant_id: Uuid) -> Result<
             .bind(scope.tenant_id())
             .execute(pool)
             .await
+            .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }

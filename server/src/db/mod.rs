@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row, SqlSafeStr};
 
 use crate::config::Config;
 
@@ -98,7 +98,11 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page { limit: 20, offset: 0, name: None }
+        Page {
+            limit: 20,
+            offset: 0,
+            name: None,
+        }
     }
 }
 
@@ -135,7 +139,13 @@ fn migrator(backend: Backend) -> Migrator {
     let migrations = migration_list(backend)
         .iter()
         .map(|(version, description, sql)| {
-            Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, sql.into_sql_str(), false)
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
         })
         .collect();
     Migrator::with_migrations(migrations)
@@ -160,7 +170,10 @@ impl Db {
                 .acquire_timeout(config.database_timeout)
                 .idle_timeout(Some(Duration::from_secs(300)))
                 .connect_lazy_with(options);
-            return Ok(Db { pool: Pool::Postgres(pool), sqlite_file: None });
+            return Ok(Db {
+                pool: Pool::Postgres(pool),
+                sqlite_file: None,
+            });
         }
         if !url.starts_with("sqlite:") {
             anyhow::bail!(
@@ -172,22 +185,33 @@ impl Db {
             .context("invalid DATABASE_URL")?
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let mut pool_options = SqlitePoolOptions::new().max_connections(size).acquire_timeout(config.database_timeout);
+        let mut pool_options = SqlitePoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(config.database_timeout);
         let sqlite_file = if memory {
             // An in-memory database lives as long as one connection does: keep one forever.
-            pool_options = pool_options.min_connections(1).idle_timeout(None).max_lifetime(None);
+            pool_options = pool_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
             None
         } else {
-            options = options.create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
             let file = options.get_filename().to_path_buf();
             if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create the database directory {}", parent.display()))?;
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot create the database directory {}", parent.display())
+                })?;
             }
             Some(file)
         };
         let pool = pool_options.connect_lazy_with(options);
-        Ok(Db { pool: Pool::Sqlite(pool), sqlite_file })
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            sqlite_file,
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -205,18 +229,19 @@ impl Db {
     /// replicas and the migration Job do not race).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = migrator(self.backend());
-        with_pool!(self, pool => migrator.run(pool).await).context("applying database migrations")?;
+        with_pool!(self, pool => migrator.run(pool).await)
+            .context("applying database migrations")?;
         Ok(())
     }
 
     /// Versions that are embedded but not (successfully) applied. `Err` when the database cannot
     /// be reached at all.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
-        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await)?;
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         let applied: Vec<i64> = match with_pool!(self, pool => {
-            sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(pool).await
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(pool).await
         }) {
-            Ok(rows) => rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<_, _>>()?,
+            Ok(versions) => versions,
             // No bookkeeping table yet: nothing has been applied.
             Err(sqlx::Error::Database(_)) => Vec::new(),
             Err(other) => return Err(other),
@@ -237,7 +262,9 @@ impl Db {
         }
         match self.pending_migrations().await {
             Ok(pending) if pending.is_empty() => Ok(()),
-            Ok(pending) => Err(format!("migrations pending: {pending:?} (run `oyl-server migrate`)")),
+            Ok(pending) => Err(format!(
+                "migrations pending: {pending:?} (run `oyl-server migrate`)"
+            )),
             Err(err) => Err(format!("unreachable: {err}")),
         }
     }
@@ -267,18 +294,26 @@ mod tests {
     #[test]
     fn every_migration_file_is_embedded_for_both_backends() {
         for (backend, dir) in [(Backend::Postgres, "postgres"), (Backend::Sqlite, "sqlite")] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
             let mut files: Vec<String> = std::fs::read_dir(&path)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .filter(|n| n.ends_with(".sql"))
                 .collect();
             files.sort();
-            let versions: Vec<i64> = files.iter().map(|f| f.split('_').next().unwrap().parse().unwrap()).collect();
+            let versions: Vec<i64> = files
+                .iter()
+                .map(|f| f.split('_').next().unwrap().parse().unwrap())
+                .collect();
             let embedded: Vec<i64> = migration_list(backend).iter().map(|(v, _, _)| *v).collect();
             assert_eq!(versions, embedded, "{dir}: files {files:?}");
         }
-        let pg: Vec<_> = POSTGRES_MIGRATIONS.iter().map(|(v, d, _)| (*v, *d)).collect();
+        let pg: Vec<_> = POSTGRES_MIGRATIONS
+            .iter()
+            .map(|(v, d, _)| (*v, *d))
+            .collect();
         let lite: Vec<_> = SQLITE_MIGRATIONS.iter().map(|(v, d, _)| (*v, *d)).collect();
         assert_eq!(pg, lite);
     }

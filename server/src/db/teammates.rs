@@ -110,6 +110,7 @@ pub async fn delete(db: &Db, scope: &TenantScope, id: Uuid) -> Result<bool, sqlx
             .bind(scope.tenant_id())
             .execute(pool)
             .await
+            .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }

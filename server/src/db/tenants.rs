@@ -13,7 +13,11 @@ pub enum WriteError {
 
 impl From<sqlx::Error> for WriteError {
     fn from(err: sqlx::Error) -> Self {
-        if is_unique_violation(&err) { WriteError::DuplicateName } else { WriteError::Db(err) }
+        if is_unique_violation(&err) {
+            WriteError::DuplicateName
+        } else {
+            WriteError::Db(err)
+        }
     }
 }
 
@@ -74,7 +78,11 @@ pub async fn get(db: &Db, scope: &TenantScope) -> Result<Option<Tenant>, sqlx::E
     })
 }
 
-pub async fn rename(db: &Db, scope: &TenantScope, name: &str) -> Result<Option<Tenant>, WriteError> {
+pub async fn rename(
+    db: &Db,
+    scope: &TenantScope,
+    name: &str,
+) -> Result<Option<Tenant>, WriteError> {
     let tenant = with_pool!(db, pool => {
         sqlx::query_as(
             "UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1 RETURNING id, name, created_at, updated_at",
@@ -91,9 +99,9 @@ pub async fn rename(db: &Db, scope: &TenantScope, name: &str) -> Result<Option<T
 /// Deletes the tenant and, through the foreign keys, everything it owns.
 pub async fn delete(db: &Db, scope: &TenantScope) -> Result<bool, sqlx::Error> {
     let result = with_pool!(db, pool => {
-        sqlx::query("DELETE FROM tenants WHERE id = $1").bind(scope.tenant_id()).execute(pool).await
+        sqlx::query("DELETE FROM tenants WHERE id = $1").bind(scope.tenant_id()).execute(pool).await.map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }
 
 pub async fn exists(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
@@ -111,8 +119,28 @@ pub async fn find_api_key(db: &Db, api_key: &str) -> Result<Option<(Uuid, Uuid)>
     })?;
     if let Some((key_id, _)) = found {
         with_pool!(db, pool => {
-            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(key_id).bind(now()).execute(pool).await
+            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1").bind(key_id).bind(now()).execute(pool).await.map(|r| r.rows_affected())
         })?;
     }
     Ok(found)
+}
+
+/// Issues an additional API key for a tenant (returned in clear text once).
+pub async fn add_api_key(db: &Db, scope: &TenantScope) -> Result<String, sqlx::Error> {
+    let api_key = generate_api_key();
+    let key_prefix: String = api_key.chars().take(10).collect();
+    with_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(scope.tenant_id())
+        .bind(hash_api_key(&api_key))
+        .bind(&key_prefix)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(api_key)
 }

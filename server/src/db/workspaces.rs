@@ -6,7 +6,11 @@ use crate::models::Workspace;
 use crate::with_pool;
 
 /// Creates a workspace in the scoped tenant; `None` when the tenant no longer exists.
-pub async fn create(db: &Db, scope: &TenantScope, name: &str) -> Result<Option<Workspace>, sqlx::Error> {
+pub async fn create(
+    db: &Db,
+    scope: &TenantScope,
+    name: &str,
+) -> Result<Option<Workspace>, sqlx::Error> {
     let ts = now();
     with_pool!(db, pool => {
         sqlx::query_as(
@@ -23,10 +27,15 @@ pub async fn create(db: &Db, scope: &TenantScope, name: &str) -> Result<Option<W
     })
 }
 
-pub async fn list(db: &Db, scope: &TenantScope, page: &Page) -> Result<(Vec<Workspace>, i64), sqlx::Error> {
+pub async fn list(
+    db: &Db,
+    scope: &TenantScope,
+    page: &Page,
+) -> Result<(Vec<Workspace>, i64), sqlx::Error> {
     let sql = "SELECT id, tenant_id, name, created_at, updated_at FROM workspaces \
                WHERE tenant_id = $1 AND ($2 IS NULL OR name = $2) ORDER BY created_at, id LIMIT $3 OFFSET $4";
-    let count_sql = "SELECT COUNT(*) FROM workspaces WHERE tenant_id = $1 AND ($2 IS NULL OR name = $2)";
+    let count_sql =
+        "SELECT COUNT(*) FROM workspaces WHERE tenant_id = $1 AND ($2 IS NULL OR name = $2)";
     with_pool!(db, pool => {
         let items: Vec<Workspace> = sqlx::query_as(sql)
             .bind(scope.tenant_id())
@@ -53,7 +62,12 @@ pub async fn get(db: &Db, scope: &TenantScope, id: Uuid) -> Result<Option<Worksp
     })
 }
 
-pub async fn rename(db: &Db, scope: &TenantScope, id: Uuid, name: &str) -> Result<Option<Workspace>, sqlx::Error> {
+pub async fn rename(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+    name: &str,
+) -> Result<Option<Workspace>, sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query_as(
             "UPDATE workspaces SET name = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2 \
@@ -75,6 +89,7 @@ pub async fn delete(db: &Db, scope: &TenantScope, id: Uuid) -> Result<bool, sqlx
             .bind(scope.tenant_id())
             .execute(pool)
             .await
+            .map(|r| r.rows_affected())
     })?;
-    Ok(result.rows_affected() > 0)
+    Ok(result > 0)
 }

@@ -1,0 +1,232 @@
+//! The HTTP surface: routes, OpenAPI document, and the layers every request goes through
+//! (request id + access log + metrics + timeout, panic catcher, CORS, body limit).
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::{Config, CorsOrigins, LIVENESS_PATH, READINESS_PATH};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub mod assistants;
+pub mod auth_token;
+pub mod common;
+pub mod docs;
+pub mod knowledge;
+pub mod ops;
+pub mod query;
+pub mod teammates;
+pub mod tenants;
+pub mod workspaces;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Oyl RAG Platform",
+        description = "Multi-tenant RAG platform API.\n\nEvery `/api/v1` request (except `POST /api/v1/auth/token` and the \
+                       admin-only tenant collection) carries `Authorization: Bearer <JWT>` and `X-Tenant-ID: <tenant uuid>`. \
+                       Get a token with `oyl-server token --admin` / `--tenant ID`, or exchange a tenant API key at \
+                       `POST /api/v1/auth/token`."
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "operations", description = "Health, probes, metrics"),
+        (name = "auth", description = "API key → JWT"),
+        (name = "tenants"), (name = "workspaces"), (name = "teammates"), (name = "assistants"),
+        (name = "knowledge", description = "Documents of an assistant's knowledge base"),
+        (name = "query", description = "Ask a teammate")
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "tenant",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Tenant-ID",
+                "The tenant the request acts in (a UUID); must be the token's tenant for tenant tokens.",
+            ))),
+        );
+    }
+}
+
+fn api_router(config: &Config) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(auth_token::router())
+        .merge(tenants::router())
+        .merge(workspaces::router())
+        .merge(teammates::router())
+        .merge(assistants::router())
+        .merge(knowledge::router(config.max_upload_bytes))
+        .merge(query::router())
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi(config: &Config) -> OpenApiDoc {
+    let (_, mut doc) = api_router(config).split_for_parts();
+    doc.info.title = config.app_name.clone();
+    doc.info.version = config.app_version.clone();
+    doc
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let config = &state.config;
+    let (router, _) = api_router(config).split_for_parts();
+    let doc = openapi(config);
+    let json = doc.to_json().expect("the OpenAPI document serialises");
+    router
+        .merge(docs::router(&config.app_name, json))
+        .fallback(|| async { ApiError::NotFound("Not Found".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("handler panicked");
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(cors_layer(&config.cors_origins))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-tenant-id"),
+            HeaderName::from_static(REQUEST_ID_HEADER),
+        ])
+        .expose_headers([
+            HeaderName::from_static(REQUEST_ID_HEADER),
+            header::RETRY_AFTER,
+        ]);
+    match origins {
+        CorsOrigins::None => CorsLayer::new(),
+        CorsOrigins::Any => base.allow_origin(AllowOrigin::any()),
+        CorsOrigins::List(list) => {
+            let values: Vec<HeaderValue> = list
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect();
+            base.allow_origin(AllowOrigin::list(values))
+        }
+    }
+}
+
+/// An incoming request id is kept when it is short and printable; otherwise a new one is made.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Request id, access log, metrics by route template and the request timeout, in one place.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let route_label = route.as_deref().unwrap_or("unmatched").to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        route = %route_label,
+        path = %req.uri().path(),
+        tenant_id = tracing::field::Empty,
+        subject = tracing::field::Empty,
+    );
+    let in_flight = InFlight::start(&state.metrics.http_in_flight);
+    let timeout = state.config.request_timeout;
+    let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            span.in_scope(|| tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out"));
+            ApiError::Timeout.into_response()
+        }
+    };
+    drop(in_flight);
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request(method.as_str(), &route_label, status, elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let quiet = matches!(
+        route.as_deref(),
+        Some(LIVENESS_PATH) | Some(READINESS_PATH) | Some("/metrics")
+    );
+    span.in_scope(|| {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        if quiet && status < 400 {
+            tracing::debug!(status, latency_ms, "request completed");
+        } else if status >= 500 {
+            tracing::error!(status, latency_ms, "request completed");
+        } else {
+            tracing::info!(status, latency_ms, "request completed");
+        }
+    });
+    response
+}
+
+/// Counts a request as in flight until dropped (also when the client goes away mid-request).
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn start(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

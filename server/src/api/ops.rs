@@ -1,0 +1,86 @@
+//! Health, probes and metrics (no authentication).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+}
+
+/// Liveness and version, as the original served it.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: state.config.app_version.clone(),
+    })
+}
+
+/// Kubernetes liveness probe: the process serves HTTP (dependencies are not checked).
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "Alive")))]
+async fn livez() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Kubernetes readiness probe: 503 naming the failing dependency while the database is
+/// unreachable or migrations are pending.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready: `detail` names the dependency"))
+)]
+async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = state.config.database_timeout + std::time::Duration::from_secs(1);
+    let database = match tokio::time::timeout(timeout, state.db.check_ready()).await {
+        Ok(result) => result,
+        Err(_) => Err("unreachable: timed out".to_string()),
+    };
+    match database {
+        Ok(()) => Json(json!({ "status": "ok", "checks": { "database": "ok" } })).into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready: database");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "detail": format!("database: {reason}"),
+                    "checks": { "database": reason },
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state.db),
+    )
+        .into_response()
+}

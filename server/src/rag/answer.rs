@@ -1,0 +1,222 @@
+//! Retrieval and answers. With no LLM configured the answer is extractive: the sentences of the
+//! retrieved chunks that share the most words with the question.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::TenantScope;
+use crate::models::Assistant;
+use crate::rag::embed::{STOP_WORDS, words};
+use crate::rag::store::{self, ScoredChunk};
+use crate::state::AppState;
+
+pub const NO_ANSWER: &str = "I could not find information about this in the knowledge base.";
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Source {
+    pub document_id: Uuid,
+    pub file_name: String,
+    pub assistant_id: Uuid,
+    pub chunk_index: i32,
+    /// Similarity times the assistant's weight.
+    pub score: f32,
+    pub excerpt: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AssistantAnswer {
+    pub assistant_id: Uuid,
+    pub assistant_name: String,
+    pub weight: f64,
+    pub answer: String,
+    pub sources: Vec<Source>,
+}
+
+/// Retrieves from one assistant's knowledge base and answers from it.
+pub async fn answer_with(
+    state: &AppState,
+    scope: &TenantScope,
+    assistant: &Assistant,
+    weight: f64,
+    query: &str,
+) -> Result<AssistantAnswer, sqlx::Error> {
+    let k = state.config.max_retrieved_chunks;
+    let query_vector = state.embedder.embed(&[query.to_string()]).remove(0);
+    let chunks = store::search(
+        &state.db,
+        scope,
+        assistant.knowledge_base_id,
+        &query_vector,
+        k,
+    )
+    .await?;
+    let relevant: Vec<ScoredChunk> = chunks.into_iter().filter(|c| c.score > 0.0).collect();
+    let answer = extractive_answer(query, &relevant);
+    let sources = if answer == NO_ANSWER {
+        Vec::new()
+    } else {
+        relevant
+            .iter()
+            .map(|c| Source {
+                document_id: c.document_id,
+                file_name: c.file_name.clone(),
+                assistant_id: assistant.id,
+                chunk_index: c.chunk_index,
+                score: c.score * weight as f32,
+                excerpt: excerpt(&c.content, 240),
+            })
+            .collect()
+    };
+    Ok(AssistantAnswer {
+        assistant_id: assistant.id,
+        assistant_name: assistant.name.clone(),
+        weight,
+        answer,
+        sources,
+    })
+}
+
+fn keywords(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(text) {
+        if !STOP_WORDS.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// Up to five distinctive words of the question.
+pub fn query_tags(query: &str) -> Vec<String> {
+    let mut tags = keywords(query);
+    tags.retain(|w| w.chars().count() > 2);
+    tags.truncate(5);
+    tags
+}
+
+fn word_matches(keyword: &str, word: &str) -> bool {
+    if keyword == word {
+        return true;
+    }
+    // A shared stem of five or more characters ("invoice"/"invoices", "processing"/"processed").
+    let stem = |s: &str| s.chars().take(5).collect::<String>();
+    keyword.chars().count() >= 5 && word.chars().count() >= 5 && stem(keyword) == stem(word)
+}
+
+/// The (at most three) sentences of the chunks that share the most words with the question, in
+/// retrieval order; [`NO_ANSWER`] when nothing matches.
+pub fn extractive_answer(query: &str, chunks: &[ScoredChunk]) -> String {
+    let keys = keywords(query);
+    if keys.is_empty() {
+        return NO_ANSWER.into();
+    }
+    let mut candidates: Vec<(usize, usize, String)> = Vec::new(); // (matches, order, sentence)
+    let mut order = 0;
+    for chunk in chunks {
+        for sentence in sentences(&chunk.content) {
+            let sentence_words: Vec<String> = words(&sentence).collect();
+            let matches = keys
+                .iter()
+                .filter(|k| sentence_words.iter().any(|w| word_matches(k, w)))
+                .count();
+            if matches > 0 && !candidates.iter().any(|(_, _, s)| *s == sentence) {
+                candidates.push((matches, order, sentence));
+            }
+            order += 1;
+        }
+    }
+    if candidates.is_empty() {
+        return NO_ANSWER.into();
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let best = candidates[0].0;
+    let mut chosen: Vec<(usize, String)> = candidates
+        .into_iter()
+        .filter(|(m, _, _)| *m * 2 >= best)
+        .take(3)
+        .map(|(_, o, s)| (o, s))
+        .collect();
+    chosen.sort_by_key(|(o, _)| *o);
+    chosen
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if *c == '\n' {
+            push_sentence(&mut out, &mut current);
+            continue;
+        }
+        current.push(*c);
+        let at_end = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?' | '。') && at_end {
+            push_sentence(&mut out, &mut current);
+        }
+    }
+    push_sentence(&mut out, &mut current);
+    out
+}
+
+fn push_sentence(out: &mut Vec<String>, current: &mut String) {
+    let s = current.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !s.is_empty() {
+        out.push(s);
+    }
+    current.clear();
+}
+
+fn excerpt(text: &str, max_chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(text: &str) -> ScoredChunk {
+        ScoredChunk {
+            document_id: Uuid::nil(),
+            file_name: "f".into(),
+            chunk_index: 0,
+            content: text.into(),
+            score: 0.5,
+        }
+    }
+
+    #[test]
+    fn picks_the_matching_sentences() {
+        let chunks = [chunk(
+            "Our office is in Lyon. The invoice deadline is 45 days after delivery. Penguins are birds.",
+        )];
+        assert_eq!(
+            extractive_answer("What is the invoice deadline?", &chunks),
+            "The invoice deadline is 45 days after delivery."
+        );
+        assert_eq!(
+            extractive_answer("Who won the 1998 cup?", &chunks),
+            NO_ANSWER
+        );
+        assert_eq!(extractive_answer("the", &chunks), NO_ANSWER);
+    }
+
+    #[test]
+    fn tags_are_distinct_keywords() {
+        assert_eq!(
+            query_tags("What is the invoice deadline for the invoice?"),
+            ["invoice", "deadline"]
+        );
+    }
+}

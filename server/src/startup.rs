@@ -1,0 +1,180 @@
+//! Building and running the application from one [`Config`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::api::build_router;
+use crate::config::{Config, env};
+use crate::db::{self, Db};
+use crate::jwt::JwtKeys;
+use crate::metrics::Metrics;
+use crate::rag::embed::HashingEmbedder;
+use crate::state::{AppState, Inner};
+use crate::storage::Storage;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Opens the database pool and applies migrations when `RUN_MIGRATIONS` is on.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect_lazy(config)?;
+    if config.run_migrations {
+        db.migrate().await?;
+    }
+    Ok(db)
+}
+
+/// The key tokens are signed with: `SECRET_KEY`, or the one generated once and kept in the
+/// database (so the server and the CLI agree across restarts and replicas).
+pub async fn signing_keys(config: &Config, db: &Db) -> anyhow::Result<JwtKeys> {
+    config.check_secret_key()?;
+    let secret = match &config.secret_key {
+        Some(key) => {
+            if let Some(warning) = config.weak_secret_warning() {
+                tracing::warn!("{warning}");
+            }
+            key.expose().to_string()
+        }
+        None => {
+            let candidate = crate::auth::generate_secret_key();
+            let stored = db::settings::get_or_insert(
+                db,
+                db::settings::GENERATED_SECRET_KEY,
+                &candidate,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "{} is unset, so the signing key is kept in the database, which is not usable \
+                         (run `oyl-server migrate` first, or set {})",
+                    env::SECRET_KEY,
+                    env::SECRET_KEY
+                )
+            })?;
+            tracing::warn!(
+                "{} is not set: using a random key generated once and stored in the database; \
+                 set {} (e.g. `openssl rand -hex 32`) in production",
+                env::SECRET_KEY,
+                env::SECRET_KEY
+            );
+            stored
+        }
+    };
+    Ok(JwtKeys::new(config.algorithm, secret.into_bytes()))
+}
+
+impl Application {
+    /// Validates the configuration, opens (and migrates) the database, prepares the upload
+    /// directory and binds the listener. Errors here stop the process with a clear message.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        config.check_secret_key()?;
+        let db = open_database(&config).await?;
+        let jwt = signing_keys(&config, &db).await?;
+        let storage = Storage::new(&config.upload_dir);
+        storage.check_writable().await.with_context(|| {
+            format!(
+                "the upload directory {} ({}) is not writable",
+                config.upload_dir.display(),
+                env::UPLOAD_DIR
+            )
+        })?;
+        let listener = TcpListener::bind(config.bind_address())
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind_address()))?;
+        let state = AppState::new(Inner {
+            metrics: Metrics::new(&config.app_version),
+            embedder: Arc::new(HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM)),
+            config,
+            db,
+            jwt,
+            storage,
+        });
+        let router = build_router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and lets in-flight
+    /// requests finish, for at most `SHUTDOWN_TIMEOUT_SECONDS`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            router,
+            state,
+        } = self;
+        let grace = state.config.shutdown_timeout;
+        let (tx, mut stop) = tokio::sync::watch::channel(false);
+        let mut stop_deadline = tx.subscribe();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+        tracing::info!(
+            address = %listener.local_addr()?,
+            version = %state.config.app_version,
+            database = state.db.backend().as_str(),
+            "serving"
+        );
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            tracing::info!("shutdown requested: finishing in-flight requests");
+        });
+        let deadline = async move {
+            let _ = stop_deadline.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("server error")?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over: dropping unfinished requests"),
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
