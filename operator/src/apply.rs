@@ -85,14 +85,24 @@ impl Observed {
 /// API server or other controllers add (defaults, status, `spec.replicas` set by the HPA) do not
 /// count as differences; a field changed or removed by hand does.
 pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    first_difference(desired, observed).is_none()
+}
+
+/// The path of the first field of `desired` that `observed` lacks or holds differently.
+pub fn first_difference(desired: &Value, observed: &Value) -> Option<String> {
     match (desired, observed) {
-        (Value::Object(d), Value::Object(o)) => d
+        (Value::Object(d), Value::Object(o)) => d.iter().find_map(|(k, dv)| match o.get(k) {
+            _ if dv.is_null() => None,
+            None => Some(format!(".{k}")),
+            Some(ov) => first_difference(dv, ov).map(|p| format!(".{k}{p}")),
+        }),
+        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d
             .iter()
-            .all(|(k, dv)| dv.is_null() || o.get(k).is_some_and(|ov| is_subset(dv, ov))),
-        (Value::Array(d), Value::Array(o)) => {
-            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
-        }
-        (d, o) => d == o,
+            .zip(o)
+            .enumerate()
+            .find_map(|(i, (dv, ov))| first_difference(dv, ov).map(|p| format!("[{i}]{p}"))),
+        (d, o) if d == o => None,
+        _ => Some(String::new()),
     }
 }
 
@@ -106,11 +116,14 @@ pub async fn apply(
     observed: &Observed,
 ) -> Result<bool, kube::Error> {
     let desired = child.to_value();
-    if observed
-        .counterpart(child)
-        .is_some_and(|o| is_subset(&desired, &o))
-    {
-        return Ok(false);
+    match observed.counterpart(child) {
+        Some(o) => match first_difference(&desired, &o) {
+            None => return Ok(false),
+            Some(path) => {
+                tracing::debug!(object = %child.name(), kind = child.kind(), %path, "differs")
+            }
+        },
+        None => tracing::debug!(object = %child.name(), kind = child.kind(), "missing"),
     }
     async fn ssa<K>(client: &Client, ns: &str, name: &str, v: &Value) -> Result<(), kube::Error>
     where

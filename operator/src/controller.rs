@@ -302,11 +302,18 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
         }
     }
     let platforms: Api<OylPlatform> = scoped(&client, &namespace);
-    // Fail fast, with a clear message, when the CRD is missing or RBAC forbids the watch.
-    platforms
+    // Wait (not ready) until the CRD is served and RBAC allows the watch, saying why.
+    let mut attempt = 0u32;
+    while let Err(e) = platforms
         .list(&kube::api::ListParams::default().limit(1))
         .await
-        .map_err(|e| format!("cannot list oylplatforms.oyl.dev (is the CRD installed? run `oyl-operator crd | kubectl apply -f -`): {e}"))?;
+    {
+        if attempt % 15 == 0 {
+            warn!(error = %e, "cannot list oylplatforms.oyl.dev yet (is the CRD installed? `oyl-operator crd | kubectl apply -f -`); retrying");
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let children = watcher::Config::default().labels(&format!(
         "{}={}",
         crate::build::common::LABEL_MANAGED_BY,
@@ -339,3 +346,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
 pub mod anyhow_like {
     pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

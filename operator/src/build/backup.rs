@@ -68,7 +68,7 @@ pub fn cronjob(p: &OylPlatform) -> CronJob {
         name: "backups".to_string(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
             claim_name: child_name(p, c),
-            read_only: Some(false),
+            read_only: None,
         }),
         ..Volume::default()
     };

@@ -53,7 +53,7 @@ pub fn deployment(p: &OylPlatform, spec: &ManagedSpec, shape: &ServiceShape) -> 
         name: DATA_VOLUME.to_string(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
             claim_name: child_name(p, c),
-            read_only: Some(false),
+            read_only: None,
         }),
         ..Volume::default()
     }];

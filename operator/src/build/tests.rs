@@ -1,1 +1,694 @@
+//! Unit tests of the builders: the objects a spec turns into.
 
+use super::common::*;
+use super::secrets::{self, Credentials};
+use super::*;
+use crate::crd::OylPlatform;
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+
+fn platform(spec_yaml: &str) -> OylPlatform {
+    let doc = format!(
+        "apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: acme\n  namespace: team-a\n  uid: 6f1b0c9e-0000-4000-8000-000000000001\n  generation: 3\nspec:\n{}",
+        if spec_yaml.trim().is_empty() {
+            "  {}".to_string()
+        } else {
+            spec_yaml.to_string()
+        }
+    );
+    serde_yaml::from_str(&doc).expect("valid OylPlatform fixture")
+}
+
+fn creds() -> Credentials {
+    Credentials {
+        postgres_password: "pgpass".into(),
+        redis_password: "redispass".into(),
+        secret_key: "k".repeat(64),
+    }
+}
+
+fn children(p: &OylPlatform) -> Vec<Child> {
+    build(p, &creds()).expect("buildable spec")
+}
+
+fn names(children: &[Child], kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = children
+        .iter()
+        .filter(|c| c.kind() == kind)
+        .map(|c| c.name())
+        .collect();
+    v.sort();
+    v
+}
+
+fn deployment<'a>(children: &'a [Child], name: &str) -> &'a k8s_openapi::api::apps::v1::Deployment {
+    children
+        .iter()
+        .find_map(|c| match c {
+            Child::Deployment(d) if d.metadata.name.as_deref() == Some(name) => Some(d),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no Deployment {name}"))
+}
+
+fn secret(children: &[Child]) -> &k8s_openapi::api::core::v1::Secret {
+    children
+        .iter()
+        .find_map(|c| match c {
+            Child::Secret(s) => Some(s),
+            _ => None,
+        })
+        .expect("credentials Secret")
+}
+
+fn pod_templates(children: &[Child]) -> Vec<(String, PodTemplateSpec)> {
+    children
+        .iter()
+        .filter_map(|c| match c {
+            Child::Deployment(d) => Some((c.name(), d.spec.clone()?.template)),
+            Child::CronJob(j) => Some((c.name(), j.spec.job_template.spec.clone()?.template)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn api_container(children: &[Child]) -> Container {
+    deployment(children, "acme-api")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .clone()
+}
+
+fn env_source(c: &Container, name: &str) -> (Option<String>, Option<(String, String)>) {
+    let e = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no env {name}"));
+    let from = e
+        .value_from
+        .as_ref()
+        .and_then(|f| f.secret_key_ref.as_ref())
+        .map(|s| (s.name.clone(), s.key.clone()));
+    (e.value.clone(), from)
+}
+
+#[test]
+fn a_minimal_platform_gets_every_component() {
+    let c = children(&platform(""));
+    assert_eq!(
+        names(&c, "Deployment"),
+        ["acme-api", "acme-chroma", "acme-postgres", "acme-redis"]
+    );
+    assert_eq!(
+        names(&c, "Service"),
+        ["acme-api", "acme-chroma", "acme-postgres", "acme-redis"]
+    );
+    assert_eq!(
+        names(&c, "PersistentVolumeClaim"),
+        ["acme-backup", "acme-chroma", "acme-postgres", "acme-redis"]
+    );
+    assert_eq!(names(&c, "Secret"), ["acme-credentials"]);
+    assert_eq!(names(&c, "HorizontalPodAutoscaler"), ["acme-api"]);
+    assert_eq!(names(&c, "CronJob"), ["acme-backup"]);
+    // Credentials first, workloads after the volumes and Services they use.
+    assert_eq!(c.first().map(Child::kind), Some("Secret"));
+    let first_deployment = c.iter().position(|c| c.kind() == "Deployment").unwrap();
+    assert!(
+        c[..first_deployment]
+            .iter()
+            .all(|c| c.kind() != "HorizontalPodAutoscaler")
+    );
+    assert!(
+        c[first_deployment..]
+            .iter()
+            .all(|c| c.kind() != "PersistentVolumeClaim")
+    );
+}
+
+#[test]
+fn autoscaling_on_leaves_replicas_to_the_hpa() {
+    let c = children(&platform(
+        "  api: {replicas: 4, autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 9}}",
+    ));
+    assert_eq!(
+        deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+        None
+    );
+    let hpa = c
+        .iter()
+        .find_map(|c| match c {
+            Child::HorizontalPodAutoscaler(h) => Some(h),
+            _ => None,
+        })
+        .expect("HPA");
+    assert_eq!(hpa.spec.min_replicas, Some(2));
+    assert_eq!(hpa.spec.max_replicas, 9);
+    assert_eq!(hpa.spec.scale_target_ref.name, "acme-api");
+    let metrics = hpa.spec.metrics.as_ref().unwrap();
+    assert_eq!(metrics.len(), 1, "memory target only when asked for");
+    assert_eq!(
+        metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .target
+            .average_utilization,
+        Some(75)
+    );
+    // The serialized object must not carry the field either.
+    let v = Child::Deployment(deployment(&c, "acme-api").clone()).to_value();
+    assert!(v["spec"].get("replicas").is_none());
+}
+
+#[test]
+fn autoscaling_off_sets_replicas_and_drops_the_hpa() {
+    let c = children(&platform(
+        "  api: {replicas: 4, autoscaling: {enabled: false}}",
+    ));
+    assert_eq!(
+        deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+        Some(4)
+    );
+    assert!(names(&c, "HorizontalPodAutoscaler").is_empty());
+}
+
+#[test]
+fn memory_target_adds_a_second_metric() {
+    let c = children(&platform(
+        "  api: {autoscaling: {targetMemoryUtilizationPercentage: 80}}",
+    ));
+    let hpa = c
+        .iter()
+        .find_map(|c| match c {
+            Child::HorizontalPodAutoscaler(h) => Some(h),
+            _ => None,
+        })
+        .unwrap();
+    let m = hpa.spec.metrics.as_ref().unwrap();
+    assert_eq!(m[1].resource.as_ref().unwrap().name, "memory");
+    assert_eq!(
+        m[1].resource.as_ref().unwrap().target.average_utilization,
+        Some(80)
+    );
+}
+
+#[test]
+fn external_postgres_deploys_nothing_and_wires_the_users_secret() {
+    let c = children(&platform(
+        "  postgres: {external: {urlSecretRef: {name: pg-conn, key: dsn}}}",
+    ));
+    assert!(
+        c.iter().all(|c| !c.name().ends_with("-postgres")),
+        "no PostgreSQL objects"
+    );
+    let api = api_container(&c);
+    assert_eq!(
+        env_source(&api, "DATABASE_URL").1,
+        Some(("pg-conn".into(), "dsn".into()))
+    );
+    assert!(
+        !secret(&c)
+            .data
+            .as_ref()
+            .unwrap()
+            .contains_key(secrets::DATABASE_URL)
+    );
+    // The backup job dumps the external database through the same Secret.
+    let cron = c
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    let job_container = &cron
+        .spec
+        .job_template
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(
+        env_source(job_container, "DATABASE_URL").1,
+        Some(("pg-conn".into(), "dsn".into()))
+    );
+}
+
+#[test]
+fn managed_postgres_and_redis_urls_come_from_the_generated_secret() {
+    let c = children(&platform(""));
+    let api = api_container(&c);
+    assert_eq!(
+        env_source(&api, "DATABASE_URL").1,
+        Some(("acme-credentials".into(), "DATABASE_URL".into()))
+    );
+    assert_eq!(
+        env_source(&api, "REDIS_URL").1,
+        Some(("acme-credentials".into(), "REDIS_URL".into()))
+    );
+    assert_eq!(
+        env_source(&api, "SECRET_KEY").1,
+        Some(("acme-credentials".into(), "SECRET_KEY".into()))
+    );
+    let data = secret(&c).data.clone().unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        text("DATABASE_URL"),
+        "postgres://oyl:pgpass@acme-postgres.team-a.svc:5432/oyl"
+    );
+    assert_eq!(
+        text("REDIS_URL"),
+        "redis://:redispass@acme-redis.team-a.svc:6379/0"
+    );
+    assert_eq!(
+        env_source(&api, "CHROMA_HOST").0.as_deref(),
+        Some("acme-chroma.team-a.svc")
+    );
+    assert_eq!(env_source(&api, "CHROMA_PORT").0.as_deref(), Some("8000"));
+    // No secret value is ever placed in a plain env value.
+    for e in api.env.as_ref().unwrap() {
+        let v = e.value.clone().unwrap_or_default();
+        assert!(
+            !v.contains("pgpass") && !v.contains("redispass") && !v.contains("kkkk"),
+            "{} leaks a secret",
+            e.name
+        );
+    }
+}
+
+#[test]
+fn external_redis_and_chroma() {
+    let c = children(&platform(
+        "  redis: {external: {urlSecretRef: {name: r}}}\n  chroma: {external: {host: chroma.vec.svc, port: 9000}}",
+    ));
+    assert!(
+        c.iter()
+            .all(|c| !c.name().ends_with("-redis") && !c.name().ends_with("-chroma"))
+    );
+    let api = api_container(&c);
+    assert_eq!(
+        env_source(&api, "REDIS_URL").1,
+        Some(("r".into(), "url".into()))
+    );
+    assert_eq!(
+        env_source(&api, "CHROMA_HOST").0.as_deref(),
+        Some("chroma.vec.svc")
+    );
+    assert_eq!(env_source(&api, "CHROMA_PORT").0.as_deref(), Some("9000"));
+}
+
+#[test]
+fn every_pod_meets_the_restricted_profile() {
+    for spec in [
+        "",
+        "  backup: {enabled: true}\n  api: {autoscaling: {enabled: false}}",
+    ] {
+        let c = children(&platform(spec));
+        let templates = pod_templates(&c);
+        assert_eq!(templates.len(), 5, "4 Deployments and the backup CronJob");
+        for (name, t) in templates {
+            let pod = t.spec.unwrap();
+            let psc = pod.security_context.unwrap();
+            assert_eq!(psc.run_as_non_root, Some(true), "{name}");
+            assert!(
+                psc.run_as_user.unwrap_or(0) > 0,
+                "{name} runs as a non-root uid"
+            );
+            assert_eq!(
+                psc.seccomp_profile.unwrap().type_,
+                "RuntimeDefault",
+                "{name}"
+            );
+            assert_eq!(pod.automount_service_account_token, Some(false), "{name}");
+            for ctr in pod
+                .containers
+                .iter()
+                .chain(pod.init_containers.iter().flatten())
+            {
+                let sc = ctr
+                    .security_context
+                    .clone()
+                    .unwrap_or_else(|| panic!("{name}/{} has no securityContext", ctr.name));
+                assert_eq!(
+                    sc.allow_privilege_escalation,
+                    Some(false),
+                    "{name}/{}",
+                    ctr.name
+                );
+                assert_eq!(
+                    sc.capabilities.unwrap().drop,
+                    Some(vec!["ALL".to_string()]),
+                    "{name}/{}",
+                    ctr.name
+                );
+                assert_eq!(sc.run_as_non_root, Some(true), "{name}/{}", ctr.name);
+                assert_eq!(
+                    sc.seccomp_profile.unwrap().type_,
+                    "RuntimeDefault",
+                    "{name}/{}",
+                    ctr.name
+                );
+                assert_eq!(
+                    sc.read_only_root_filesystem,
+                    Some(true),
+                    "{name}/{}",
+                    ctr.name
+                );
+                assert!(
+                    ctr.resources
+                        .as_ref()
+                        .and_then(|r| r.limits.as_ref())
+                        .is_some(),
+                    "{name}/{} has limits",
+                    ctr.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_long_running_container_has_three_probes() {
+    let c = children(&platform(""));
+    for d in ["acme-api", "acme-postgres", "acme-redis", "acme-chroma"] {
+        let ctr = &deployment(&c, d)
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert!(ctr.liveness_probe.is_some(), "{d} liveness");
+        assert!(ctr.readiness_probe.is_some(), "{d} readiness");
+        assert!(ctr.startup_probe.is_some(), "{d} startup");
+    }
+    let api = api_container(&c);
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.clone().unwrap().http_get.unwrap().path.unwrap()
+    };
+    assert_eq!(path(&api.liveness_probe), "/livez");
+    assert_eq!(path(&api.readiness_probe), "/readyz");
+    let chroma = &deployment(&c, "acme-chroma")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0];
+    assert_eq!(path(&chroma.readiness_probe), "/api/v2/heartbeat");
+    let pg = &deployment(&c, "acme-postgres")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0];
+    assert_eq!(
+        pg.readiness_probe
+            .clone()
+            .unwrap()
+            .exec
+            .unwrap()
+            .command
+            .unwrap()[0],
+        "pg_isready"
+    );
+    let redis = &deployment(&c, "acme-redis")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0];
+    assert!(
+        redis
+            .readiness_probe
+            .clone()
+            .unwrap()
+            .exec
+            .unwrap()
+            .command
+            .unwrap()
+            .join(" ")
+            .contains("redis-cli -h 127.0.0.1 ping")
+    );
+}
+
+#[test]
+fn stateful_components_are_single_pods_that_never_overlap() {
+    let c = children(&platform(""));
+    for d in ["acme-postgres", "acme-redis", "acme-chroma"] {
+        let spec = deployment(&c, d).spec.clone().unwrap();
+        assert_eq!(spec.replicas, Some(1), "{d}");
+        assert_eq!(
+            spec.strategy.unwrap().type_.as_deref(),
+            Some("Recreate"),
+            "{d}"
+        );
+        let claim = spec.template.spec.unwrap().volumes.unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, d, "{d} mounts its own PVC");
+    }
+    let api = deployment(&c, "acme-api").spec.clone().unwrap();
+    assert_eq!(
+        api.strategy.unwrap().type_.as_deref(),
+        Some("RollingUpdate")
+    );
+}
+
+#[test]
+fn labels_and_owner_references_everywhere() {
+    let c = children(&platform("  storage: {retainOnDelete: false}"));
+    for child in &c {
+        let m = child.meta();
+        let l = m.labels.clone().unwrap();
+        for key in [
+            LABEL_NAME,
+            LABEL_INSTANCE,
+            LABEL_COMPONENT,
+            LABEL_PART_OF,
+            LABEL_MANAGED_BY,
+        ] {
+            assert!(l.contains_key(key), "{} lacks {key}", child.name());
+        }
+        assert_eq!(l[LABEL_INSTANCE], "acme");
+        let owners = m.owner_references.clone().unwrap_or_default();
+        assert_eq!(owners.len(), 1, "{} has one owner", child.name());
+        assert_eq!(owners[0].uid, "6f1b0c9e-0000-4000-8000-000000000001");
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(owners[0].kind, "OylPlatform");
+        assert_eq!(m.namespace.as_deref(), Some("team-a"));
+    }
+}
+
+#[test]
+fn retained_data_has_no_owner_so_the_garbage_collector_keeps_it() {
+    let c = children(&platform("  storage: {retainOnDelete: true}"));
+    for child in &c {
+        let owned = child.meta().owner_references.is_some();
+        let data = matches!(child, Child::PersistentVolumeClaim(_) | Child::Secret(_));
+        assert_eq!(owned, !data, "{}", child.name());
+    }
+}
+
+#[test]
+fn pod_overrides_reach_the_pods() {
+    let c = children(&platform(
+        "  api:\n    pod:\n      nodeSelector: {pool: apps}\n      tolerations: [{key: dedicated, operator: Equal, value: oyl, effect: NoSchedule}]\n      imagePullSecrets: [{name: regcred}]\n      labels: {team: search}\n      annotations: {sidecar: 'off'}\n      priorityClassName: high",
+    ));
+    let t = deployment(&c, "acme-api").spec.clone().unwrap().template;
+    let pod = t.spec.unwrap();
+    assert_eq!(pod.node_selector.unwrap()["pool"], "apps");
+    assert_eq!(
+        pod.tolerations.unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+    assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+    assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+    let meta = t.metadata.unwrap();
+    assert_eq!(meta.labels.as_ref().unwrap()["team"], "search");
+    assert_eq!(
+        meta.labels.unwrap()[LABEL_COMPONENT],
+        "api",
+        "standard labels kept"
+    );
+    assert_eq!(meta.annotations.unwrap()["sidecar"], "off");
+    // Other components are untouched.
+    let pg = deployment(&c, "acme-postgres")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert!(pg.node_selector.is_none());
+}
+
+#[test]
+fn user_env_replaces_operator_env_by_name_without_duplicates() {
+    let c = children(&platform(
+        "  api:\n    env:\n      - {name: CHROMA_PORT, value: '9999'}\n      - {name: CHUNK_SIZE, value: '500'}",
+    ));
+    let api = api_container(&c);
+    let env = api.env.unwrap();
+    let count = |n: &str| env.iter().filter(|e| e.name == n).count();
+    assert_eq!(count("CHROMA_PORT"), 1);
+    assert_eq!(
+        env.iter()
+            .find(|e| e.name == "CHROMA_PORT")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("9999")
+    );
+    assert_eq!(env.last().unwrap().name, "CHUNK_SIZE");
+}
+
+#[test]
+fn image_follows_the_version_unless_set() {
+    let c = children(&platform("  version: 1.2.3"));
+    assert_eq!(
+        api_container(&c).image.as_deref(),
+        Some("ghcr.io/oyl-dev/oyl-server:1.2.3")
+    );
+    assert_eq!(
+        deployment(&c, "acme-api").metadata.labels.as_ref().unwrap()[LABEL_VERSION],
+        "1.2.3"
+    );
+    assert!(
+        !deployment(&c, "acme-postgres")
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key(LABEL_VERSION)
+    );
+    let c = children(&platform(
+        "  version: 1.2.3\n  api: {image: 'registry.local/oyl:dev'}",
+    ));
+    assert_eq!(
+        api_container(&c).image.as_deref(),
+        Some("registry.local/oyl:dev")
+    );
+}
+
+#[test]
+fn backup_disabled_removes_the_cronjob_and_its_volume() {
+    let c = children(&platform("  backup: {enabled: false}"));
+    assert!(names(&c, "CronJob").is_empty());
+    assert!(!names(&c, "PersistentVolumeClaim").contains(&"acme-backup".to_string()));
+}
+
+#[test]
+fn backup_cronjob_never_overlaps_and_runs_the_shipped_script() {
+    let c = children(&platform(
+        "  backup: {schedule: '*/30 * * * *', retention: 3, suspend: true, timeZone: Europe/Berlin}",
+    ));
+    let cron = c
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(cron.spec.schedule, "*/30 * * * *");
+    assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
+    assert_eq!(cron.spec.suspend, Some(true));
+    assert_eq!(cron.spec.time_zone.as_deref(), Some("Europe/Berlin"));
+    let job = cron.spec.job_template.spec.clone().unwrap();
+    assert!(job.active_deadline_seconds.is_some());
+    let ctr = &job.template.spec.unwrap().containers[0];
+    assert_eq!(ctr.command.as_ref().unwrap()[2], backup::SCRIPT);
+    assert_eq!(env_source(ctr, "BACKUP_RETENTION").0.as_deref(), Some("3"));
+}
+
+#[test]
+fn storage_sizes_and_classes() {
+    let c = children(&platform(
+        "  chroma: {managed: {storage: {size: 50Gi, storageClassName: fast}}}",
+    ));
+    let pvc = c
+        .iter()
+        .find_map(|c| match c {
+            Child::PersistentVolumeClaim(p) if c.name() == "acme-chroma" => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    let spec = pvc.spec.clone().unwrap();
+    assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+    assert_eq!(
+        spec.resources.unwrap().requests.unwrap()["storage"].0,
+        "50Gi"
+    );
+}
+
+#[test]
+fn invalid_specs_name_the_field() {
+    let p = platform("  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}");
+    let e = build(&p, &creds()).unwrap_err();
+    assert_eq!(e.field, "api.autoscaling.minReplicas");
+    let p = platform("  redis: {managed: {}, external: {urlSecretRef: {name: r}}}");
+    assert_eq!(build(&p, &creds()).unwrap_err().field, "redis.external");
+}
+
+#[test]
+fn content_hash_tracks_the_content() {
+    let a = children(&platform(""));
+    let b = children(&platform(""));
+    assert_eq!(a, b, "building is deterministic");
+    let c = children(&platform("  api: {image: other:1}"));
+    let hash = |c: &[Child], name: &str| {
+        c.iter()
+            .find(|x| x.kind() == "Deployment" && x.name() == name)
+            .unwrap()
+            .meta()
+            .annotations
+            .clone()
+            .unwrap()[APPLIED_HASH]
+            .clone()
+    };
+    assert_ne!(hash(&a, "acme-api"), hash(&c, "acme-api"));
+    assert_eq!(
+        hash(&a, "acme-postgres"),
+        hash(&c, "acme-postgres"),
+        "an API change leaves PostgreSQL alone"
+    );
+}
+
+#[test]
+fn credentials_are_generated_once_and_then_reused() {
+    let fresh = Credentials::reuse_or_generate(None).unwrap();
+    let other = Credentials::reuse_or_generate(None).unwrap();
+    assert_eq!(fresh.secret_key.len(), 64);
+    assert!(fresh.secret_key.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(fresh.secret_key, other.secret_key);
+    assert_ne!(fresh.postgres_password, fresh.redis_password);
+    let p = platform("");
+    let stored = secrets::secret(&p, &fresh);
+    assert_eq!(
+        Credentials::reuse_or_generate(Some(&stored)).unwrap(),
+        fresh
+    );
+    assert_eq!(
+        format!("{fresh:?}"),
+        "Credentials(..)",
+        "Debug never prints secrets"
+    );
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Starts a real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC, Pod Security
+# admission), kube-controller-manager (garbage collector, Deployments, Jobs, HPA...),
+# kube-scheduler and kwok with one fake node that makes scheduled pods Ready.
+# Idempotent: when it already runs, it only prints the kubeconfig. The last line of output is
+# the kubeconfig's path. Stop it with down.sh.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+"$CLUSTER_DIR/build-tools.sh" >&2
+export PATH="$TOOLS_PATH:$PATH"
+D="$KCP_DIR"; P="$D/pki"; K="$D/admin.kubeconfig"
+API_PORT="${KCP_API_PORT:-16443}"; ETCD_PORT="${KCP_ETCD_PORT:-12379}"; ETCD_PEER_PORT=$((ETCD_PORT + 1))
+
+ready() { [ -f "$K" ] && kubectl --kubeconfig="$K" get --raw=/readyz >/dev/null 2>&1; }
+alive() { [ -f "$D/$1.pid" ] && kill -0 "$(cat "$D/$1.pid")" 2>/dev/null; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$(( $(date +%s) + $1 )) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "timed out waiting for $what; logs in $D/logs" >&2; tail -n 20 "$D"/logs/*.log >&2 || true; exit 1
+    fi
+    sleep 0.3
+  done
+}
+start() { # start NAME COMMAND...: a detached process whose pid is kept for down.sh
+  local name=$1; shift
+  setsid "$@" >"$D/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$D/$name.pid"
+}
+
+if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler && alive kwok && ready; then
+  echo "control plane already running" >&2; echo "$K"; exit 0
+fi
+"$CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
+t0=$(date +%s)
+mkdir -p "$D"/{pki,etcd,logs}
+
+# PKI: a CA, the apiserver's serving cert, an admin client cert (system:masters), the SA key pair.
+ossl() { openssl "$@" 2>/dev/null; }
+ossl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=oyl-e2e-ca" -keyout "$P/ca.key" -out "$P/ca.crt"
+ossl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$P/apiserver.key" -out "$P/apiserver.csr"
+ossl x509 -req -days 7 -in "$P/apiserver.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/apiserver.crt" \
+  -extfile <(printf "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth")
+ossl req -newkey rsa:2048 -nodes -subj "/CN=admin/O=system:masters" -keyout "$P/admin.key" -out "$P/admin.csr"
+ossl x509 -req -days 7 -in "$P/admin.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/admin.crt" \
+  -extfile <(printf "extendedKeyUsage=clientAuth")
+ossl genrsa -out "$P/sa.key" 2048; ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+kubectl config --kubeconfig="$K" set-cluster oyl-e2e --server="https://127.0.0.1:$API_PORT" --certificate-authority="$P/ca.crt" --embed-certs >/dev/null
+kubectl config --kubeconfig="$K" set-credentials admin --client-certificate="$P/admin.crt" --client-key="$P/admin.key" --embed-certs >/dev/null
+kubectl config --kubeconfig="$K" set-context oyl-e2e --cluster=oyl-e2e --user=admin >/dev/null
+kubectl config --kubeconfig="$K" use-context oyl-e2e >/dev/null
+
+start etcd etcd --name=n0 --data-dir="$D/etcd" --unsafe-no-fsync \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="n0=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls="" \
+  --quota-backend-bytes=2147483648 --auto-compaction-retention=1
+wait_for 30 etcd curl -fs "http://127.0.0.1:$ETCD_PORT/health"
+
+# --advertise-address/--endpoint-reconciler-type: a loopback address cannot go into the
+# `kubernetes` Endpoints, and there is no default route to derive one from.
+start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --endpoint-reconciler-type=none --cert-dir="$P" \
+  --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+  --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC --allow-privileged=false \
+  --profiling=false --enable-priority-and-fairness=false
+wait_for 120 kube-apiserver kubectl --kubeconfig="$K" get --raw=/readyz
+
+start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
+  --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
+  --bind-address=127.0.0.1 --secure-port="${KCP_KCM_PORT:-10257}" --leader-elect=false \
+  --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics \
+  --root-ca-file="$P/ca.crt" --service-account-private-key-file="$P/sa.key" \
+  --use-service-account-credentials=false --controllers='*' \
+  --concurrent-gc-syncs=5 --horizontal-pod-autoscaler-sync-period=5s
+start kube-scheduler kube-scheduler --kubeconfig="$K" \
+  --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
+  --bind-address=127.0.0.1 --secure-port="${KCP_SCHEDULER_PORT:-10259}" --leader-elect=false
+start kwok kwok --kubeconfig="$K" --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --cidr=10.244.0.0/16 --node-ip=10.0.0.1 --node-lease-duration-seconds=40 --server-address=""
+
+kubectl --kubeconfig="$K" apply -f "$CLUSTER_DIR/kwok-node.yaml" >/dev/null
+# No volume provisioner runs here, so claims bind to pre-created volumes (the PV controller in
+# kube-controller-manager does the binding; nothing is ever written to their paths).
+for i in $(seq -w 1 "${KCP_VOLUMES:-200}"); do
+  printf -- '---\napiVersion: v1\nkind: PersistentVolume\nmetadata: {name: kcp-pv-%s, labels: {oyl.dev/test-volume: "true"}}\nspec: {capacity: {storage: 1Ti}, accessModes: [ReadWriteOnce], persistentVolumeReclaimPolicy: Retain, hostPath: {path: /tmp/kcp-pv-%s}}\n' "$i" "$i"
+done | kubectl --kubeconfig="$K" apply -f - >/dev/null
+wait_for 60 "the kwok node" kubectl --kubeconfig="$K" wait node/kwok-node-0 --for=condition=Ready --timeout=2s
+wait_for 60 "the default ServiceAccount" kubectl --kubeconfig="$K" -n default get serviceaccount default
+echo "control plane ready in $(( $(date +%s) - t0 ))s (logs: $D/logs)" >&2
+echo "$K"
