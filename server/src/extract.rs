@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(e[0].loc[1], Value::from(14));
         let e = err("");
         assert_eq!(e[0].loc, vec![Value::from("body")]);
-        let e = err("[1]");
+        let e = err("\"just a string\"");
         assert_eq!(e[0].kind, "model_attributes_type");
     }
 }

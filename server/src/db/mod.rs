@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -83,8 +85,10 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
-    /// The database file, for SQLite on disk: readiness checks that it is still there.
+    /// The database file, for SQLite on disk: readiness checks that it is still there once it
+    /// has been seen (the first connection creates it).
     sqlite_file: Option<PathBuf>,
+    sqlite_file_seen: Arc<AtomicBool>,
 }
 
 /// A page request (validated by the API layer: 1 ≤ limit ≤ 100, offset ≥ 0).
@@ -173,6 +177,7 @@ impl Db {
             return Ok(Db {
                 pool: Pool::Postgres(pool),
                 sqlite_file: None,
+                sqlite_file_seen: Arc::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -211,6 +216,7 @@ impl Db {
         Ok(Db {
             pool: Pool::Sqlite(pool),
             sqlite_file,
+            sqlite_file_seen: Arc::default(),
         })
     }
 
@@ -255,10 +261,12 @@ impl Db {
 
     /// The readiness check: `Ok` or the reason the database is not usable.
     pub async fn check_ready(&self) -> Result<(), String> {
-        if let Some(file) = &self.sqlite_file
-            && !file.exists()
-        {
-            return Err(format!("database file {} is missing", file.display()));
+        if let Some(file) = &self.sqlite_file {
+            if file.exists() {
+                self.sqlite_file_seen.store(true, Ordering::Relaxed);
+            } else if self.sqlite_file_seen.load(Ordering::Relaxed) {
+                return Err(format!("database file {} is missing", file.display()));
+            }
         }
         match self.pending_migrations().await {
             Ok(pending) if pending.is_empty() => Ok(()),

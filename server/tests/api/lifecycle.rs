@@ -1,0 +1,297 @@
+//! The real binary: configuration refusal, SIGTERM with a request in flight, and the CLI.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::{Caller, TEST_SECRET, TestDatabase, spawn_app_on};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oyl-server");
+
+/// The binary with a clean environment (no inherited SECRET_KEY, no .env from the work tree).
+fn command(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        command(dir, env).args(args).output(),
+    )
+    .await
+    .expect("the command finishes")
+    .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn refuses_to_start_with_an_example_or_short_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir).await;
+    for key in [
+        "change-me-in-production-use-a-long-random-string",
+        "too-short",
+    ] {
+        let env = [
+            ("SECRET_KEY", key),
+            ("DATABASE_URL", db.url.as_str()),
+            ("PORT", "0"),
+            ("HOST", "127.0.0.1"),
+        ];
+        let (code, _, stderr) = run(dir.path(), &env, &["serve"]).await;
+        assert_ne!(code, 0, "{key}");
+        assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+        assert!(
+            !stderr.contains(key),
+            "the key itself is not printed: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run(dir.path(), &[("PORT", "eighty")], &["serve"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("PORT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir).await;
+    let uploads = dir.path().join("uploads").display().to_string();
+    let env = [
+        ("SECRET_KEY", TEST_SECRET),
+        ("DATABASE_URL", db.url.as_str()),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("UPLOAD_DIR", uploads.as_str()),
+        ("LOG_FORMAT", "json"),
+    ];
+    let mut child = command(dir.path(), &env).arg("serve").spawn().unwrap();
+    let pid = child.id().unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_log = async |wanted: &str| -> serde_json::Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), logs.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no `{wanted}` log line"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("stderr closed before `{wanted}`"));
+            let entry: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+            if entry["message"] == wanted {
+                return entry;
+            }
+        }
+    };
+    let serving = next_log("serving").await;
+    assert_eq!(serving["level"], "INFO");
+    let address = serving["address"].as_str().unwrap().to_string();
+
+    // Start a request and leave it half-sent.
+    let body = r#"{"api_key": "oyl_not-a-real-key"}"#;
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    stream.flush().await.unwrap();
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    next_log("shutdown requested: finishing in-flight requests").await;
+
+    // New connections are no longer accepted once shutdown started.
+    let refused = eventually_refused(&address).await;
+    assert!(refused, "the listener kept accepting after SIGTERM");
+
+    // The request in flight still completes.
+    stream.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("response")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(
+        response.contains(r#"{"detail":"Invalid API key"}"#),
+        "{response}"
+    );
+    assert!(
+        response.to_ascii_lowercase().contains("x-request-id:"),
+        "{response}"
+    );
+
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    next_log("stopped").await;
+}
+
+async fn eventually_refused(address: &str) -> bool {
+    crate::helpers::eventually(Duration::from_secs(5), || async {
+        tokio::net::TcpStream::connect(address).await.is_err()
+    })
+    .await
+}
+
+fn parse_kv(stdout: &str) -> HashMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn cli_migrate_seed_and_token_agree_with_the_server_on_a_generated_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir).await;
+    // No SECRET_KEY at all: the key is generated once and kept in the database.
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("RUN_MIGRATIONS", "false"),
+    ];
+
+    let (code, _, stderr) = run(dir.path(), &env, &["token", "--admin"]).await;
+    assert_ne!(
+        code, 0,
+        "without migrations there is nowhere to keep the key"
+    );
+    assert!(stderr.contains("oyl-server migrate"), "{stderr}");
+
+    let (code, stdout, stderr) = run(dir.path(), &env, &["migrate"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("database is up to date (1 migration(s) applied now)"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(dir.path(), &env, &["migrate"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("(0 migration(s) applied now)"),
+        "idempotent: {stdout}"
+    );
+
+    let (code, stdout, stderr) = run(dir.path(), &env, &["seed"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let seed = parse_kv(&stdout);
+    for key in [
+        "TENANT_ID",
+        "API_KEY",
+        "WORKSPACE_ID",
+        "TEAMMATE_ID",
+        "ASSISTANT_ID",
+        "TOKEN",
+    ] {
+        assert!(seed.contains_key(key), "{key} missing from {stdout}");
+    }
+    let (code, stdout, _) = run(dir.path(), &env, &["seed"]).await;
+    assert_eq!(code, 0);
+    let again = parse_kv(&stdout);
+    assert_eq!(
+        (&again["TENANT_ID"], &again["ASSISTANT_ID"]),
+        (&seed["TENANT_ID"], &seed["ASSISTANT_ID"]),
+        "seed is idempotent"
+    );
+    assert_ne!(again["API_KEY"], seed["API_KEY"], "a fresh key each time");
+
+    let (code, admin_token, stderr) = run(dir.path(), &env, &["token", "--admin"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let admin_token = admin_token.trim().to_string();
+    let (code, tenant_token, _) = run(
+        dir.path(),
+        &env,
+        &[
+            "token",
+            "--tenant",
+            &seed["TENANT_ID"],
+            "--expires-minutes",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (code, _, stderr) = run(
+        dir.path(),
+        &env,
+        &["token", "--tenant", &uuid::Uuid::new_v4().to_string()],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no tenant"), "{stderr}");
+
+    // A server on the same database, also without SECRET_KEY, accepts all of them.
+    let app = spawn_app_on(dir, db, &[("SECRET_KEY", "")]).await;
+    assert!(app.config.secret_key.is_none());
+    let admin = Caller {
+        token: Some(admin_token),
+        tenant: None,
+    };
+    let list = app.get(&admin, "/api/v1/tenants").await;
+    assert_eq!(
+        (list.status, list.body["items"][0]["name"].as_str()),
+        (200, Some("Demo Tenant")),
+        "{}",
+        list.text
+    );
+    let tenant = Caller {
+        token: Some(tenant_token.trim().to_string()),
+        tenant: Some(seed["TENANT_ID"].clone()),
+    };
+    assert_eq!(
+        app.get(
+            &tenant,
+            &format!("/api/v1/assistants/{}", seed["ASSISTANT_ID"])
+        )
+        .await
+        .status,
+        200
+    );
+    let seeded = Caller {
+        token: Some(seed["TOKEN"].clone()),
+        tenant: Some(seed["TENANT_ID"].clone()),
+    };
+    assert_eq!(
+        app.get(
+            &seeded,
+            &format!("/api/v1/teammates/{}", seed["TEAMMATE_ID"])
+        )
+        .await
+        .status,
+        200
+    );
+    for key in [&seed["API_KEY"], &again["API_KEY"]] {
+        let resp = app
+            .post(
+                &Caller::anonymous(),
+                "/api/v1/auth/token",
+                serde_json::json!({"api_key": key}),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+    }
+}

@@ -1,0 +1,18 @@
+//! The API test suite: one binary, every test on its own server and database. Runs on SQLite by
+//! default and on PostgreSQL when `TEST_DATABASE_URL` is set (see tests/services/postgres.sh).
+
+mod helpers;
+
+mod assistants;
+mod auth;
+mod docs;
+mod isolation;
+mod knowledge;
+mod lifecycle;
+mod limits;
+mod ops;
+mod query;
+mod readiness;
+mod teammates;
+mod tenants;
+mod workspaces;
