@@ -1,1 +1,262 @@
+//! Support for end-to-end tests against the local control plane (`tests/cluster/up.sh`):
+//! a namespace per test (Pod Security `restricted` enforced), the operator binary running as a
+//! process under the RBAC it ships, and bounded waits on conditions.
+//!
+//! The tests are `#[ignore]`d so a plain `cargo test` needs no cluster; `tests/run.sh` starts the
+//! control plane and runs them with `--include-ignored`.
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use oyl_operator::crd::OylPlatform;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The kubeconfig of the cluster under test.
+pub fn kubeconfig_path() -> PathBuf {
+    std::env::var_os("OYL_E2E_KUBECONFIG")
+        .or_else(|| std::env::var_os("KUBECONFIG"))
+        .map(PathBuf::from)
+        .expect("set OYL_E2E_KUBECONFIG (tests/run.sh does): the e2e tests need tests/cluster/up.sh")
+}
+
+/// The repository root (for `crds/`, `config/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The operator binary: `OYL_OPERATOR_BIN`, or the one cargo built next to this test.
+pub fn operator_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OYL_OPERATOR_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("oyl-operator");
+    assert!(bin.exists(), "{} missing: run `cargo build -p oyl-operator` first (tests/run.sh does)", bin.display());
+    bin
+}
+
+pub async fn admin_client() -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig_path()).expect("readable kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// Polls `check` every 200 ms until it yields a value, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `kubectl` against the test cluster, with the admin credentials unless `kubeconfig` is given.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    kubectl_as(&kubeconfig_path(), args, stdin)
+}
+
+pub fn kubectl_as(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl on PATH (tests/run.sh puts it there)");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 3];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A namespace of its own for one test, labelled to enforce the `restricted` Pod Security
+/// Standard, with the operator's ServiceAccount bound to the shipped ClusterRole.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(prefix: &str) -> Self {
+        let client = admin_client().await;
+        let name = format!("{prefix}-{}", random_suffix());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "oyl.dev/e2e": "true",
+            }}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        install_crd_and_rbac(&client).await;
+        let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": "oyl-operator"}})).unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), &name).create(&PostParams::default(), &sa).await.unwrap();
+        let rb: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "oyl-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "oyl-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "oyl-operator", "namespace": name}],
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(client.clone(), &name).create(&PostParams::default(), &rb).await.unwrap();
+        Self { name, client }
+    }
+
+    pub fn platforms(&self) -> Api<OylPlatform> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// A kubeconfig that authenticates as the operator's ServiceAccount: only the shipped
+    /// ClusterRole's rights, bound in this namespace.
+    pub async fn operator_kubeconfig(&self) -> PathBuf {
+        let sas: Api<ServiceAccount> = self.api();
+        let tr = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 7200}});
+        let token: TokenRequest = sas
+            .create_subresource("token", "oyl-operator", &PostParams::default(), &tr)
+            .await
+            .unwrap();
+        let token = token.status.and_then(|s| s.token).expect("a token");
+        let mut kc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
+        kc["users"] = serde_yaml::from_str(&format!("[{{name: operator, user: {{token: '{token}'}}}}]")).unwrap();
+        kc["contexts"][0]["context"]["user"] = "operator".into();
+        let path = std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name));
+        std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
+        path
+    }
+
+    /// Applies a manifest (YAML) into this namespace with kubectl.
+    pub fn kubectl_apply(&self, yaml: &str) -> Output {
+        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml))
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Background deletion; the garbage collector and kwok finish it.
+        let _ = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name)));
+    }
+}
+
+/// Installs the CRD from `crds/` and the ClusterRole from `config/rbac/` (idempotent).
+pub async fn install_crd_and_rbac(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let root = repo_root();
+    let crd: CustomResourceDefinition = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("crds/oylplatforms.oyl.dev.yaml")).unwrap(),
+    )
+    .unwrap();
+    let pp = PatchParams::apply("oyl-e2e").force();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("oylplatforms.oyl.dev", &pp, &Patch::Apply(&crd)).await.unwrap();
+    wait_for(Duration::from_secs(30), "the CRD to be established", || async {
+        let c = crds.get("oylplatforms.oyl.dev").await.ok()?;
+        c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+    })
+    .await;
+    let role: ClusterRole = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("config/rbac/cluster_role.yaml")).unwrap(),
+    )
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone()).patch("oyl-operator", &pp, &Patch::Apply(&role)).await.unwrap();
+}
+
+/// The operator binary running as a process, watching one namespace. Killed on drop.
+pub struct OperatorProcess {
+    child: Child,
+    pub metrics_port: u16,
+}
+
+impl OperatorProcess {
+    pub fn start(kubeconfig: &Path, namespace: &str) -> Self {
+        let metrics_port = free_port();
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("oyl-e2e-operator-{namespace}.log"))).unwrap();
+        let child = Command::new(operator_bin())
+            .args(["run", "--namespace", namespace, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,oyl_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("operator binary starts");
+        Self { child, metrics_port }
+    }
+
+    /// The value of the first sample of `name` whose labels contain `label_part`, from the
+    /// operator's /metrics endpoint.
+    pub async fn metric(&self, name: &str, label_part: &str) -> Option<f64> {
+        let body = http_get(self.metrics_port, "/metrics").await?;
+        body.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#') && l.contains(label_part))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.0 GET on loopback (no HTTP client crate needed for /metrics).
+pub async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200").then(|| body.to_string()).or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
+}
+
+/// Deletes an object if present (test cleanup helper).
+pub async fn delete_if_exists<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let _ = api.delete(name, &DeleteParams::default()).await;
+}

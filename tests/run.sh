@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the unit and integration tests of every crate, and the
+# end-to-end suites against a local Kubernetes control plane that this script starts (building
+# its binaries on first use) and always stops again.
+# Services the server tests use (PostgreSQL, Redis, Chroma) are started by tests/services/*.sh
+# when present and their TEST_* variables are not already set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/cluster/lib.sh
+stage_start=$(date +%s)
+stage() { local now; now=$(date +%s); printf '\n==> [%4ss] %s\n' "$((now - stage_start))" "$*"; }
+
+stage "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "build"
+cargo build --workspace --all-targets --locked
+
+stage "CRD is generated from the Rust types"
+diff -u crds/oylplatforms.oyl.dev.yaml <(target/debug/oyl-operator crd) \
+  || { echo "crds/ is stale: run 'cargo run -p oyl-operator -- crd > crds/oylplatforms.oyl.dev.yaml'" >&2; exit 1; }
+
+stage "services for the server tests"
+cleanup=("tests/cluster/down.sh")
+for svc in postgres redis chroma; do
+  var="TEST_$(echo "$svc" | tr a-z A-Z)_URL"; [ "$svc" = postgres ] && var=TEST_DATABASE_URL
+  if [ -z "${!var:-}" ] && [ -x "tests/services/$svc.sh" ]; then
+    line="$("tests/services/$svc.sh" | tail -n 1)"
+    export "${line?}"
+    [ -x "tests/services/$svc-down.sh" ] && cleanup+=("tests/services/$svc-down.sh")
+  fi
+done
+trap 'for c in "${cleanup[@]}"; do "$c" >/dev/null 2>&1 || true; done' EXIT
+
+stage "control plane (build on first use, then start)"
+OYL_E2E_KUBECONFIG="$(tests/cluster/up.sh | tail -n 1)"
+export OYL_E2E_KUBECONFIG PATH="$TOOLS_PATH:$PATH"
+
+stage "tests (unit, integration, end-to-end)"
+cargo test --workspace --locked -- --include-ignored
+
+stage "done"
