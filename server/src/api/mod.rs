@@ -178,6 +178,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         tenant_id = tracing::field::Empty,
         subject = tracing::field::Empty,
     );
+    span.in_scope(|| tracing::debug!("request started"));
     let in_flight = InFlight::start(&state.metrics.http_in_flight);
     let timeout = state.config.request_timeout;
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))

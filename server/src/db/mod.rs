@@ -206,9 +206,15 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal);
             let file = options.get_filename().to_path_buf();
             if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let fresh = !parent.exists();
                 std::fs::create_dir_all(parent).with_context(|| {
                     format!("cannot create the database directory {}", parent.display())
                 })?;
+                // The zero-setup data directory (`.oyl/` in the working directory, often a
+                // checkout) keeps itself out of version control.
+                if fresh && url == crate::config::DEFAULT_DATABASE_URL {
+                    let _ = std::fs::write(parent.join(".gitignore"), "*\n");
+                }
             }
             Some(file)
         };

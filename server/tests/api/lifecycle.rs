@@ -81,6 +81,7 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         ("PORT", "0"),
         ("UPLOAD_DIR", uploads.as_str()),
         ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "info,oyl_server=debug"),
     ];
     let mut child = command(dir.path(), &env).arg("serve").spawn().unwrap();
     let pid = child.id().unwrap();
@@ -113,6 +114,10 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&body.as_bytes()[..10]).await.unwrap();
     stream.flush().await.unwrap();
+    // The server has the request (its handler is waiting for the rest of the body): only now is
+    // it "in flight". Before that, shutdown may rightly close the connection as idle.
+    let started = next_log("request started").await;
+    assert_eq!(started["span"]["route"], "/api/v1/auth/token", "{started}");
 
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
