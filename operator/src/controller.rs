@@ -308,7 +308,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
         .list(&kube::api::ListParams::default().limit(1))
         .await
     {
-        if attempt % 15 == 0 {
+        if attempt.is_multiple_of(15) {
             warn!(error = %e, "cannot list oylplatforms.oyl.dev yet (is the CRD installed? `oyl-operator crd | kubectl apply -f -`); retrying");
         }
         attempt += 1;

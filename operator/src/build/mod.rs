@@ -27,6 +27,8 @@ pub use secrets::Credentials;
 
 /// One desired child. Adding a kind here makes every `match` on it (apply, prune, render)
 /// fail to compile until the new kind is handled.
+// A handful of children are built per reconcile; boxing them would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Child {
     Secret(Secret),
@@ -150,7 +152,7 @@ pub fn build(p: &OylPlatform, credentials: &Credentials) -> Result<Vec<Child>, I
     chroma::children(p, &mut out);
     api::children(p, &mut out);
     backup::children(p, &mut out);
-    out.sort_by_key(|c| apply_rank(c));
+    out.sort_by_key(apply_rank);
     for child in &mut out {
         let hash = content_hash(&child.to_value());
         child

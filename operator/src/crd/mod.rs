@@ -23,6 +23,8 @@ pub const GROUP: &str = "oyl.dev";
 
 /// An Oyl multi-tenant RAG platform: the Oyl API, PostgreSQL, Redis and ChromaDB, with
 /// probes, autoscaling and scheduled backups. `spec: {}` gives a working platform with defaults.
+// The printcolumn attributes repeat `type_ = "string"`, which clippy mistakes for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "oyl.dev",
