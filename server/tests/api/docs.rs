@@ -224,3 +224,42 @@ async fn openapi_documents_every_endpoint() {
         );
     }
 }
+
+/// Renders both UIs in a real headless browser that cannot resolve any host but 127.0.0.1, and
+/// checks the operations appear. Needs a Chromium: `apt-get install chromium-headless-shell`, then
+/// `TEST_BROWSER=chromium-headless-shell cargo test -p oyl-server --test api -- --ignored`.
+#[tokio::test]
+#[ignore = "needs a headless Chromium in TEST_BROWSER"]
+async fn docs_render_in_a_browser_without_internet() {
+    let browser =
+        std::env::var("TEST_BROWSER").expect("TEST_BROWSER names a headless Chromium binary");
+    let app = spawn_app().await;
+    let profile = tempfile::tempdir().unwrap();
+    for (page, expected) in [
+        (
+            "/docs",
+            "data-path=\"/api/v1/teammates/{teammate_id}/query\"",
+        ),
+        ("/redoc", "Create a tenant (admin token)"),
+    ] {
+        let out = tokio::process::Command::new(&browser)
+            .args([
+                "--no-sandbox",
+                "--disable-gpu",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--virtual-time-budget=15000",
+                &format!("--user-data-dir={}", profile.path().display()),
+                "--dump-dom",
+                &app.url(page),
+            ])
+            .output()
+            .await
+            .expect("the browser runs");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains(expected),
+            "{page} did not render `{expected}` ({} bytes of DOM)",
+            dom.len()
+        );
+    }
+}
