@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use oyl_e2e::*;
 use oyl_operator::crd::OylPlatform;
 use std::time::Duration;
@@ -17,21 +17,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const GC_TIMEOUT: Duration = Duration::from_secs(150);
 
 fn manifest(name: &str, spec: &str) -> String {
-    format!("apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: {name}\nspec:\n{spec}\n")
+    format!(
+        "apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: {name}\nspec:\n{spec}\n"
+    )
 }
 
 /// Waits until the platform reports Ready=True for its current generation.
 async fn wait_ready(ns: &TestNamespace, name: &str) -> OylPlatform {
     let api = ns.platforms();
-    wait_for(READY_TIMEOUT, &format!("{name} Ready for its generation"), || async {
-        let p = api.get(name).await.ok()?;
-        let s = p.status.as_ref()?;
-        let current = s.observed_generation == p.metadata.generation;
-        let ready = s.conditions.iter().any(|c| {
-            c.type_ == "Ready" && c.status == "True" && c.observed_generation == p.metadata.generation
-        });
-        (current && ready).then_some(p)
-    })
+    wait_for(
+        READY_TIMEOUT,
+        &format!("{name} Ready for its generation"),
+        || async {
+            let p = api.get(name).await.ok()?;
+            let s = p.status.as_ref()?;
+            let current = s.observed_generation == p.metadata.generation;
+            let ready = s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == p.metadata.generation
+            });
+            (current && ready).then_some(p)
+        },
+    )
     .await
 }
 
@@ -42,55 +50,121 @@ async fn start(prefix: &str) -> (TestNamespace, OperatorProcess) {
 }
 
 async fn merge_patch(ns: &TestNamespace, name: &str, patch: serde_json::Value) {
-    ns.platforms().patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    ns.platforms()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 }
 
 fn api_env(d: &Deployment) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
-    d.spec.clone().unwrap().template.spec.unwrap().containers[0].env.clone().unwrap_or_default()
+    d.spec.clone().unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn minimal_platform_gets_every_child_and_becomes_ready() {
     let (ns, _op) = start("e2e-minimal").await;
-    let sample = std::fs::read_to_string(repo_root().join("config/samples/oylplatform-minimal.yaml")).unwrap();
+    let sample =
+        std::fs::read_to_string(repo_root().join("config/samples/oylplatform-minimal.yaml"))
+            .unwrap();
     let out = ns.kubectl_apply(&sample);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let p = wait_ready(&ns, "demo").await;
     let uid = p.uid().unwrap();
-    let owned_by_platform = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
-        refs.iter().any(|r| r.uid == uid && r.controller == Some(true) && r.kind == "OylPlatform")
-    };
-    let deployments = ns.api::<Deployment>().list(&ListParams::default()).await.unwrap();
+    let owned_by_platform =
+        |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+            refs.iter()
+                .any(|r| r.uid == uid && r.controller == Some(true) && r.kind == "OylPlatform")
+        };
+    let deployments = ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     let mut names: Vec<_> = deployments.items.iter().map(|d| d.name_any()).collect();
     names.sort();
-    assert_eq!(names, ["demo-api", "demo-chroma", "demo-postgres", "demo-redis"]);
-    assert!(deployments.items.iter().all(|d| owned_by_platform(d.owner_references())));
-    let services = ns.api::<Service>().list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        names,
+        ["demo-api", "demo-chroma", "demo-postgres", "demo-redis"]
+    );
+    assert!(
+        deployments
+            .items
+            .iter()
+            .all(|d| owned_by_platform(d.owner_references()))
+    );
+    let services = ns
+        .api::<Service>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     assert_eq!(services.items.len(), 4);
-    assert!(services.items.iter().all(|s| owned_by_platform(s.owner_references())));
-    let hpa = ns.api::<HorizontalPodAutoscaler>().get("demo-api").await.unwrap();
+    assert!(
+        services
+            .items
+            .iter()
+            .all(|s| owned_by_platform(s.owner_references()))
+    );
+    let hpa = ns
+        .api::<HorizontalPodAutoscaler>()
+        .get("demo-api")
+        .await
+        .unwrap();
     assert!(owned_by_platform(hpa.owner_references()));
     let cron = ns.api::<CronJob>().get("demo-backup").await.unwrap();
     assert!(owned_by_platform(cron.owner_references()));
     // Data outlives the platform by default (storage.retainOnDelete): no owner reference.
-    let pvcs = ns.api::<PersistentVolumeClaim>().list(&ListParams::default()).await.unwrap();
+    let pvcs = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     assert_eq!(pvcs.items.len(), 4);
-    assert!(pvcs.items.iter().all(|c| c.owner_references().is_empty() && c.labels()["app.kubernetes.io/instance"] == "demo"));
+    assert!(
+        pvcs.items.iter().all(|c| c.owner_references().is_empty()
+            && c.labels()["app.kubernetes.io/instance"] == "demo")
+    );
     let secret = ns.api::<Secret>().get("demo-credentials").await.unwrap();
     assert_eq!(secret.data.unwrap()["SECRET_KEY"].0.len(), 64);
 
     let s = p.status.unwrap();
     assert_eq!(s.phase, Some(oyl_operator::crd::Phase::Ready));
     assert_eq!(s.ready_components.as_deref(), Some("4/4"));
-    assert_eq!(s.api_url.as_deref(), Some(format!("http://demo-api.{}.svc:8000", ns.name).as_str()));
+    assert_eq!(
+        s.api_url.as_deref(),
+        Some(format!("http://demo-api.{}.svc:8000", ns.name).as_str())
+    );
 
-    let out = kubectl(&["wait", "-n", &ns.name, "--for=condition=Ready", "oylplatform/demo", "--timeout=30s"], None);
-    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+    let out = kubectl(
+        &[
+            "wait",
+            "-n",
+            &ns.name,
+            "--for=condition=Ready",
+            "oylplatform/demo",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = kubectl(&["get", "oyl", "-n", &ns.name], None);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("VERSION") && table.contains("PHASE") && table.contains("API"), "{table}");
+    assert!(
+        table.contains("VERSION") && table.contains("PHASE") && table.contains("API"),
+        "{table}"
+    );
     assert!(table.contains("Ready") && table.contains("4/4"), "{table}");
 }
 
@@ -98,14 +172,25 @@ async fn minimal_platform_gets_every_child_and_becomes_ready() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn every_pod_is_admitted_under_the_restricted_pod_security_standard() {
     let (ns, _op) = start("e2e-pss").await;
-    let out = ns.kubectl_apply(&manifest("pss", "  api: {autoscaling: {enabled: false}, replicas: 2}"));
+    let out = ns.kubectl_apply(&manifest(
+        "pss",
+        "  api: {autoscaling: {enabled: false}, replicas: 2}",
+    ));
     assert!(out.status.success());
     wait_ready(&ns, "pss").await;
     let labels = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(ns.client.clone())
-        .get(&ns.name).await.unwrap().labels().clone();
+        .get(&ns.name)
+        .await
+        .unwrap()
+        .labels()
+        .clone();
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
     let pods = ns.api::<Pod>().list(&ListParams::default()).await.unwrap();
-    assert_eq!(pods.items.len(), 5, "2 API pods and one each for PostgreSQL, Redis, ChromaDB");
+    assert_eq!(
+        pods.items.len(),
+        5,
+        "2 API pods and one each for PostgreSQL, Redis, ChromaDB"
+    );
     // A pod the admission plugin would reject never exists; make sure such a pod IS rejected here.
     let bad = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
@@ -120,49 +205,122 @@ async fn every_pod_is_admitted_under_the_restricted_pod_security_standard() {
 async fn invalid_objects_are_rejected_naming_the_field() {
     let ns = TestNamespace::new("e2e-invalid").await;
     let cases = [
-        ("  api: {service: {type: Magic}}", "spec.api.service.type", "Unsupported value"),
-        ("  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}", "spec.api.autoscaling.minReplicas", "less than or equal to maxReplicas"),
-        ("  redis: {managed: {}, external: {urlSecretRef: {name: r}}}", "spec.redis.external", "mutually exclusive"),
-        ("  chroma: {managed: {}, external: {host: c}}", "spec.chroma.external", "mutually exclusive"),
-        ("  api: {replicas: -1}", "spec.api.replicas", "greater than or equal to 0"),
+        (
+            "  api: {service: {type: Magic}}",
+            "spec.api.service.type",
+            "Unsupported value",
+        ),
+        (
+            "  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}",
+            "spec.api.autoscaling.minReplicas",
+            "less than or equal to maxReplicas",
+        ),
+        (
+            "  redis: {managed: {}, external: {urlSecretRef: {name: r}}}",
+            "spec.redis.external",
+            "mutually exclusive",
+        ),
+        (
+            "  chroma: {managed: {}, external: {host: c}}",
+            "spec.chroma.external",
+            "mutually exclusive",
+        ),
+        (
+            "  api: {replicas: -1}",
+            "spec.api.replicas",
+            "greater than or equal to 0",
+        ),
         ("  version: 'has spaces'", "spec.version", "should match"),
-        ("  api: {pod: {labels: {app.kubernetes.io/name: x}}}", "spec.api.pod.labels", "set by the operator"),
+        (
+            "  api: {pod: {labels: {app.kubernetes.io/name: x}}}",
+            "spec.api.pod.labels",
+            "set by the operator",
+        ),
         ("  bogus: 1", "spec.bogus", "unknown field"),
     ];
     for (spec, field, message) in cases {
         let out = ns.kubectl_apply(&manifest("bad", spec));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "accepted: {spec}");
-        assert!(err.contains(field), "{spec}: error does not name {field}: {err}");
-        assert!(err.contains(message), "{spec}: error lacks {message:?}: {err}");
+        assert!(
+            err.contains(field),
+            "{spec}: error does not name {field}: {err}"
+        );
+        assert!(
+            err.contains(message),
+            "{spec}: error lacks {message:?}: {err}"
+        );
     }
-    assert!(ns.platforms().get_opt("bad").await.unwrap().is_none(), "nothing was stored");
+    assert!(
+        ns.platforms().get_opt("bad").await.unwrap().is_none(),
+        "nothing was stored"
+    );
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn children_edited_or_deleted_by_hand_are_restored() {
     let (ns, _op) = start("e2e-drift").await;
-    assert!(ns.kubectl_apply(&manifest("drift", "  {}")).status.success());
+    assert!(
+        ns.kubectl_apply(&manifest("drift", "  {}"))
+            .status
+            .success()
+    );
     wait_ready(&ns, "drift").await;
     let deployments = ns.api::<Deployment>();
 
     let old_uid = deployments.get("drift-api").await.unwrap().uid();
-    deployments.delete("drift-api", &DeleteParams::default()).await.unwrap();
-    wait_for(Duration::from_secs(30), "drift-api to be re-created", || async {
-        let d = deployments.get_opt("drift-api").await.ok()??;
-        (d.uid() != old_uid).then_some(())
-    })
+    deployments
+        .delete("drift-api", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "drift-api to be re-created",
+        || async {
+            let d = deployments.get_opt("drift-api").await.ok()??;
+            (d.uid() != old_uid).then_some(())
+        },
+    )
     .await;
 
-    let original = deployments.get("drift-postgres").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].image.clone();
-    let out = kubectl(&["set", "image", "-n", &ns.name, "deployment/drift-postgres", "postgres=evil/postgres:666"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_for(Duration::from_secs(30), "drift-postgres image restored", || async {
-        let d = deployments.get("drift-postgres").await.ok()?;
-        let image = d.spec?.template.spec?.containers[0].image.clone();
-        (image == original).then_some(())
-    })
+    let original = deployments
+        .get("drift-postgres")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    let out = kubectl(
+        &[
+            "set",
+            "image",
+            "-n",
+            &ns.name,
+            "deployment/drift-postgres",
+            "postgres=evil/postgres:666",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "drift-postgres image restored",
+        || async {
+            let d = deployments.get("drift-postgres").await.ok()?;
+            let image = d.spec?.template.spec?.containers[0].image.clone();
+            (image == original).then_some(())
+        },
+    )
     .await;
     wait_ready(&ns, "drift").await;
 }
@@ -171,45 +329,82 @@ async fn children_edited_or_deleted_by_hand_are_restored() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn spec_changes_roll_out_and_the_hpa_owns_replicas() {
     let (ns, _op) = start("e2e-rollout").await;
-    assert!(ns.kubectl_apply(&manifest("roll", "  api: {replicas: 2, autoscaling: {enabled: false}}")).status.success());
+    assert!(
+        ns.kubectl_apply(&manifest(
+            "roll",
+            "  api: {replicas: 2, autoscaling: {enabled: false}}"
+        ))
+        .status
+        .success()
+    );
     wait_ready(&ns, "roll").await;
     let deployments = ns.api::<Deployment>();
 
     merge_patch(&ns, "roll", serde_json::json!({"spec": {"api": {
         "image": "registry.example/oyl-server:next", "replicas": 3,
         "resources": {"requests": {"cpu": "300m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}}}}})).await;
-    wait_for(Duration::from_secs(30), "the API Deployment to carry the new spec", || async {
-        let spec = deployments.get("roll-api").await.ok()?.spec?;
-        let c = &spec.template.spec.as_ref()?.containers[0];
-        let req = c.resources.as_ref()?.requests.as_ref()?;
-        (spec.replicas == Some(3)
-            && c.image.as_deref() == Some("registry.example/oyl-server:next")
-            && req["cpu"].0 == "300m")
-            .then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the API Deployment to carry the new spec",
+        || async {
+            let spec = deployments.get("roll-api").await.ok()?.spec?;
+            let c = &spec.template.spec.as_ref()?.containers[0];
+            let req = c.resources.as_ref()?.requests.as_ref()?;
+            (spec.replicas == Some(3)
+                && c.image.as_deref() == Some("registry.example/oyl-server:next")
+                && req["cpu"].0 == "300m")
+                .then_some(())
+        },
+    )
     .await;
     let p = wait_ready(&ns, "roll").await;
     assert_eq!(p.status.unwrap().components[0].ready_replicas, 3);
 
     merge_patch(&ns, "roll", serde_json::json!({"spec": {"api": {"autoscaling": {"enabled": true, "minReplicas": 4, "maxReplicas": 6}}}})).await;
     let hpas = ns.api::<HorizontalPodAutoscaler>();
-    wait_for(Duration::from_secs(30), "the HPA", || async { hpas.get_opt("roll-api").await.ok()? }).await;
-    // kube-controller-manager's HPA controller raises the Deployment to minReplicas.
-    wait_for(Duration::from_secs(60), "the HPA to scale the API to 4", || async {
-        (deployments.get("roll-api").await.ok()?.spec?.replicas == Some(4)).then_some(())
+    wait_for(Duration::from_secs(30), "the HPA", || async {
+        hpas.get_opt("roll-api").await.ok()?
     })
+    .await;
+    // kube-controller-manager's HPA controller raises the Deployment to minReplicas.
+    wait_for(
+        Duration::from_secs(60),
+        "the HPA to scale the API to 4",
+        || async {
+            (deployments.get("roll-api").await.ok()?.spec?.replicas == Some(4)).then_some(())
+        },
+    )
     .await;
     // Another API change is rolled out without touching the HPA's replica count.
-    merge_patch(&ns, "roll", serde_json::json!({"spec": {"api": {"env": [{"name": "CHUNK_SIZE", "value": "500"}]}}})).await;
+    merge_patch(
+        &ns,
+        "roll",
+        serde_json::json!({"spec": {"api": {"env": [{"name": "CHUNK_SIZE", "value": "500"}]}}}),
+    )
+    .await;
     let d = wait_for(Duration::from_secs(30), "the new env", || async {
         let d = deployments.get("roll-api").await.ok()?;
-        api_env(&d).iter().any(|e| e.name == "CHUNK_SIZE").then_some(d)
+        api_env(&d)
+            .iter()
+            .any(|e| e.name == "CHUNK_SIZE")
+            .then_some(d)
     })
     .await;
-    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(4), "the operator did not reset the HPA's replicas");
-    let ours = d.managed_fields().iter().find(|m| m.manager.as_deref() == Some("oyl-operator")).expect("operator's managed fields");
+    assert_eq!(
+        d.spec.as_ref().unwrap().replicas,
+        Some(4),
+        "the operator did not reset the HPA's replicas"
+    );
+    let ours = d
+        .managed_fields()
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("oyl-operator"))
+        .expect("operator's managed fields");
     let fields = serde_json::to_string(&ours.fields_v1).unwrap();
-    assert!(!fields.contains("f:replicas"), "the operator no longer owns spec.replicas: {fields}");
+    assert!(
+        !fields.contains("f:replicas"),
+        "the operator no longer owns spec.replicas: {fields}"
+    );
     wait_ready(&ns, "roll").await;
 }
 
@@ -217,43 +412,85 @@ async fn spec_changes_roll_out_and_the_hpa_owns_replicas() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn switching_redis_to_external_removes_the_managed_redis() {
     let (ns, _op) = start("e2e-external").await;
-    assert!(ns.kubectl_apply(&manifest("ext", "  storage: {retainOnDelete: false}")).status.success());
+    assert!(
+        ns.kubectl_apply(&manifest("ext", "  storage: {retainOnDelete: false}"))
+            .status
+            .success()
+    );
     wait_ready(&ns, "ext").await;
     let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shared-redis"},
         "stringData": {"url": "redis://redis.shared.svc:6379/3"}});
     assert!(ns.kubectl_apply(&secret.to_string()).status.success());
 
     merge_patch(&ns, "ext", serde_json::json!({"spec": {"redis": {"external": {"urlSecretRef": {"name": "shared-redis"}}}}})).await;
-    let (deployments, services, pvcs) = (ns.api::<Deployment>(), ns.api::<Service>(), ns.api::<PersistentVolumeClaim>());
-    wait_for(Duration::from_secs(60), "managed Redis objects to be removed", || async {
-        let gone = deployments.get_opt("ext-redis").await.ok()?.is_none()
-            && services.get_opt("ext-redis").await.ok()?.is_none()
-            && pvcs.get_opt("ext-redis").await.ok()?.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
-        gone.then_some(())
-    })
+    let (deployments, services, pvcs) = (
+        ns.api::<Deployment>(),
+        ns.api::<Service>(),
+        ns.api::<PersistentVolumeClaim>(),
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "managed Redis objects to be removed",
+        || async {
+            let gone = deployments.get_opt("ext-redis").await.ok()?.is_none()
+                && services.get_opt("ext-redis").await.ok()?.is_none()
+                && pvcs
+                    .get_opt("ext-redis")
+                    .await
+                    .ok()?
+                    .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+            gone.then_some(())
+        },
+    )
     .await;
     let d = deployments.get("ext-api").await.unwrap();
-    let redis_url = api_env(&d).into_iter().find(|e| e.name == "REDIS_URL").unwrap();
+    let redis_url = api_env(&d)
+        .into_iter()
+        .find(|e| e.name == "REDIS_URL")
+        .unwrap();
     let from = redis_url.value_from.unwrap().secret_key_ref.unwrap();
-    assert_eq!((from.name.as_str(), from.key.as_str()), ("shared-redis", "url"));
+    assert_eq!(
+        (from.name.as_str(), from.key.as_str()),
+        ("shared-redis", "url")
+    );
     let p = wait_ready(&ns, "ext").await;
     assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("3/3"));
-    assert!(deployments.get_opt("ext-postgres").await.unwrap().is_some(), "other components untouched");
+    assert!(
+        deployments.get_opt("ext-postgres").await.unwrap().is_some(),
+        "other components untouched"
+    );
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn a_missing_external_secret_is_reported_as_degraded() {
     let (ns, _op) = start("e2e-missing").await;
-    assert!(ns.kubectl_apply(&manifest("miss", "  postgres: {external: {urlSecretRef: {name: nowhere}}}")).status.success());
+    assert!(
+        ns.kubectl_apply(&manifest(
+            "miss",
+            "  postgres: {external: {urlSecretRef: {name: nowhere}}}"
+        ))
+        .status
+        .success()
+    );
     let api = ns.platforms();
     let p = wait_for(READY_TIMEOUT, "Degraded naming the Secret", || async {
         let p = api.get("miss").await.ok()?;
-        let c = p.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Degraded")?.clone();
+        let c = p
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")?
+            .clone();
         (c.status == "True" && c.reason == "SecretNotFound").then_some(c)
     })
     .await;
-    assert!(p.message.contains("spec.postgres.external.urlSecretRef"), "{}", p.message);
+    assert!(
+        p.message.contains("spec.postgres.external.urlSecretRef"),
+        "{}",
+        p.message
+    );
     // Creating the Secret heals the platform without touching the OylPlatform.
     let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nowhere"},
         "stringData": {"url": "postgres://u:p@db:5432/oyl"}});
@@ -265,28 +502,78 @@ async fn a_missing_external_secret_is_reported_as_degraded() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn deleting_a_platform_removes_its_children_and_keeps_data_as_asked() {
     let (ns, _op) = start("e2e-delete").await;
-    assert!(ns.kubectl_apply(&manifest("keep", "  storage: {retainOnDelete: true}")).status.success());
-    assert!(ns.kubectl_apply(&manifest("drop", "  storage: {retainOnDelete: false}")).status.success());
+    assert!(
+        ns.kubectl_apply(&manifest("keep", "  storage: {retainOnDelete: true}"))
+            .status
+            .success()
+    );
+    assert!(
+        ns.kubectl_apply(&manifest("drop", "  storage: {retainOnDelete: false}"))
+            .status
+            .success()
+    );
     wait_ready(&ns, "keep").await;
     wait_ready(&ns, "drop").await;
     for name in ["keep", "drop"] {
-        ns.platforms().delete(name, &DeleteParams::background()).await.unwrap();
+        ns.platforms()
+            .delete(name, &DeleteParams::background())
+            .await
+            .unwrap();
     }
-    let (deployments, pvcs, secrets) = (ns.api::<Deployment>(), ns.api::<PersistentVolumeClaim>(), ns.api::<Secret>());
-    wait_for(GC_TIMEOUT, "the garbage collector to remove every Deployment", || async {
-        deployments.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
-    })
+    let (deployments, pvcs, secrets) = (
+        ns.api::<Deployment>(),
+        ns.api::<PersistentVolumeClaim>(),
+        ns.api::<Secret>(),
+    );
+    wait_for(
+        GC_TIMEOUT,
+        "the garbage collector to remove every Deployment",
+        || async {
+            deployments
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
     .await;
-    wait_for(GC_TIMEOUT, "drop's volumes and credentials to be removed", || async {
-        let pvc_left = pvcs.list(&ListParams::default().labels("app.kubernetes.io/instance=drop")).await.ok()?;
-        let live = pvc_left.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count();
-        (live == 0 && secrets.get_opt("drop-credentials").await.ok()?.is_none()).then_some(())
-    })
+    wait_for(
+        GC_TIMEOUT,
+        "drop's volumes and credentials to be removed",
+        || async {
+            let pvc_left = pvcs
+                .list(&ListParams::default().labels("app.kubernetes.io/instance=drop"))
+                .await
+                .ok()?;
+            let live = pvc_left
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .count();
+            (live == 0 && secrets.get_opt("drop-credentials").await.ok()?.is_none()).then_some(())
+        },
+    )
     .await;
-    let kept = pvcs.list(&ListParams::default().labels("app.kubernetes.io/instance=keep")).await.unwrap();
-    assert_eq!(kept.items.len(), 4, "keep's PostgreSQL, Redis, ChromaDB and backup volumes survive");
-    assert!(kept.items.iter().all(|p| p.metadata.deletion_timestamp.is_none()));
-    assert!(secrets.get_opt("keep-credentials").await.unwrap().is_some(), "and the passwords that open them");
+    let kept = pvcs
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=keep"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.items.len(),
+        4,
+        "keep's PostgreSQL, Redis, ChromaDB and backup volumes survive"
+    );
+    assert!(
+        kept.items
+            .iter()
+            .all(|p| p.metadata.deletion_timestamp.is_none())
+    );
+    assert!(
+        secrets.get_opt("keep-credentials").await.unwrap().is_some(),
+        "and the passwords that open them"
+    );
 }
 
 #[tokio::test]
@@ -295,31 +582,99 @@ async fn an_operator_restart_on_an_unchanged_platform_writes_nothing() {
     let (ns, op) = start("e2e-restart").await;
     assert!(ns.kubectl_apply(&manifest("calm", "  {}")).status.success());
     let before = wait_ready(&ns, "calm").await;
-    let versions = |ds: Vec<Deployment>| ds.into_iter().map(|d| (d.name_any(), d.resource_version())).collect::<Vec<_>>();
+    let versions = |ds: Vec<Deployment>| {
+        ds.into_iter()
+            .map(|d| (d.name_any(), d.resource_version()))
+            .collect::<Vec<_>>()
+    };
     // The first operator settles: its last reconcile made no writes and left the status as is.
-    let settled = wait_for(Duration::from_secs(30), "a reconcile that changes nothing", || async {
-        let p = ns.platforms().get("calm").await.ok()?;
-        let r = op.metric("controller_runtime_reconcile_total", "success").await?;
-        let again = op.metric("controller_runtime_reconcile_total", "success").await?;
-        (r >= 1.0 && again == r && p.resource_version() == before.resource_version()).then_some(p)
-    })
+    let settled = wait_for(
+        Duration::from_secs(30),
+        "a reconcile that changes nothing",
+        || async {
+            let p = ns.platforms().get("calm").await.ok()?;
+            let r = op
+                .metric("controller_runtime_reconcile_total", "success")
+                .await?;
+            let again = op
+                .metric("controller_runtime_reconcile_total", "success")
+                .await?;
+            (r >= 1.0 && again == r && p.resource_version() == before.resource_version())
+                .then_some(p)
+        },
+    )
     .await;
-    let deployments_before = versions(ns.api::<Deployment>().list(&ListParams::default()).await.unwrap().items);
-    let cron_before = ns.api::<CronJob>().get("calm-backup").await.unwrap().resource_version();
-    let secret_before = ns.api::<Secret>().get("calm-credentials").await.unwrap().resource_version();
+    let deployments_before = versions(
+        ns.api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items,
+    );
+    let cron_before = ns
+        .api::<CronJob>()
+        .get("calm-backup")
+        .await
+        .unwrap()
+        .resource_version();
+    let secret_before = ns
+        .api::<Secret>()
+        .get("calm-credentials")
+        .await
+        .unwrap()
+        .resource_version();
     op.stop();
 
     let op = OperatorProcess::start(&ns.operator_kubeconfig().await, &ns.name);
-    wait_for(Duration::from_secs(60), "the new operator to reconcile", || async {
-        (op.metric("controller_runtime_reconcile_total", "success").await? >= 1.0).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "the new operator to reconcile",
+        || async {
+            (op.metric("controller_runtime_reconcile_total", "success")
+                .await?
+                >= 1.0)
+                .then_some(())
+        },
+    )
     .await;
-    assert_eq!(op.metric("oyl_operator_children_applied_total", "").await, None, "no child was written");
+    assert_eq!(
+        op.metric("oyl_operator_children_applied_total", "").await,
+        None,
+        "no child was written"
+    );
     let after = ns.platforms().get("calm").await.unwrap();
-    assert_eq!(after.resource_version(), settled.resource_version(), "status not rewritten");
-    assert_eq!(versions(ns.api::<Deployment>().list(&ListParams::default()).await.unwrap().items), deployments_before);
-    assert_eq!(ns.api::<CronJob>().get("calm-backup").await.unwrap().resource_version(), cron_before);
-    assert_eq!(ns.api::<Secret>().get("calm-credentials").await.unwrap().resource_version(), secret_before, "credentials never re-randomised");
+    assert_eq!(
+        after.resource_version(),
+        settled.resource_version(),
+        "status not rewritten"
+    );
+    assert_eq!(
+        versions(
+            ns.api::<Deployment>()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+        ),
+        deployments_before
+    );
+    assert_eq!(
+        ns.api::<CronJob>()
+            .get("calm-backup")
+            .await
+            .unwrap()
+            .resource_version(),
+        cron_before
+    );
+    assert_eq!(
+        ns.api::<Secret>()
+            .get("calm-credentials")
+            .await
+            .unwrap()
+            .resource_version(),
+        secret_before,
+        "credentials never re-randomised"
+    );
 }
 
 #[tokio::test]
@@ -333,12 +688,28 @@ async fn the_operator_runs_with_least_privilege() {
     };
     let here = ["-n", ns.name.as_str()];
     assert!(can(&[&["patch", "deployments"], &here[..]].concat()));
-    assert!(can(&[&["patch", "oylplatforms.oyl.dev", "--subresource=status"], &here[..]].concat()));
-    assert!(can(&[&["create", "events.events.k8s.io"], &here[..]].concat()));
-    assert!(!can(&[&["update", "oylplatforms.oyl.dev"], &here[..]].concat()), "never edits users' specs");
+    assert!(can(&[
+        &["patch", "oylplatforms.oyl.dev", "--subresource=status"],
+        &here[..]
+    ]
+    .concat()));
+    assert!(can(
+        &[&["create", "events.events.k8s.io"], &here[..]].concat()
+    ));
+    assert!(
+        !can(&[&["update", "oylplatforms.oyl.dev"], &here[..]].concat()),
+        "never edits users' specs"
+    );
     assert!(!can(&[&["create", "pods"], &here[..]].concat()));
-    assert!(!can(&[&["create", "roles.rbac.authorization.k8s.io"], &here[..]].concat()));
-    assert!(!can(&["list", "secrets", "-n", "kube-system"]), "nothing outside its namespace");
+    assert!(!can(&[
+        &["create", "roles.rbac.authorization.k8s.io"],
+        &here[..]
+    ]
+    .concat()));
+    assert!(
+        !can(&["list", "secrets", "-n", "kube-system"]),
+        "nothing outside its namespace"
+    );
     assert!(!can(&["get", "nodes"]));
     assert!(!can(&["create", "clusterrolebindings"]));
 }

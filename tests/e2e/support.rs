@@ -22,12 +22,17 @@ pub fn kubeconfig_path() -> PathBuf {
     std::env::var_os("OYL_E2E_KUBECONFIG")
         .or_else(|| std::env::var_os("KUBECONFIG"))
         .map(PathBuf::from)
-        .expect("set OYL_E2E_KUBECONFIG (tests/run.sh does): the e2e tests need tests/cluster/up.sh")
+        .expect(
+            "set OYL_E2E_KUBECONFIG (tests/run.sh does): the e2e tests need tests/cluster/up.sh",
+        )
 }
 
 /// The repository root (for `crds/`, `config/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The operator binary: `OYL_OPERATOR_BIN`, or the one cargo built next to this test.
@@ -37,13 +42,19 @@ pub fn operator_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("oyl-operator");
-    assert!(bin.exists(), "{} missing: run `cargo build -p oyl-operator` first (tests/run.sh does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p oyl-operator` first (tests/run.sh does)",
+        bin.display()
+    );
     bin
 }
 
 pub async fn admin_client() -> Client {
     let kc = Kubeconfig::read_from(kubeconfig_path()).expect("readable kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(config).unwrap()
 }
 
@@ -58,7 +69,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -71,12 +85,23 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
 pub fn kubectl_as(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl on PATH (tests/run.sh puts it there)");
+    let mut child = cmd
+        .spawn()
+        .expect("kubectl on PATH (tests/run.sh puts it there)");
     if let Some(input) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -106,17 +131,28 @@ impl TestNamespace {
             }}
         }))
         .unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
         install_crd_and_rbac(&client).await;
-        let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": "oyl-operator"}})).unwrap();
-        Api::<ServiceAccount>::namespaced(client.clone(), &name).create(&PostParams::default(), &sa).await.unwrap();
+        let sa: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "oyl-operator"}}))
+                .unwrap();
+        Api::<ServiceAccount>::namespaced(client.clone(), &name)
+            .create(&PostParams::default(), &sa)
+            .await
+            .unwrap();
         let rb: RoleBinding = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "oyl-operator"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "oyl-operator"},
             "subjects": [{"kind": "ServiceAccount", "name": "oyl-operator", "namespace": name}],
         }))
         .unwrap();
-        Api::<RoleBinding>::namespaced(client.clone(), &name).create(&PostParams::default(), &rb).await.unwrap();
+        Api::<RoleBinding>::namespaced(client.clone(), &name)
+            .create(&PostParams::default(), &rb)
+            .await
+            .unwrap();
         Self { name, client }
     }
 
@@ -144,7 +180,9 @@ impl TestNamespace {
         let token = token.status.and_then(|s| s.token).expect("a token");
         let mut kc: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
-        kc["users"] = serde_yaml::from_str(&format!("[{{name: operator, user: {{token: '{token}'}}}}]")).unwrap();
+        kc["users"] =
+            serde_yaml::from_str(&format!("[{{name: operator, user: {{token: '{token}'}}}}]"))
+                .unwrap();
         kc["contexts"][0]["context"]["user"] = "operator".into();
         let path = std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name));
         std::fs::write(&path, serde_yaml::to_string(&kc).unwrap()).unwrap();
@@ -167,7 +205,9 @@ impl Drop for TestNamespace {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name)));
+        let _ = std::fs::remove_file(
+            std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name)),
+        );
     }
 }
 
@@ -181,17 +221,30 @@ pub async fn install_crd_and_rbac(client: &Client) {
     .unwrap();
     let pp = PatchParams::apply("oyl-e2e").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("oylplatforms.oyl.dev", &pp, &Patch::Apply(&crd)).await.unwrap();
-    wait_for(Duration::from_secs(30), "the CRD to be established", || async {
-        let c = crds.get("oylplatforms.oyl.dev").await.ok()?;
-        c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
-    })
+    crds.patch("oylplatforms.oyl.dev", &pp, &Patch::Apply(&crd))
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the CRD to be established",
+        || async {
+            let c = crds.get("oylplatforms.oyl.dev").await.ok()?;
+            c.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        },
+    )
     .await;
     let role: ClusterRole = serde_yaml::from_str(
         &std::fs::read_to_string(root.join("config/rbac/cluster_role.yaml")).unwrap(),
     )
     .unwrap();
-    Api::<ClusterRole>::all(client.clone()).patch("oyl-operator", &pp, &Patch::Apply(&role)).await.unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .patch("oyl-operator", &pp, &Patch::Apply(&role))
+        .await
+        .unwrap();
 }
 
 /// The operator binary running as a process, watching one namespace. Killed on drop.
@@ -203,16 +256,28 @@ pub struct OperatorProcess {
 impl OperatorProcess {
     pub fn start(kubeconfig: &Path, namespace: &str) -> Self {
         let metrics_port = free_port();
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("oyl-e2e-operator-{namespace}.log"))).unwrap();
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("oyl-e2e-operator-{namespace}.log")),
+        )
+        .unwrap();
         let child = Command::new(operator_bin())
-            .args(["run", "--namespace", namespace, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,oyl_operator=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("operator binary starts");
-        Self { child, metrics_port }
+        Self {
+            child,
+            metrics_port,
+        }
     }
 
     /// The value of the first sample of `name` whose labels contain `label_part`, from the
@@ -239,18 +304,28 @@ impl Drop for OperatorProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A minimal HTTP/1.0 GET on loopback (no HTTP client crate needed for /metrics).
 pub async fn http_get(port: u16, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.ok()?;
     let (head, body) = buf.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.to_string()).or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
+    head.starts_with("HTTP/1.0 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
 }
 
 /// Deletes an object if present (test cleanup helper).

@@ -1,0 +1,1 @@
+//! The Helm chart against the local control plane (to be written).
