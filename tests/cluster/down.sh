@@ -3,7 +3,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 D="$KCP_DIR"
-for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in oyl-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   f="$D/$name.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")
