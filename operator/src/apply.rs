@@ -8,6 +8,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -24,6 +26,8 @@ pub struct Observed {
     pub deployments: Vec<Deployment>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
     pub cronjobs: Vec<CronJob>,
+    pub network_policies: Vec<NetworkPolicy>,
+    pub pdbs: Vec<PodDisruptionBudget>,
 }
 
 async fn list<K>(client: &Client, ns: &str, lp: &ListParams) -> Result<Vec<K>, kube::Error>
@@ -50,6 +54,8 @@ impl Observed {
             deployments: list(client, ns, &lp).await?,
             hpas: list(client, ns, &lp).await?,
             cronjobs: list(client, ns, &lp).await?,
+            network_policies: list(client, ns, &lp).await?,
+            pdbs: list(client, ns, &lp).await?,
         })
     }
 
@@ -69,6 +75,8 @@ impl Observed {
             Child::Deployment(_) => find(&self.deployments, &name),
             Child::HorizontalPodAutoscaler(_) => find(&self.hpas, &name),
             Child::CronJob(_) => find(&self.cronjobs, &name),
+            Child::NetworkPolicy(_) => find(&self.network_policies, &name),
+            Child::PodDisruptionBudget(_) => find(&self.pdbs, &name),
         }
     }
 
@@ -150,6 +158,10 @@ pub async fn apply(
             ssa::<HorizontalPodAutoscaler>(client, ns, &name, &desired).await?
         }
         Child::CronJob(_) => ssa::<CronJob>(client, ns, &name, &desired).await?,
+        Child::NetworkPolicy(_) => ssa::<NetworkPolicy>(client, ns, &name, &desired).await?,
+        Child::PodDisruptionBudget(_) => {
+            ssa::<PodDisruptionBudget>(client, ns, &name, &desired).await?
+        }
     }
     Ok(true)
 }

@@ -10,6 +10,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -332,7 +334,12 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
             scoped::<HorizontalPodAutoscaler>(&client, &namespace),
             children.clone(),
         )
-        .owns(scoped::<CronJob>(&client, &namespace), children)
+        .owns(scoped::<CronJob>(&client, &namespace), children.clone())
+        .owns(
+            scoped::<NetworkPolicy>(&client, &namespace),
+            children.clone(),
+        )
+        .owns(scoped::<PodDisruptionBudget>(&client, &namespace), children)
         .with_config(ControllerConfig::default().concurrency(8))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())

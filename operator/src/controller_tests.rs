@@ -178,6 +178,8 @@ async fn a_rejected_apply_names_the_object_and_surfaces_in_status() {
         "/apis/apps/v1/namespaces/team-a/deployments",
         "/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers",
         "/apis/batch/v1/namespaces/team-a/cronjobs",
+        "/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies",
+        "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets",
     ];
     let server = tokio::spawn(async move {
         for path in lists {

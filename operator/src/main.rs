@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use oyl_operator::controller::{self, Context};
-use oyl_operator::{http, metrics::Metrics, render, telemetry};
+use oyl_operator::{http, leader, metrics::Metrics, render, telemetry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,6 +37,10 @@ struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Run only while holding the Lease `oyl-operator` in POD_NAMESPACE, so several replicas
+    /// can run with one active.
+    #[arg(long, env = "LEADER_ELECT")]
+    leader_elect: bool,
     /// Log as plain text instead of JSON lines.
     #[arg(long, env = "LOG_TEXT")]
     log_text: bool,
@@ -100,8 +104,34 @@ async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
     let server = axum::serve(listener, http::router(ctx.clone()));
+    let elected = async {
+        if args.leader_elect {
+            let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                format!(
+                    "oyl-operator-{}",
+                    oyl_operator::build::secrets::random_hex(4).unwrap_or_default()
+                )
+            });
+            let election = leader::LeaderElection::new(
+                ctx.client.clone(),
+                &namespace,
+                "oyl-operator",
+                &identity,
+            );
+            // A follower is healthy and ready to take over; readiness must not depend on leading.
+            ctx.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            election.acquire().await?;
+            tokio::select! {
+                r = controller::run(ctx.clone(), args.namespace) => r,
+                () = election.hold() => Err("leadership lost; exiting so a new leader takes over".into()),
+            }
+        } else {
+            controller::run(ctx.clone(), args.namespace).await
+        }
+    };
     tokio::select! {
-        r = controller::run(ctx, args.namespace) => r,
+        r = elected => r,
         r = server => r.map_err(Into::into),
     }
 }

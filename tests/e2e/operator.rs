@@ -713,3 +713,40 @@ async fn the_operator_runs_with_least_privilege() {
     assert!(!can(&["get", "nodes"]));
     assert!(!can(&["create", "clusterrolebindings"]));
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn only_one_replica_leads_and_a_follower_takes_over_an_expired_lease() {
+    use oyl_operator::leader::LeaderElection;
+    let ns = TestNamespace::new("e2e-lease").await;
+    let a = LeaderElection::new(ns.client.clone(), &ns.name, "oyl-operator", "replica-a");
+    let b = LeaderElection::new(ns.client.clone(), &ns.name, "oyl-operator", "replica-b");
+    assert!(
+        a.try_acquire_or_renew().await.unwrap(),
+        "the first candidate creates the lease"
+    );
+    assert!(
+        !b.try_acquire_or_renew().await.unwrap(),
+        "a held lease is not taken"
+    );
+    assert!(a.try_acquire_or_renew().await.unwrap(), "the holder renews");
+    // replica-a stops renewing (it crashed); replica-b takes over once the lease expires.
+    wait_for(
+        Duration::from_secs(40),
+        "replica-b to take over the expired lease",
+        || async { b.try_acquire_or_renew().await.ok()?.then_some(()) },
+    )
+    .await;
+    let lease = ns
+        .api::<k8s_openapi::api::coordination::v1::Lease>()
+        .get("oyl-operator")
+        .await
+        .unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    assert!(
+        !a.try_acquire_or_renew().await.unwrap(),
+        "the old leader cannot renew"
+    );
+}

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod chroma;
 pub mod common;
 pub mod managed;
+pub mod network;
 pub mod postgres;
 pub mod redis;
 pub mod secrets;
@@ -19,6 +20,8 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, PersistentVolumeClaim, Secret, SecretKeySelector, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use serde::Serialize;
@@ -37,6 +40,8 @@ pub enum Child {
     Deployment(Deployment),
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     CronJob(CronJob),
+    NetworkPolicy(NetworkPolicy),
+    PodDisruptionBudget(PodDisruptionBudget),
 }
 
 impl Child {
@@ -48,6 +53,8 @@ impl Child {
             Child::Deployment(_) => "Deployment",
             Child::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
             Child::CronJob(_) => "CronJob",
+            Child::NetworkPolicy(_) => "NetworkPolicy",
+            Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
         }
     }
 
@@ -59,6 +66,8 @@ impl Child {
             Child::Deployment(o) => &o.metadata,
             Child::HorizontalPodAutoscaler(o) => &o.metadata,
             Child::CronJob(o) => &o.metadata,
+            Child::NetworkPolicy(o) => &o.metadata,
+            Child::PodDisruptionBudget(o) => &o.metadata,
         }
     }
 
@@ -70,6 +79,8 @@ impl Child {
             Child::Deployment(o) => &mut o.metadata,
             Child::HorizontalPodAutoscaler(o) => &mut o.metadata,
             Child::CronJob(o) => &mut o.metadata,
+            Child::NetworkPolicy(o) => &mut o.metadata,
+            Child::PodDisruptionBudget(o) => &mut o.metadata,
         }
     }
 
@@ -94,6 +105,8 @@ impl Child {
             Child::Deployment(o) => typed(o),
             Child::HorizontalPodAutoscaler(o) => typed(o),
             Child::CronJob(o) => typed(o),
+            Child::NetworkPolicy(o) => typed(o),
+            Child::PodDisruptionBudget(o) => typed(o),
         }
     }
 }
@@ -152,6 +165,7 @@ pub fn build(p: &OylPlatform, credentials: &Credentials) -> Result<Vec<Child>, I
     chroma::children(p, &mut out);
     api::children(p, &mut out);
     backup::children(p, &mut out);
+    network::children(p, &mut out);
     out.sort_by_key(apply_rank);
     for child in &mut out {
         let hash = content_hash(&child.to_value());
@@ -167,11 +181,13 @@ pub fn build(p: &OylPlatform, credentials: &Credentials) -> Result<Vec<Child>, I
 fn apply_rank(c: &Child) -> u8 {
     match c {
         Child::Secret(_) => 0,
-        Child::PersistentVolumeClaim(_) => 1,
-        Child::Service(_) => 2,
-        Child::Deployment(_) => 3,
-        Child::HorizontalPodAutoscaler(_) => 4,
-        Child::CronJob(_) => 5,
+        Child::NetworkPolicy(_) => 1,
+        Child::PersistentVolumeClaim(_) => 2,
+        Child::Service(_) => 3,
+        Child::Deployment(_) => 4,
+        Child::PodDisruptionBudget(_) => 5,
+        Child::HorizontalPodAutoscaler(_) => 6,
+        Child::CronJob(_) => 7,
     }
 }
 
