@@ -10,7 +10,7 @@ use crate::auth::TenantScope;
 use crate::config::Config;
 use crate::db::{self, Db, Page};
 use crate::jwt::{Role, claims_for};
-use crate::startup::{Application, open_database, shutdown_signal, signing_keys};
+use crate::startup::{Application, open_database, run_worker, shutdown_signal, signing_keys};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (the default).
     Serve(ServeArgs),
+    /// Process the document queue (no HTTP); run several to scale processing out.
+    Worker,
     /// Apply pending database migrations and exit (what the operator's migration Job runs).
     Migrate {
         /// Keep retrying while the database is unreachable, up to this many seconds.
@@ -120,6 +122,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
         }
+        Command::Worker => run_worker(config, shutdown_signal()).await,
         Command::Migrate { wait_seconds } => {
             migrate(&config, Duration::from_secs(wait_seconds)).await
         }

@@ -45,6 +45,10 @@ pub mod env {
     pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    pub const WORKER_ENABLED: &str = "WORKER_ENABLED";
+    pub const WORKER_POLL_SECONDS: &str = "WORKER_POLL_SECONDS";
+    pub const WORKER_LEASE_SECONDS: &str = "WORKER_LEASE_SECONDS";
+    pub const WORKER_MAX_ATTEMPTS: &str = "WORKER_MAX_ATTEMPTS";
 
     /// Every variable the server reads, for documentation and tests.
     pub const ALL: &[&str] = &[
@@ -80,6 +84,10 @@ pub mod env {
         UPLOAD_DIR,
         LOG_FORMAT,
         LOG_LEVEL,
+        WORKER_ENABLED,
+        WORKER_POLL_SECONDS,
+        WORKER_LEASE_SECONDS,
+        WORKER_MAX_ATTEMPTS,
     ];
 }
 
@@ -175,6 +183,13 @@ pub struct Config {
     pub upload_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Run the document worker inside `serve`.
+    pub worker_enabled: bool,
+    pub worker_poll: Duration,
+    /// How long a claim on a document lasts without renewal (a dead worker's documents return
+    /// to the queue after this).
+    pub worker_lease: Duration,
+    pub worker_max_attempts: i32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -298,6 +313,22 @@ impl Config {
                 }
             },
             log_level: get(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
+            worker_enabled: parse_bool(env::WORKER_ENABLED, get(env::WORKER_ENABLED), true)?,
+            worker_poll: Duration::from_millis(parse_num(
+                env::WORKER_POLL_SECONDS,
+                get(env::WORKER_POLL_SECONDS).map(|v| seconds_to_millis(&v)),
+                2000,
+            )?),
+            worker_lease: Duration::from_secs(parse_num(
+                env::WORKER_LEASE_SECONDS,
+                get(env::WORKER_LEASE_SECONDS),
+                300,
+            )?),
+            worker_max_attempts: parse_num(
+                env::WORKER_MAX_ATTEMPTS,
+                get(env::WORKER_MAX_ATTEMPTS),
+                3,
+            )?,
         };
         config.check_consistency()?;
         Ok(config)
@@ -327,6 +358,17 @@ impl Config {
             return Err(ConfigError(format!(
                 "{} must be positive",
                 env::ACCESS_TOKEN_EXPIRE_MINUTES
+            )));
+        }
+        if self.worker_lease < Duration::from_secs(1)
+            || self.worker_poll.is_zero()
+            || self.worker_max_attempts < 1
+        {
+            return Err(ConfigError(format!(
+                "{} must be at least 1, {} positive and {} at least 1",
+                env::WORKER_LEASE_SECONDS,
+                env::WORKER_POLL_SECONDS,
+                env::WORKER_MAX_ATTEMPTS
             )));
         }
         if self.request_timeout.is_zero() {
@@ -418,6 +460,16 @@ fn parse_num<T: std::str::FromStr>(
             .trim()
             .parse()
             .map_err(|_| ConfigError(format!("{name}: expected a non-negative number, got `{v}`"))),
+    }
+}
+
+/// `"2"` or `"0.5"` seconds as milliseconds (unparseable text is passed through to fail later).
+fn seconds_to_millis(value: &str) -> String {
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => {
+            format!("{}", (secs * 1000.0).round() as u64)
+        }
+        _ => value.to_string(),
     }
 }
 

@@ -64,6 +64,7 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     TooManyRequests { retry_after_secs: u64 },
     ServiceUnavailable(String),
+    GatewayTimeout(String),
     Timeout,
     Internal(anyhow::Error),
 }
@@ -96,6 +97,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ServiceUnavailable(_) | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,7 +145,8 @@ impl IntoResponse for ApiError {
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::ServiceUnavailable(m) => json!({ "detail": m }),
+            | ApiError::ServiceUnavailable(m)
+            | ApiError::GatewayTimeout(m) => json!({ "detail": m }),
             ApiError::MethodNotAllowed => json!({ "detail": "Method Not Allowed" }),
             ApiError::Validation(errors) => json!({ "detail": errors }),
             ApiError::TooManyRequests { .. } => json!({ "detail": "Rate limit exceeded" }),

@@ -17,6 +17,8 @@ pub struct Metrics {
     pool_max: IntGauge,
     pub documents_processed: IntCounterVec,
     pub document_processing_seconds: HistogramVec,
+    pub embedding_seconds: prometheus::Histogram,
+    queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -70,6 +72,16 @@ impl Metrics {
             &["file_type"],
         )
         .expect("valid metric");
+        let embedding_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new("embedding_seconds", "Time to embed one document's chunks")
+                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+        )
+        .expect("valid metric");
+        let queue_depth = IntGauge::new(
+            "document_queue_depth",
+            "Documents waiting to be processed (all tenants)",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("oyl_build_info", "Version of the running server"),
             &["version"],
@@ -84,6 +96,8 @@ impl Metrics {
             Box::new(pool_max.clone()),
             Box::new(documents_processed.clone()),
             Box::new(document_processing_seconds.clone()),
+            Box::new(embedding_seconds.clone()),
+            Box::new(queue_depth.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -99,7 +113,13 @@ impl Metrics {
             pool_max,
             documents_processed,
             document_processing_seconds,
+            embedding_seconds,
+            queue_depth,
         }
+    }
+
+    pub fn set_queue_depth(&self, depth: i64) {
+        self.queue_depth.set(depth);
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {

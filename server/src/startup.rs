@@ -14,6 +14,8 @@ use crate::db::{self, Db};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::rag::embed::HashingEmbedder;
+use crate::rag::vector::DbVectorStore;
+use crate::rag::worker;
 use crate::state::{AppState, Inner};
 use crate::storage::Storage;
 
@@ -71,32 +73,41 @@ pub async fn signing_keys(config: &Config, db: &Db) -> anyhow::Result<JwtKeys> {
     Ok(JwtKeys::new(config.algorithm, secret.into_bytes()))
 }
 
+/// Everything but the listener: configuration checks, database (migrated when configured),
+/// signing key, upload directory, providers. Shared by `serve` and `worker`.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    config.check_secret_key()?;
+    let db = open_database(&config).await?;
+    let jwt = signing_keys(&config, &db).await?;
+    let storage = Storage::new(&config.upload_dir);
+    storage.check_writable().await.with_context(|| {
+        format!(
+            "the upload directory {} ({}) is not writable",
+            config.upload_dir.display(),
+            env::UPLOAD_DIR
+        )
+    })?;
+    Ok(AppState::new(Inner {
+        metrics: Metrics::new(&config.app_version),
+        embedder: Arc::new(HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM)),
+        vectors: Arc::new(DbVectorStore::new(db.clone())),
+        queue: Arc::new(tokio::sync::Notify::new()),
+        config,
+        db,
+        jwt,
+        storage,
+    }))
+}
+
 impl Application {
     /// Validates the configuration, opens (and migrates) the database, prepares the upload
     /// directory and binds the listener. Errors here stop the process with a clear message.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        config.check_secret_key()?;
-        let db = open_database(&config).await?;
-        let jwt = signing_keys(&config, &db).await?;
-        let storage = Storage::new(&config.upload_dir);
-        storage.check_writable().await.with_context(|| {
-            format!(
-                "the upload directory {} ({}) is not writable",
-                config.upload_dir.display(),
-                env::UPLOAD_DIR
-            )
-        })?;
-        let listener = TcpListener::bind(config.bind_address())
+        let bind = config.bind_address();
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(&bind)
             .await
-            .with_context(|| format!("cannot listen on {}", config.bind_address()))?;
-        let state = AppState::new(Inner {
-            metrics: Metrics::new(&config.app_version),
-            embedder: Arc::new(HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM)),
-            config,
-            db,
-            jwt,
-            storage,
-        });
+            .with_context(|| format!("cannot listen on {bind}"))?;
         let router = build_router(state.clone());
         Ok(Application {
             listener,
@@ -139,6 +150,13 @@ impl Application {
             database = state.db.backend().as_str(),
             "serving"
         );
+        let worker = state.config.worker_enabled.then(|| {
+            let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+            (
+                stop_worker,
+                tokio::spawn(worker::run(state.clone(), stopped)),
+            )
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
             tracing::info!("shutdown requested: finishing in-flight requests");
@@ -151,10 +169,35 @@ impl Application {
             result = server => result.context("server error")?,
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over: dropping unfinished requests"),
         }
+        if let Some((stop_worker, handle)) = worker {
+            let _ = stop_worker.send(true);
+            // The document being processed gets the rest of the grace period; an unfinished one
+            // returns to the queue when its lease expires.
+            if tokio::time::timeout(grace, handle).await.is_err() {
+                tracing::warn!("worker did not stop in time");
+            }
+        }
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// `oyl-server worker`: processes the document queue until SIGTERM, without serving HTTP.
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build_state(config).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: finishing the current document");
+        let _ = stop.send(true);
+    });
+    worker::run(state.clone(), stopped).await;
+    state.db.close().await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM (Kubernetes) or Ctrl-C.

@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::rag::embed::Embedder;
+use crate::rag::vector::VectorStore;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -20,6 +21,9 @@ pub struct Inner {
     pub metrics: Metrics,
     pub storage: Storage,
     pub embedder: Arc<dyn Embedder>,
+    pub vectors: Arc<dyn VectorStore>,
+    /// Wakes the worker when a document is queued.
+    pub queue: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

@@ -241,6 +241,13 @@ async fn delete_assistant(
         .storage
         .remove_knowledge_base(auth.scope.tenant_id(), assistant.knowledge_base_id)
         .await;
+    if let Err(e) = state
+        .vectors
+        .delete_knowledge_base(&auth.scope, assistant.knowledge_base_id)
+        .await
+    {
+        tracing::warn!(assistant_id = %id, error = %e, "could not delete the knowledge base's vectors");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -18,13 +18,16 @@ use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBo
 use crate::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
 use crate::models::{Assistant, Document, ListResponse};
 use crate::rag::extract::{self as extraction, SUPPORTED};
-use crate::rag::pipeline::{ProcessDetail, process_document};
+use crate::rag::pipeline::{ProcessDetail, extract_file, lease_until, process_claimed};
+use crate::rag::worker::wait_until_settled;
 use crate::state::AppState;
 use crate::storage::Storage;
 
 /// Multipart framing around the file (boundaries, headers) allowed on top of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub const MAX_BATCH: usize = 100;
+/// How long process-batch waits for a document someone else is processing.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     let upload_limit = usize::try_from(max_upload_bytes)
@@ -175,7 +178,28 @@ async fn upload(
         .await;
         return match created {
             Ok(Some(document)) => {
-                tracing::info!(document_id = %document.id, size, file_type = kind.as_str(), "document uploaded");
+                // Extract the text now (the contract: store, extract, queue), so processing never
+                // needs this replica's disk. A parser failure marks the document `failed`.
+                let extracted = extract_file(kind, final_path).await;
+                db::documents::set_extraction(
+                    &state.db,
+                    &auth.scope,
+                    document.id,
+                    extracted.as_deref().map_err(String::as_str),
+                )
+                .await?;
+                match &extracted {
+                    Ok(text) => {
+                        tracing::info!(document_id = %document.id, size, chars = text.chars().count(), file_type = kind.as_str(), "document uploaded and queued");
+                        state.queue.notify_one();
+                    }
+                    Err(reason) => {
+                        tracing::info!(document_id = %document.id, size, file_type = kind.as_str(), %reason, "document uploaded; extraction failed")
+                    }
+                }
+                let document = db::documents::get(&state.db, &auth.scope, document.id)
+                    .await?
+                    .unwrap_or(document);
                 Ok((StatusCode::CREATED, Json(document)))
             }
             Ok(None) => {
@@ -242,45 +266,75 @@ async fn process_batch(
         db::documents::all_in_knowledge_base(&state.db, &auth.scope, assistant.knowledge_base_id)
             .await?;
     let mut details = Vec::new();
-    match &body.document_ids {
-        None => {
-            for doc in all.iter().filter(|d| d.processed_status == "pending") {
-                details.push(process_document(&state, &auth.scope, doc, false).await);
-            }
-        }
+    // What to process: every pending document, or exactly the named ones (then failed and
+    // completed ones are processed again).
+    let (targets, reprocess): (Vec<Uuid>, bool) = match &body.document_ids {
+        None => (
+            all.iter()
+                .filter(|d| d.processed_status == "pending")
+                .map(|d| d.id)
+                .collect(),
+            false,
+        ),
         Some(ids) => {
-            let mut seen = Vec::new();
+            let mut unique = Vec::new();
             for id in ids {
-                if seen.contains(id) {
+                if unique.contains(id) {
                     continue;
                 }
-                seen.push(*id);
-                match all.iter().find(|d| d.id == *id) {
-                    Some(doc) => {
-                        if doc.processed_status == "completed" {
-                            // Re-processing a completed document: make it claimable again.
-                            db::documents::set_status(
-                                &state.db,
-                                &auth.scope,
-                                doc.id,
-                                "pending",
-                                None,
-                                doc.chunk_count,
-                            )
-                            .await?;
-                        }
-                        details.push(process_document(&state, &auth.scope, doc, true).await);
-                    }
-                    None => details.push(ProcessDetail {
+                unique.push(*id);
+                if !all.iter().any(|d| d.id == *id) {
+                    details.push(ProcessDetail {
                         document_id: *id,
                         file_name: None,
                         status: "not_found".into(),
                         chunks: 0,
                         error: Some("Document not found in this knowledge base".into()),
-                    }),
+                    });
                 }
             }
+            unique.retain(|id| all.iter().any(|d| d.id == *id));
+            (unique, true)
         }
+    };
+    for id in targets {
+        let claim_id = Uuid::new_v4();
+        match db::documents::claim(
+            &state.db,
+            &auth.scope,
+            id,
+            reprocess,
+            claim_id,
+            lease_until(&state),
+        )
+        .await?
+        {
+            Some(claimed) => details.push(process_claimed(&state, &claimed, claim_id).await),
+            None => {
+                // The worker (or another request) has it: report how it ends.
+                let settled = wait_until_settled(&state, &auth.scope, id, SETTLE_TIMEOUT).await;
+                details.push(match settled {
+                    Some(doc) => ProcessDetail {
+                        document_id: doc.id,
+                        chunks: doc.chunk_count,
+                        error: doc.error.clone(),
+                        status: doc.processed_status.clone(),
+                        file_name: Some(doc.file_name),
+                    },
+                    None => ProcessDetail {
+                        document_id: id,
+                        file_name: None,
+                        status: "not_found".into(),
+                        chunks: 0,
+                        error: Some("Document deleted while processing".into()),
+                    },
+                });
+            }
+        }
+    }
+    // Report in the order asked for (not-found entries were added first).
+    if let Some(ids) = &body.document_ids {
+        details.sort_by_key(|d| ids.iter().position(|id| *id == d.document_id));
     }
     let processed = details.iter().filter(|d| d.status == "completed").count() as i64;
     let failed = details.iter().filter(|d| d.status == "failed").count() as i64;
@@ -435,5 +489,12 @@ async fn delete_document(
         .await?
         .ok_or_else(|| ApiError::not_found("Document"))?;
     state.storage.remove(&doc.storage_key).await;
+    if let Err(e) = state
+        .vectors
+        .delete_document(&auth.scope, doc.knowledge_base_id, doc.id)
+        .await
+    {
+        tracing::warn!(document_id = %doc.id, error = %e, "could not delete the document's vectors");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

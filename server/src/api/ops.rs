@@ -75,6 +75,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(depth) = crate::db::documents::queue_depth(&state.db).await {
+        state.metrics.set_queue_depth(depth);
+    }
     (
         [(
             header::CONTENT_TYPE,

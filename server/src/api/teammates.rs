@@ -199,6 +199,9 @@ async fn delete_teammate(
             .storage
             .remove_knowledge_base(auth.scope.tenant_id(), kb)
             .await;
+        if let Err(e) = state.vectors.delete_knowledge_base(&auth.scope, kb).await {
+            tracing::warn!(knowledge_base_id = %kb, error = %e, "could not delete the knowledge base's vectors");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -159,6 +159,9 @@ async fn delete_tenant(
         return Err(ApiError::not_found("Tenant"));
     }
     state.storage.remove_tenant(auth.scope.tenant_id()).await;
+    if let Err(e) = state.vectors.delete_tenant(&auth.scope).await {
+        tracing::warn!(error = %e, "could not delete the tenant's vectors");
+    }
     tracing::info!(tenant_id = %auth.scope.tenant_id(), "tenant deleted");
     Ok(StatusCode::NO_CONTENT)
 }

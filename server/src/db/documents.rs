@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Db, Page, now};
@@ -134,55 +135,183 @@ pub async fn delete(
     })
 }
 
-/// Moves a document to a new status (with the error when failed and the chunk count).
-pub async fn set_status(
+/// Records the text extracted at upload (the document stays `pending`), or the extraction error
+/// (the document becomes `failed`).
+pub async fn set_extraction(
     db: &Db,
     scope: &TenantScope,
     id: Uuid,
+    result: Result<&str, &str>,
+) -> Result<bool, sqlx::Error> {
+    let (content, status, error) = match result {
+        Ok(text) => (Some(text), "pending", None),
+        Err(e) => (None, "failed", Some(e)),
+    };
+    with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE documents SET content = $3, processed_status = $4, error = $5, updated_at = $6 \
+             WHERE id = $1 AND tenant_id = $2 AND processed_status = 'pending'",
+        )
+        .bind(id)
+        .bind(scope.tenant_id())
+        .bind(content)
+        .bind(status)
+        .bind(error)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0)
+    })
+}
+
+/// The extracted text (`None` when extraction has not happened).
+pub async fn content(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<Option<String>> = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT content FROM documents WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(scope.tenant_id())
+            .fetch_optional(pool)
+            .await
+    })?;
+    Ok(row.flatten())
+}
+
+/// Claims one document for processing: `pending` ones, and with `reprocess` also `failed` and
+/// `completed` ones. Returns the claimed row, or `None` when it is not claimable (someone else is
+/// processing it, or it does not exist). Atomic: two claimers never both succeed.
+pub async fn claim(
+    db: &Db,
+    scope: &TenantScope,
+    id: Uuid,
+    reprocess: bool,
+    claim_id: Uuid,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Document>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE documents SET processed_status = 'processing', claim_id = $3, lease_expires_at = $4, \
+         attempts = attempts + 1, error = NULL, updated_at = $5 \
+         WHERE id = $1 AND tenant_id = $2 AND (processed_status = 'pending' \
+         OR ($6 AND processed_status IN ('failed', 'completed'))) RETURNING {COLUMNS}"
+    );
+    with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .bind(scope.tenant_id())
+            .bind(claim_id)
+            .bind(lease_until)
+            .bind(now())
+            .bind(reprocess)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// The queue: claims the oldest `pending` document of any tenant (the worker is a trusted
+/// system component; the returned row says which tenant it belongs to).
+pub async fn claim_next(
+    db: &Db,
+    claim_id: Uuid,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Document>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE documents SET processed_status = 'processing', claim_id = $1, lease_expires_at = $2, \
+         attempts = attempts + 1, error = NULL, updated_at = $3 \
+         WHERE id = (SELECT id FROM documents WHERE processed_status = 'pending' ORDER BY created_at, id LIMIT 1) \
+         AND processed_status = 'pending' RETURNING {COLUMNS}"
+    );
+    with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(claim_id)
+            .bind(lease_until)
+            .bind(now())
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// Keeps a claim alive while processing takes long. False when the claim was lost.
+pub async fn extend_lease(
+    db: &Db,
+    id: Uuid,
+    claim_id: Uuid,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE documents SET lease_expires_at = $3 WHERE id = $1 AND claim_id = $2 AND processed_status = 'processing'",
+        )
+        .bind(id)
+        .bind(claim_id)
+        .bind(lease_until)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0)
+    })
+}
+
+/// Records the outcome, only if the claim is still ours (a claim that expired and was taken over
+/// must not be overwritten by the slow first owner).
+pub async fn finish(
+    db: &Db,
+    id: Uuid,
+    claim_id: Uuid,
     status: &str,
     error: Option<&str>,
     chunk_count: i64,
 ) -> Result<bool, sqlx::Error> {
-    let result = with_pool!(db, pool => {
+    with_pool!(db, pool => {
         sqlx::query(
-            "UPDATE documents SET processed_status = $3, error = $4, chunk_count = $5, updated_at = $6 \
-             WHERE id = $1 AND tenant_id = $2",
+            "UPDATE documents SET processed_status = $3, error = $4, chunk_count = $5, claim_id = NULL, \
+             lease_expires_at = NULL, updated_at = $6 WHERE id = $1 AND claim_id = $2 AND processed_status = 'processing'",
         )
         .bind(id)
-        .bind(scope.tenant_id())
+        .bind(claim_id)
         .bind(status)
         .bind(error)
         .bind(chunk_count)
         .bind(now())
         .execute(pool)
         .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(result > 0)
+        .map(|r| r.rows_affected() > 0)
+    })
 }
 
-/// Atomically moves a `pending` (or, when `retry_failed`, `failed`) document to `processing`.
-/// Returns false when someone else got it first, so no document is processed twice at once.
-pub async fn claim(
-    db: &Db,
-    scope: &TenantScope,
-    id: Uuid,
-    retry_failed: bool,
-) -> Result<bool, sqlx::Error> {
-    let result = with_pool!(db, pool => {
-        sqlx::query(
-            "UPDATE documents SET processed_status = 'processing', error = NULL, updated_at = $3 \
-             WHERE id = $1 AND tenant_id = $2 AND (processed_status = 'pending' OR ($4 AND processed_status = 'failed'))",
+/// Documents whose worker died (lease expired) go back to the queue, or fail after
+/// `max_attempts`. Returns (requeued, failed).
+pub async fn reclaim_expired(db: &Db, max_attempts: i32) -> Result<(u64, u64), sqlx::Error> {
+    let ts = now();
+    with_pool!(db, pool => {
+        let failed = sqlx::query(
+            "UPDATE documents SET processed_status = 'failed', \
+             error = 'processing was interrupted too many times', claim_id = NULL, lease_expires_at = NULL, updated_at = $1 \
+             WHERE processed_status = 'processing' AND lease_expires_at < $1 AND attempts >= $2",
         )
-        .bind(id)
-        .bind(scope.tenant_id())
-        .bind(now())
-        .bind(retry_failed)
+        .bind(ts)
+        .bind(max_attempts)
         .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(result == 1)
+        .await?
+        .rows_affected();
+        let requeued = sqlx::query(
+            "UPDATE documents SET processed_status = 'pending', claim_id = NULL, lease_expires_at = NULL, updated_at = $1 \
+             WHERE processed_status = 'processing' AND lease_expires_at < $1",
+        )
+        .bind(ts)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        Ok((requeued, failed))
+    })
+}
+
+/// Documents waiting for processing, across tenants (a metric).
+pub async fn queue_depth(db: &Db) -> Result<i64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE processed_status = 'pending'").fetch_one(pool).await
+    })
 }
 
 /// Knowledge bases in a subtree, for removing stored files after a cascading delete.

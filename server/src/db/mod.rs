@@ -121,16 +121,30 @@ pub fn new_id() -> uuid::Uuid {
 }
 
 /// Migrations, embedded in the binary. Both backends have the same versions.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "document queue",
+        include_str!("../../migrations/postgres/0002_document_queue.sql"),
+    ),
+];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "document queue",
+        include_str!("../../migrations/sqlite/0002_document_queue.sql"),
+    ),
+];
 
 pub fn migration_list(backend: Backend) -> &'static [(i64, &'static str, &'static str)] {
     match backend {

@@ -6,9 +6,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::TenantScope;
+use crate::error::ApiError;
 use crate::models::Assistant;
+use crate::rag::ProviderError;
 use crate::rag::embed::{STOP_WORDS, words};
-use crate::rag::store::{self, ScoredChunk};
+use crate::rag::vector::ScoredChunk;
 use crate::state::AppState;
 
 pub const NO_ANSWER: &str = "I could not find information about this in the knowledge base.";
@@ -40,17 +42,22 @@ pub async fn answer_with(
     assistant: &Assistant,
     weight: f64,
     query: &str,
-) -> Result<AssistantAnswer, sqlx::Error> {
+) -> Result<AssistantAnswer, ApiError> {
     let k = state.config.max_retrieved_chunks;
-    let query_vector = state.embedder.embed(&[query.to_string()]).remove(0);
-    let chunks = store::search(
-        &state.db,
-        scope,
-        assistant.knowledge_base_id,
-        &query_vector,
-        k,
-    )
-    .await?;
+    let query_vector = state
+        .embedder
+        .embed(std::slice::from_ref(&query.to_string()))
+        .await
+        .map_err(|e| provider_error("embeddings", e))?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::ServiceUnavailable("The embedding provider returned nothing".into())
+        })?;
+    let chunks = state
+        .vectors
+        .search(scope, assistant.knowledge_base_id, &query_vector, k)
+        .await
+        .map_err(|e| provider_error("vector store", e))?;
     let relevant: Vec<ScoredChunk> = chunks.into_iter().filter(|c| c.score > 0.0).collect();
     let answer = extractive_answer(query, &relevant);
     let sources = if answer == NO_ANSWER {
@@ -75,6 +82,19 @@ pub async fn answer_with(
         answer,
         sources,
     })
+}
+
+/// A provider failure as the API reports it: 504 when it timed out, 503 otherwise.
+pub fn provider_error(what: &str, e: ProviderError) -> ApiError {
+    tracing::error!(provider = what, error = %e, "provider failure");
+    match e {
+        ProviderError::Timeout(_) => {
+            ApiError::GatewayTimeout(format!("The {what} provider timed out"))
+        }
+        ProviderError::Unavailable(_) => {
+            ApiError::ServiceUnavailable(format!("The {what} provider is unavailable"))
+        }
+    }
 }
 
 fn keywords(text: &str) -> Vec<String> {

@@ -4,11 +4,14 @@
 
 use std::collections::HashMap;
 
+use super::{BoxFut, ProviderError};
+
 pub trait Embedder: Send + Sync {
-    /// A stable name stored with the vectors, so a change of embedder is detectable.
-    fn name(&self) -> &str;
-    fn dim(&self) -> usize;
-    fn embed(&self, texts: &[String]) -> Vec<Vec<f32>>;
+    /// A stable name (provider and model), for logs and metrics.
+    fn name(&self) -> String;
+    /// One vector per text, in order.
+    fn embed<'a>(&'a self, texts: &'a [String])
+    -> BoxFut<'a, Result<Vec<Vec<f32>>, ProviderError>>;
 }
 
 pub struct HashingEmbedder {
@@ -47,15 +50,28 @@ impl HashingEmbedder {
     }
 }
 
-impl Embedder for HashingEmbedder {
-    fn name(&self) -> &str {
-        "hashing-v1"
-    }
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn embed(&self, texts: &[String]) -> Vec<Vec<f32>> {
+impl HashingEmbedder {
+    pub fn embed_sync(&self, texts: &[String]) -> Vec<Vec<f32>> {
         texts.iter().map(|t| self.embed_one(t)).collect()
+    }
+}
+
+impl Embedder for HashingEmbedder {
+    fn name(&self) -> String {
+        format!("hashing-v1/{}", self.dim)
+    }
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<Vec<f32>>, ProviderError>> {
+        Box::pin(async move {
+            // CPU work: keep it off the async threads for large documents.
+            let dim = self.dim;
+            let texts = texts.to_vec();
+            tokio::task::spawn_blocking(move || HashingEmbedder::new(dim).embed_sync(&texts))
+                .await
+                .map_err(|e| ProviderError::Unavailable(format!("embedding task failed: {e}")))
+        })
     }
 }
 
@@ -109,7 +125,7 @@ mod tests {
     #[test]
     fn similar_texts_are_closer_than_unrelated_ones() {
         let e = HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM);
-        let v = e.embed(&[
+        let v = e.embed_sync(&[
             "The invoice is due within 30 days of delivery.".into(),
             "When is the invoice due?".into(),
             "Penguins live in the southern hemisphere.".into(),
@@ -120,6 +136,9 @@ mod tests {
         assert!(related > unrelated + 0.2, "{related} vs {unrelated}");
         assert!((cosine(&v[0], &v[0]) - 1.0).abs() < 1e-5);
         // Deterministic across calls (and processes: no random seed).
-        assert_eq!(e.embed(&["same".into()]), e.embed(&["same".into()]));
+        assert_eq!(
+            e.embed_sync(&["same".into()]),
+            e.embed_sync(&["same".into()])
+        );
     }
 }

@@ -101,17 +101,81 @@ pub fn extract(kind: FileType, bytes: &[u8]) -> Result<String, String> {
             serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
         }
         FileType::Html => html_to_text(&decode_text(bytes)),
-        FileType::Pdf | FileType::Docx => {
-            return Err(format!(
-                "text extraction from {} files is not available in this build",
-                kind.as_str()
-            ));
-        }
+        FileType::Pdf => pdf_text(bytes)?,
+        FileType::Docx => docx_text(bytes)?,
     };
     if text.trim().is_empty() {
         return Err("the document contains no text".into());
     }
     Ok(text)
+}
+
+/// Text of a PDF (pdf-extract; it can panic on hostile files: callers contain panics).
+fn pdf_text(bytes: &[u8]) -> Result<String, String> {
+    if !bytes.starts_with(b"%PDF") {
+        return Err("not a PDF file".into());
+    }
+    pdf_extract::extract_text_from_mem(bytes).map_err(|e| format!("unreadable PDF: {e}"))
+}
+
+/// Text of a DOCX: the runs of `word/document.xml`, one line per paragraph, tabs between table
+/// cells. Entries larger than 100 MiB uncompressed are refused (zip bombs).
+fn docx_text(bytes: &[u8]) -> Result<String, String> {
+    use std::io::Read;
+    const MAX_XML: u64 = 100 * 1024 * 1024;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a DOCX file: {e}"))?;
+    let entry = archive
+        .by_name("word/document.xml")
+        .map_err(|_| "not a DOCX file: word/document.xml is missing".to_string())?;
+    let mut xml = String::new();
+    entry
+        .take(MAX_XML + 1)
+        .read_to_string(&mut xml)
+        .map_err(|e| format!("unreadable DOCX: {e}"))?;
+    if xml.len() as u64 > MAX_XML {
+        return Err("DOCX document too large".into());
+    }
+    Ok(wordprocessing_text(&xml))
+}
+
+/// Walks the WordprocessingML tags: text inside `<w:t>`, paragraph ends as new lines, `<w:tab/>`
+/// and cell ends as tabs, `<w:br/>` as line breaks.
+fn wordprocessing_text(xml: &str) -> String {
+    let mut out = String::new();
+    let mut in_text = false;
+    let mut rest = xml;
+    while let Some(open) = rest.find('<') {
+        if in_text {
+            out.push_str(&decode_entities(&rest[..open]));
+        }
+        let Some(close) = rest[open..].find('>').map(|c| open + c) else {
+            break;
+        };
+        let tag = &rest[open + 1..close];
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let closing = tag.starts_with('/');
+        let self_closing = tag.ends_with('/');
+        match (name, closing) {
+            ("w:t", false) => in_text = !self_closing,
+            ("w:t", true) => in_text = false,
+            ("w:p", true) => out.push('\n'),
+            ("w:tab", false) | ("w:tc", true) => out.push('\t'),
+            ("w:br", false) | ("w:cr", false) => out.push('\n'),
+            _ => {}
+        }
+        rest = &rest[close + 1..];
+    }
+    out.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 fn strip_bom(bytes: &[u8]) -> &[u8] {
@@ -256,6 +320,29 @@ mod tests {
                     <body><p>Fish &amp; chips</p><div>cost &#36;5&nbsp;each</div></body></html>";
         let text = extract(FileType::Html, html.as_bytes()).unwrap();
         assert_eq!(text, "T\nFish & chips\ncost $5 each");
+    }
+
+    #[test]
+    fn docx_paragraphs_runs_and_tables() {
+        let xml = r#"<?xml version="1.0"?><w:document><w:body>
+            <w:p><w:r><w:t>Hello</w:t></w:r><w:r><w:t xml:space="preserve"> world &amp; co</w:t></w:r></w:p>
+            <w:p><w:r><w:t>Line</w:t><w:br/><w:t>two</w:t></w:r></w:p>
+            <w:tbl><w:tr><w:tc><w:p><w:r><w:t>A</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>B</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
+            <w:p><w:r><w:t/></w:r></w:p></w:body></w:document>"#;
+        assert_eq!(
+            wordprocessing_text(xml),
+            "Hello world & co\nLine\ntwo\nA\n\tB"
+        );
+        assert!(
+            extract(FileType::Docx, b"PK not really")
+                .unwrap_err()
+                .contains("not a DOCX")
+        );
+        assert!(
+            extract(FileType::Pdf, b"hello")
+                .unwrap_err()
+                .contains("not a PDF")
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Processing one document: claim it (`pending` → `processing`), read the stored bytes, extract
-//! text (off the async threads, with panics contained), chunk, embed, store the chunks, and record
-//! `completed` or `failed` with the reason.
+//! Processing one claimed document: its text (extracted at upload, or now from the stored file),
+//! chunks, embeddings, the vector store, then `completed` or `failed` with the reason. The claim's
+//! lease is renewed while this runs, and the outcome is recorded only if the claim is still ours.
 
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -12,60 +13,105 @@ use uuid::Uuid;
 use crate::auth::TenantScope;
 use crate::db;
 use crate::models::Document;
+use crate::rag::chunk;
 use crate::rag::extract::{self, FileType};
-use crate::rag::{chunk, store};
 use crate::state::AppState;
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ProcessDetail {
     pub document_id: Uuid,
     pub file_name: Option<String>,
-    /// `completed`, `failed`, `skipped` (being processed elsewhere) or `not_found`.
+    /// `completed`, `failed`, `processing` (still being processed elsewhere) or `not_found`.
     pub status: String,
     pub chunks: i64,
     pub error: Option<String>,
 }
 
-/// Processes one document of the scoped tenant. `retry_failed` also picks up failed documents.
-pub async fn process_document(
-    state: &AppState,
-    scope: &TenantScope,
-    document: &Document,
-    retry_failed: bool,
-) -> ProcessDetail {
-    let mut detail = ProcessDetail {
-        document_id: document.id,
-        file_name: Some(document.file_name.clone()),
-        status: "skipped".into(),
-        chunks: 0,
-        error: None,
-    };
-    match db::documents::claim(&state.db, scope, document.id, retry_failed).await {
-        Ok(true) => {}
-        Ok(false) => return detail,
-        Err(e) => {
-            tracing::error!(document_id = %document.id, error = %e, "could not claim document");
-            detail.error = Some("database unavailable".into());
-            return detail;
-        }
+/// Extracts text from a file on disk, off the async threads, with parser panics contained.
+pub async fn extract_file(kind: FileType, path: PathBuf) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "stored upload unreadable");
+            "the stored file could not be read".to_string()
+        })?;
+        std::panic::catch_unwind(AssertUnwindSafe(|| extract::extract(kind, &bytes)))
+            .unwrap_or_else(|_| Err("the file could not be parsed (the parser crashed)".into()))
+    })
+    .await
+    .map_err(|_| "text extraction was interrupted".to_string())?
+}
+
+pub fn lease_until(state: &AppState) -> chrono::DateTime<chrono::Utc> {
+    let lease = chrono::Duration::from_std(state.config.worker_lease)
+        .unwrap_or(chrono::Duration::minutes(5));
+    chrono::Utc::now() + lease
+}
+
+/// Renews the lease every third of its length until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(state: &AppState, id: Uuid, claim_id: Uuid) -> Heartbeat {
+        let state = state.clone();
+        Heartbeat(tokio::spawn(async move {
+            let every = state.config.worker_lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                match db::documents::extend_lease(&state.db, id, claim_id, lease_until(&state))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(document_id = %id, "lost the claim on a document while processing it");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(document_id = %id, error = %e, "could not renew a document lease")
+                    }
+                }
+            }
+        }))
     }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Processes a document this caller has claimed with `claim_id`.
+pub async fn process_claimed(
+    state: &AppState,
+    document: &Document,
+    claim_id: Uuid,
+) -> ProcessDetail {
     let started = Instant::now();
-    let outcome = run(state, scope, document).await;
+    let heartbeat = Heartbeat::start(state, document.id, claim_id);
+    let scope = TenantScope::trusted(document.tenant_id);
+    let outcome = run(state, &scope, document).await;
+    drop(heartbeat);
     let (status, error, chunks) = match outcome {
         Ok(chunks) => ("completed", None, chunks),
         Err(reason) => ("failed", Some(reason), 0),
     };
-    if let Err(e) = db::documents::set_status(
+    match db::documents::finish(
         &state.db,
-        scope,
         document.id,
+        claim_id,
         status,
         error.as_deref(),
         chunks,
     )
     .await
     {
-        tracing::error!(document_id = %document.id, error = %e, "could not record the processing result");
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(document_id = %document.id, "claim expired before the result was recorded")
+        }
+        Err(e) => {
+            tracing::error!(document_id = %document.id, error = %e, "could not record the processing result")
+        }
     }
     state
         .metrics
@@ -77,54 +123,73 @@ pub async fn process_document(
         .document_processing_seconds
         .with_label_values(&[document.file_type.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    tracing::info!(document_id = %document.id, status, chunks, error = error.as_deref(), "document processed");
-    detail.status = status.into();
-    detail.chunks = chunks;
-    detail.error = error;
-    detail
+    tracing::info!(
+        document_id = %document.id,
+        tenant_id = %document.tenant_id,
+        status,
+        chunks,
+        error = error.as_deref(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "document processed"
+    );
+    ProcessDetail {
+        document_id: document.id,
+        file_name: Some(document.file_name.clone()),
+        status: status.into(),
+        chunks,
+        error,
+    }
 }
 
 async fn run(state: &AppState, scope: &TenantScope, document: &Document) -> Result<i64, String> {
-    let kind = FileType::parse(&document.file_type)
-        .ok_or_else(|| format!("unsupported file type {}", document.file_type))?;
-    let bytes = state
-        .storage
-        .read(&document.storage_key)
-        .await
-        .map_err(|e| {
-            tracing::error!(document_id = %document.id, error = %e, "stored upload unreadable");
-            "the stored file could not be read".to_string()
-        })?;
-    // Parsers of binary formats can panic on hostile input: contain it to this document.
-    let text = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| extract::extract(kind, &bytes)))
-            .unwrap_or_else(|_| Err("the file could not be parsed (parser crashed)".into()))
-    })
-    .await
-    .map_err(|_| "text extraction was interrupted".to_string())??;
+    let text = match db::documents::content(&state.db, scope, document.id).await.map_err(|e| {
+        tracing::error!(document_id = %document.id, error = %e, "could not load the document text");
+        "the document text could not be loaded".to_string()
+    })? {
+        Some(text) => text,
+        None => {
+            // Upload was interrupted before extraction: extract from the stored file now.
+            let kind = FileType::parse(&document.file_type)
+                .ok_or_else(|| format!("unsupported file type {}", document.file_type))?;
+            let path = state.storage.path(&document.storage_key).map_err(|e| e.to_string())?;
+            extract_file(kind, path).await?
+        }
+    };
     let (size, overlap) = (state.config.chunk_size, state.config.chunk_overlap);
-    let embedder = state.embedder.clone();
-    let chunks = tokio::task::spawn_blocking(move || {
-        let pieces = chunk::chunk_text(&text, size, overlap);
-        let vectors = embedder.embed(&pieces);
-        pieces.into_iter().zip(vectors).collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|_| "embedding was interrupted".to_string())?;
-    if chunks.is_empty() {
+    let pieces = tokio::task::spawn_blocking(move || chunk::chunk_text(&text, size, overlap))
+        .await
+        .map_err(|_| "chunking was interrupted".to_string())?;
+    if pieces.is_empty() {
         return Err("the document contains no text".into());
     }
-    store::replace_document_chunks(
-        &state.db,
-        scope,
-        document.knowledge_base_id,
-        document.id,
-        &chunks,
-    )
-    .await
-    .map_err(|e| {
-        tracing::error!(document_id = %document.id, error = %e, "could not store chunks");
-        "the chunks could not be stored".to_string()
-    })?;
+    let embed_started = Instant::now();
+    let vectors = state
+        .embedder
+        .embed(&pieces)
+        .await
+        .map_err(|e| format!("embedding failed: {e}"))?;
+    state
+        .metrics
+        .embedding_seconds
+        .observe(embed_started.elapsed().as_secs_f64());
+    if vectors.len() != pieces.len() {
+        return Err(format!(
+            "embedding returned {} vectors for {} chunks",
+            vectors.len(),
+            pieces.len()
+        ));
+    }
+    let chunks: Vec<(String, Vec<f32>)> = pieces.into_iter().zip(vectors).collect();
+    state
+        .vectors
+        .replace_document(
+            scope,
+            document.knowledge_base_id,
+            document.id,
+            &document.file_name,
+            &chunks,
+        )
+        .await
+        .map_err(|e| format!("indexing failed: {e}"))?;
     Ok(chunks.len() as i64)
 }

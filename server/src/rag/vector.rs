@@ -1,12 +1,114 @@
-//! The embedded vector store: chunks and their embeddings in the application database, searched
-//! by brute-force cosine similarity within one knowledge base. Tenant-scoped like everything else.
+//! Vector stores: one trait, and the embedded store (chunks and their embeddings in the
+//! application database, searched by brute-force cosine similarity within one knowledge base).
+//! Every call is tenant-scoped.
 
 use uuid::Uuid;
 
+use super::{BoxFut, ProviderError};
 use crate::auth::TenantScope;
 use crate::db::{Db, new_id, now};
 use crate::rag::embed::cosine;
 use crate::with_pool;
+
+/// Where chunk vectors live. Implementations must make [`VectorStore::replace_document`]
+/// idempotent (re-processing a document never duplicates its chunks).
+pub trait VectorStore: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn replace_document<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+        file_name: &'a str,
+        chunks: &'a [(String, Vec<f32>)],
+    ) -> BoxFut<'a, Result<(), ProviderError>>;
+    fn search<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        query: &'a [f32],
+        k: usize,
+    ) -> BoxFut<'a, Result<Vec<ScoredChunk>, ProviderError>>;
+    fn delete_document<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+    ) -> BoxFut<'a, Result<(), ProviderError>>;
+    fn delete_knowledge_base<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+    ) -> BoxFut<'a, Result<(), ProviderError>>;
+    fn delete_tenant<'a>(&'a self, scope: &'a TenantScope)
+    -> BoxFut<'a, Result<(), ProviderError>>;
+}
+
+/// The embedded store. Rows cascade with their documents, so the delete calls have nothing to do.
+pub struct DbVectorStore {
+    db: Db,
+}
+
+impl DbVectorStore {
+    pub fn new(db: Db) -> Self {
+        DbVectorStore { db }
+    }
+}
+
+fn db_error(e: sqlx::Error) -> ProviderError {
+    ProviderError::Unavailable(format!("database: {e}"))
+}
+
+impl VectorStore for DbVectorStore {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+    fn replace_document<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+        _file_name: &'a str,
+        chunks: &'a [(String, Vec<f32>)],
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            replace_document_chunks(&self.db, scope, knowledge_base_id, document_id, chunks)
+                .await
+                .map_err(db_error)
+        })
+    }
+    fn search<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        query: &'a [f32],
+        k: usize,
+    ) -> BoxFut<'a, Result<Vec<ScoredChunk>, ProviderError>> {
+        Box::pin(async move {
+            search(&self.db, scope, knowledge_base_id, query, k)
+                .await
+                .map_err(db_error)
+        })
+    }
+    fn delete_document<'a>(
+        &'a self,
+        _: &'a TenantScope,
+        _: Uuid,
+        _: Uuid,
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn delete_knowledge_base<'a>(
+        &'a self,
+        _: &'a TenantScope,
+        _: Uuid,
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn delete_tenant<'a>(&'a self, _: &'a TenantScope) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ScoredChunk {
@@ -28,7 +130,7 @@ fn from_bytes(b: &[u8]) -> Vec<f32> {
 }
 
 /// Replaces a document's chunks (re-processing never duplicates them).
-pub async fn replace_document_chunks(
+async fn replace_document_chunks(
     db: &Db,
     scope: &TenantScope,
     knowledge_base_id: Uuid,
@@ -64,7 +166,7 @@ pub async fn replace_document_chunks(
 }
 
 /// The `k` chunks of a knowledge base most similar to `query`.
-pub async fn search(
+async fn search(
     db: &Db,
     scope: &TenantScope,
     knowledge_base_id: Uuid,

@@ -146,6 +146,9 @@ pub fn test_env(
         ("DATABASE_TIMEOUT_SECONDS", "2"),
         ("CHUNK_SIZE", "200"),
         ("CHUNK_OVERLAP", "40"),
+        // Deterministic by default: documents are processed by process-batch; the worker has
+        // tests of its own.
+        ("WORKER_ENABLED", "false"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -450,6 +453,109 @@ pub async fn into_resp(resp: reqwest::Response) -> Resp {
         body,
         text,
         headers,
+    }
+}
+
+/// Builds small but valid PDF and DOCX files for the extraction tests.
+pub mod files {
+    use lopdf::content::{Content, Operation};
+    use lopdf::{Document, Object, Stream, dictionary};
+    use std::io::Write;
+
+    /// A one-page PDF with each line of `lines` in Helvetica.
+    pub fn pdf(lines: &[&str]) -> Vec<u8> {
+        let mut doc = Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let font_id = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica", "Encoding" => "WinAnsiEncoding",
+        });
+        let resources_id =
+            doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+        let mut operations = vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 12.into()]),
+        ];
+        operations.push(Operation::new("Td", vec![72.into(), 720.into()]));
+        for line in lines {
+            operations.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
+            operations.push(Operation::new("Td", vec![0.into(), (-16).into()]));
+        }
+        operations.push(Operation::new("ET", vec![]));
+        let content = Content { operations };
+        let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+        let page_id = doc.add_object(
+            dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id },
+        );
+        let pages = dictionary! {
+            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1, "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        };
+        doc.objects.insert(pages_id, Object::Dictionary(pages));
+        let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog_id);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+        out
+    }
+
+    /// A zip that is not a Word document (no `word/document.xml`).
+    pub fn docx_without_document() -> Vec<u8> {
+        let mut buffer = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        zip.start_file("hello.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"hello").unwrap();
+        zip.finish().unwrap();
+        buffer.into_inner()
+    }
+
+    /// A minimal WordprocessingML document with one paragraph per entry.
+    pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
+        let body: String = paragraphs
+            .iter()
+            .map(|p| format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>"))
+            .collect();
+        let document = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+        );
+        let mut buffer = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let parts = [
+            ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#.to_string()),
+            ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#.to_string()),
+            ("word/document.xml", document),
+        ];
+        for (name, content) in parts {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(content.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        buffer.into_inner()
+    }
+}
+
+impl TestApp {
+    /// Waits until no document of the assistant is pending or processing (the worker's work).
+    pub async fn wait_until_processed(
+        &self,
+        caller: &Caller,
+        assistant_id: &str,
+    ) -> serde_json::Value {
+        let path = format!("/api/v1/assistants/{assistant_id}/knowledge/status");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.get(caller, &path).await.body;
+            if status["pending"] == 0 && status["processing"] == 0 {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "documents still queued: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

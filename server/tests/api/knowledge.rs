@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{Caller, files, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn upload_stores_under_a_generated_name() {
@@ -195,21 +195,30 @@ async fn process_batch_and_status() {
         )
         .await
         .id();
+    // Text is extracted at upload: a broken file fails at once, with the reason.
     let broken = app
         .upload(&t.caller, &asst, "data.json", b"{not json".to_vec())
-        .await
-        .id();
+        .await;
+    assert_eq!(
+        (broken.status, broken.body["processed_status"].as_str()),
+        (201, Some("failed")),
+        "{}",
+        broken.text
+    );
+    assert!(
+        broken.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    let broken = broken.id();
 
     let status = app.get(&t.caller, &format!("{base}/status")).await;
     assert_eq!(status.status, 200);
-    assert_eq!(
-        (
-            status.body["total"].as_i64(),
-            status.body["pending"].as_i64(),
-            status.body["completed"].as_i64()
-        ),
-        (Some(3), Some(3), Some(0))
-    );
+    let counts = |s: &serde_json::Value| {
+        ["total", "pending", "processing", "completed", "failed"].map(|k| s[k].as_i64().unwrap())
+    };
+    assert_eq!(counts(&status.body), [3, 2, 0, 0, 1]);
     assert_eq!(status.body["assistant_id"], asst);
     assert_eq!(status.body["documents"].as_array().unwrap().len(), 3);
 
@@ -222,9 +231,9 @@ async fn process_batch_and_status() {
             batch.body["processed"].as_i64(),
             batch.body["failed"].as_i64()
         ),
-        (Some(2), Some(1))
+        (Some(2), Some(0))
     );
-    let details = batch.body["details"].as_array().unwrap();
+    let details = batch.body["details"].as_array().unwrap().clone();
     let detail = |id: &str| {
         details
             .iter()
@@ -237,39 +246,20 @@ async fn process_batch_and_status() {
         detail(&text)["chunks"].as_i64().unwrap() > 1,
         "1000+ characters at CHUNK_SIZE=200 give several chunks"
     );
-    assert_eq!(detail(&broken)["status"], "failed");
-    assert!(
-        detail(&broken)["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid JSON")
-    );
+    assert_eq!(detail(&html)["status"], "completed");
 
-    let doc = app
-        .get(&t.caller, &format!("/api/v1/documents/{broken}"))
-        .await;
-    assert_eq!(
-        (
-            doc.body["processed_status"].as_str(),
-            doc.body["chunk_count"].as_i64()
-        ),
-        (Some("failed"), Some(0))
-    );
-    assert!(doc.body["error"].as_str().unwrap().contains("invalid JSON"));
     let html_doc = app
         .get(&t.caller, &format!("/api/v1/documents/{html}"))
         .await;
-    assert_eq!(html_doc.body["processed_status"], "completed");
-
-    let status = app.get(&t.caller, &format!("{base}/status")).await;
     assert_eq!(
         (
-            status.body["pending"].as_i64(),
-            status.body["completed"].as_i64(),
-            status.body["failed"].as_i64()
+            html_doc.body["processed_status"].as_str(),
+            html_doc.body["chunk_count"].as_i64()
         ),
-        (Some(0), Some(2), Some(1))
+        (Some("completed"), Some(1))
     );
+    let status = app.get(&t.caller, &format!("{base}/status")).await;
+    assert_eq!(counts(&status.body), [3, 0, 0, 2, 1]);
 
     // Nothing pending: an empty body processes nothing.
     let again = app
@@ -289,13 +279,13 @@ async fn process_batch_and_status() {
         (200, Some(0), Some(0))
     );
 
-    // Named documents are (re)processed; unknown ids are reported.
+    // Named documents are processed again (completed and failed ones too); unknown ids are reported.
     let unknown = uuid::Uuid::new_v4().to_string();
     let named = app
         .post(
             &t.caller,
             &format!("{base}/process-batch"),
-            json!({"document_ids": [text, unknown]}),
+            json!({"document_ids": [text, unknown, broken]}),
         )
         .await;
     assert_eq!(
@@ -303,9 +293,27 @@ async fn process_batch_and_status() {
             named.body["processed"].as_i64(),
             named.body["failed"].as_i64()
         ),
-        (Some(1), Some(0))
+        (Some(1), Some(1)),
+        "{}",
+        named.text
     );
-    assert_eq!(named.body["details"][1]["status"], "not_found");
+    let statuses: Vec<&str> = named.body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["completed", "not_found", "failed"],
+        "in the order asked for"
+    );
+    assert!(
+        named.body["details"][2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
     let chunks = app
         .get(&t.caller, &format!("/api/v1/documents/{text}"))
         .await
@@ -327,6 +335,205 @@ async fn process_batch_and_status() {
         (bad_ids.status, bad_ids.locs()),
         (422, vec![r#"["body","document_ids",0]"#.to_string()])
     );
+}
+
+#[tokio::test]
+async fn corrupt_files_fail_with_a_reason_and_the_server_keeps_going() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("t").await;
+    let (_, _, asst) = app.create_tree(&t).await;
+    let mut truncated = files::pdf(&["The secret is 42."]);
+    truncated.truncate(truncated.len() / 2);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("fake.pdf", b"this is not a pdf".to_vec(), "not a PDF"),
+        ("truncated.pdf", truncated, "PDF"),
+        ("fake.docx", b"PK\x03\x04 broken zip".to_vec(), "not a DOCX"),
+        (
+            "nodoc.docx",
+            files::docx_without_document(),
+            "word/document.xml is missing",
+        ),
+        ("blank.txt", b"   \n\t ".to_vec(), "no text"),
+    ];
+    for (name, bytes, reason) in cases {
+        let resp = app.upload(&t.caller, &asst, name, bytes).await;
+        assert_eq!(resp.status, 201, "{name}: {}", resp.text);
+        assert_eq!(
+            resp.body["processed_status"], "failed",
+            "{name}: {}",
+            resp.text
+        );
+        assert!(
+            resp.body["error"].as_str().unwrap_or("").contains(reason),
+            "{name}: {}",
+            resp.text
+        );
+    }
+    assert_eq!(app.get(&Caller::anonymous(), "/health").await.status, 200);
+    let ok = app
+        .upload(&t.caller, &asst, "fine.txt", b"still working".to_vec())
+        .await;
+    assert_eq!(ok.body["processed_status"], "pending");
+}
+
+#[tokio::test]
+async fn text_markdown_pdf_and_docx_facts_are_found() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("t").await;
+    let (_, tm, asst) = app.create_tree(&t).await;
+    app.patch(
+        &t.caller,
+        &format!("/api/v1/teammates/{tm}"),
+        json!({"orchestration_config": {"strategy": "weighted"}}),
+    )
+    .await;
+    let uploads: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "capital.txt",
+            b"General notes.\nThe capital of Freedonia is Marxville.\nNothing else here.".to_vec(),
+        ),
+        (
+            "fleet.md",
+            b"# Fleet\n\nOur fleet has exactly seventeen zeppelins.\n\n## Other\nMisc.".to_vec(),
+        ),
+        (
+            "budget.pdf",
+            files::pdf(&["Annual report.", "The marketing budget is 81000 euros."]),
+        ),
+        (
+            "mascot.docx",
+            files::docx(&["Company facts.", "The company mascot is a purple octopus."]),
+        ),
+    ];
+    for (name, bytes) in uploads {
+        let resp = app.upload(&t.caller, &asst, name, bytes).await;
+        assert_eq!(
+            (resp.status, resp.body["processed_status"].as_str()),
+            (201, Some("pending")),
+            "{name}: {}",
+            resp.text
+        );
+    }
+    let batch = app
+        .post(
+            &t.caller,
+            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (
+            batch.body["processed"].as_i64(),
+            batch.body["failed"].as_i64()
+        ),
+        (Some(4), Some(0)),
+        "{}",
+        batch.text
+    );
+
+    for (question, file, fact) in [
+        (
+            "What is the capital of Freedonia?",
+            "capital.txt",
+            "Marxville",
+        ),
+        (
+            "How many zeppelins does the fleet have?",
+            "fleet.md",
+            "seventeen zeppelins",
+        ),
+        ("What is the marketing budget?", "budget.pdf", "81000 euros"),
+        (
+            "What is the company mascot?",
+            "mascot.docx",
+            "purple octopus",
+        ),
+    ] {
+        let resp = app
+            .post(
+                &t.caller,
+                &format!("/api/v1/teammates/{tm}/query"),
+                json!({"query": question}),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        assert!(
+            resp.body["answer"].as_str().unwrap().contains(fact),
+            "{question}: {}",
+            resp.text
+        );
+        assert_eq!(
+            resp.body["sources"][0]["file_name"], file,
+            "{question}: {}",
+            resp.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_worker_processes_uploads_in_the_background() {
+    let app = spawn_app_with(&[("WORKER_ENABLED", "true")]).await;
+    let t = app.create_tenant("t").await;
+    let (_, _, asst) = app.create_tree(&t).await;
+    for i in 0..5 {
+        let resp = app
+            .upload(
+                &t.caller,
+                &asst,
+                &format!("n{i}.txt"),
+                format!("Note number {i}. ").repeat(40).into_bytes(),
+            )
+            .await;
+        assert_eq!(resp.status, 201);
+    }
+    // Nobody calls process-batch: the worker picks them up.
+    let status = app.wait_until_processed(&t.caller, &asst).await;
+    assert_eq!(
+        (status["completed"].as_i64(), status["failed"].as_i64()),
+        (Some(5), Some(0)),
+        "{status}"
+    );
+    for doc in status["documents"].as_array().unwrap() {
+        assert!(doc["chunk_count"].as_i64().unwrap() >= 1);
+    }
+    let metrics = app.get(&Caller::anonymous(), "/metrics").await.text;
+    assert!(
+        metrics.contains("documents_processed_total{status=\"completed\"} 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("document_queue_depth 0"));
+
+    // process-batch racing the worker still reports every document's final state.
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(
+            app.upload(
+                &t.caller,
+                &asst,
+                &format!("m{i}.txt"),
+                format!("More text {i}. ").repeat(200).into_bytes(),
+            )
+            .await
+            .id(),
+        );
+    }
+    let batch = app
+        .post(
+            &t.caller,
+            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
+            json!({"document_ids": ids}),
+        )
+        .await;
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    let statuses: Vec<&str> = batch.body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["completed"; 8], "{}", batch.text);
+    let status = app.wait_until_processed(&t.caller, &asst).await;
+    assert_eq!(status["completed"], 13);
 }
 
 #[tokio::test]

@@ -191,7 +191,7 @@ async fn cli_migrate_seed_and_token_agree_with_the_server_on_a_generated_key() {
     let (code, stdout, stderr) = run(dir.path(), &env, &["migrate"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("database is up to date (1 migration(s) applied now)"),
+        stdout.contains("database is up to date (2 migration(s) applied now)"),
         "{stdout}"
     );
     let (code, stdout, _) = run(dir.path(), &env, &["migrate"]).await;
