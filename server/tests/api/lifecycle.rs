@@ -300,3 +300,136 @@ async fn cli_migrate_seed_and_token_agree_with_the_server_on_a_generated_key() {
         assert_eq!(resp.status, 200, "{}", resp.text);
     }
 }
+
+/// Counts documents by status and checks the vector rows of each completed document.
+async fn queue_snapshot(db: &oyl_server::db::Db) -> (i64, i64, i64, i64) {
+    let rows: Vec<(String, i64)> = oyl_server::with_pool!(db, pool => {
+        sqlx::query_as("SELECT processed_status, COUNT(*) FROM documents GROUP BY processed_status").fetch_all(pool).await
+    })
+    .unwrap();
+    let get = |s: &str| {
+        rows.iter()
+            .find(|(k, _)| k == s)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    (
+        get("pending"),
+        get("processing"),
+        get("completed"),
+        get("failed"),
+    )
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(&dir).await;
+    let db_url = db.url.clone();
+    let uploads = dir.path().join("uploads").display().to_string();
+    // The API (no worker of its own) takes the uploads.
+    let app = spawn_app_on(dir, db, &[("WORKER_ENABLED", "false")]).await;
+    let t = app.create_tenant("crash").await;
+    let (_, _, asst) = app.create_tree(&t).await;
+    const DOCS: usize = 12;
+    for i in 0..DOCS {
+        let text = format!("Document {i} sentence about topic {i}. ").repeat(600);
+        assert_eq!(
+            app.upload(&t.caller, &asst, &format!("d{i}.txt"), text.into_bytes())
+                .await
+                .status,
+            201
+        );
+    }
+    let inspect = crate::helpers::raw_db(&app);
+    let work_dir = app.dir.path().to_path_buf();
+    let env = [
+        ("SECRET_KEY", TEST_SECRET),
+        ("DATABASE_URL", db_url.as_str()),
+        ("UPLOAD_DIR", uploads.as_str()),
+        ("CHUNK_SIZE", "200"),
+        ("CHUNK_OVERLAP", "40"),
+        ("WORKER_LEASE_SECONDS", "1"),
+        ("WORKER_POLL_SECONDS", "0.1"),
+        ("LOG_FORMAT", "json"),
+    ];
+
+    // Kill workers with SIGKILL while a document is being processed, until that happened with
+    // documents still queued behind it.
+    let mut crashed_mid_batch = false;
+    for _attempt in 0..10 {
+        let mut worker = command(&work_dir, &env).arg("worker").spawn().unwrap();
+        let caught = crate::helpers::eventually(Duration::from_secs(30), || async {
+            let (pending, processing, _, _) = queue_snapshot(&inspect).await;
+            processing > 0 && pending > 0
+        })
+        .await;
+        worker.start_kill().unwrap();
+        worker.wait().await.unwrap();
+        let (pending, processing, _, _) = queue_snapshot(&inspect).await;
+        if caught && processing > 0 && pending > 0 {
+            crashed_mid_batch = true;
+            break;
+        }
+        if pending == 0 && processing == 0 {
+            break;
+        }
+    }
+    assert!(
+        crashed_mid_batch,
+        "never managed to kill a worker in the middle of the batch"
+    );
+
+    // A new worker finishes everything: the dead worker's document returns after its lease.
+    let mut worker = command(&work_dir, &env).arg("worker").spawn().unwrap();
+    let settled = crate::helpers::eventually(Duration::from_secs(60), || async {
+        let (pending, processing, _, _) = queue_snapshot(&inspect).await;
+        pending == 0 && processing == 0
+    })
+    .await;
+    assert!(
+        settled,
+        "queue never drained: {:?}",
+        queue_snapshot(&inspect).await
+    );
+    assert_eq!(queue_snapshot(&inspect).await, (0, 0, DOCS as i64, 0));
+
+    // Every document's vectors exist exactly once.
+    let per_doc: Vec<(i64, i64, i64)> = oyl_server::with_pool!(inspect, pool => {
+        sqlx::query_as(
+            "SELECT d.chunk_count, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id), \
+             (SELECT COUNT(DISTINCT c.chunk_index) FROM chunks c WHERE c.document_id = d.id) FROM documents d",
+        )
+        .fetch_all(pool)
+        .await
+    })
+    .unwrap();
+    assert_eq!(per_doc.len(), DOCS);
+    for (expected, rows, distinct) in &per_doc {
+        assert!(*expected > 1);
+        assert_eq!((rows, distinct), (expected, expected), "{per_doc:?}");
+    }
+    let max_attempts: i32 = oyl_server::with_pool!(inspect, pool => {
+        sqlx::query_scalar("SELECT MAX(attempts) FROM documents").fetch_one(pool).await
+    })
+    .unwrap();
+    assert!(
+        max_attempts >= 2,
+        "the interrupted document was processed again"
+    );
+
+    // The worker stops cleanly on SIGTERM.
+    let pid = worker.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), worker.wait())
+        .await
+        .expect("worker exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
