@@ -6,7 +6,7 @@ use crate::build::Child;
 use crate::build::common::{FIELD_MANAGER, children_selector};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -28,6 +28,8 @@ pub struct Observed {
     pub cronjobs: Vec<CronJob>,
     pub network_policies: Vec<NetworkPolicy>,
     pub pdbs: Vec<PodDisruptionBudget>,
+    /// Backup, migration and restore Jobs (those the CronJob made included).
+    pub jobs: Vec<Job>,
 }
 
 async fn list<K>(client: &Client, ns: &str, lp: &ListParams) -> Result<Vec<K>, kube::Error>
@@ -56,6 +58,7 @@ impl Observed {
             cronjobs: list(client, ns, &lp).await?,
             network_policies: list(client, ns, &lp).await?,
             pdbs: list(client, ns, &lp).await?,
+            jobs: list(client, ns, &lp).await?,
         })
     }
 
@@ -77,6 +80,7 @@ impl Observed {
             Child::CronJob(_) => find(&self.cronjobs, &name),
             Child::NetworkPolicy(_) => find(&self.network_policies, &name),
             Child::PodDisruptionBudget(_) => find(&self.pdbs, &name),
+            Child::Job(_) => find(&self.jobs, &name),
         }
     }
 
@@ -125,6 +129,8 @@ pub async fn apply(
 ) -> Result<bool, kube::Error> {
     let desired = child.to_value();
     match observed.counterpart(child) {
+        // A Job's spec is immutable and it runs once: an existing Job is never re-applied.
+        Some(_) if matches!(child, Child::Job(_)) => return Ok(false),
         Some(o) => match first_difference(&desired, &o) {
             None => return Ok(false),
             Some(path) => {
@@ -162,6 +168,7 @@ pub async fn apply(
         Child::PodDisruptionBudget(_) => {
             ssa::<PodDisruptionBudget>(client, ns, &name, &desired).await?
         }
+        Child::Job(_) => ssa::<Job>(client, ns, &name, &desired).await?,
     }
     Ok(true)
 }

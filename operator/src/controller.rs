@@ -8,7 +8,7 @@ use crate::status::{self, PassOutcome};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -192,6 +193,23 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     let was_ready = p.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready);
     let s = status::compute(p, &observed, &outcome, now());
     let phase = s.phase;
+    let seconds =
+        |r: &Option<crate::crd::BackupRecord>| r.as_ref().map(|r| r.time.0.as_second() as f64);
+    let failed_jobs = observed
+        .jobs
+        .iter()
+        .filter(|j| {
+            crate::build::backup::is_backup_job(j)
+                && status::job_outcome(j).is_some_and(|(_, ok)| !ok)
+        })
+        .count();
+    ctx.metrics.backups(
+        &ns,
+        &p.name_any(),
+        seconds(&s.last_backup),
+        seconds(&s.last_failed_backup),
+        failed_jobs as i64,
+    );
     if write_status(p, ctx, s).await? {
         if phase == Some(Phase::Ready) && !was_ready {
             publish(
@@ -339,7 +357,19 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
             scoped::<NetworkPolicy>(&client, &namespace),
             children.clone(),
         )
-        .owns(scoped::<PodDisruptionBudget>(&client, &namespace), children)
+        .owns(
+            scoped::<PodDisruptionBudget>(&client, &namespace),
+            children.clone(),
+        )
+        // Jobs: backups made by the CronJob are owned by it, not by the platform, so they are
+        // mapped to their platform by label.
+        .watches(scoped::<Job>(&client, &namespace), children, |job| {
+            let name = job
+                .labels()
+                .get(crate::build::common::LABEL_INSTANCE)?
+                .clone();
+            Some(ObjectRef::new(&name).within(&job.namespace()?))
+        })
         .with_config(ControllerConfig::default().concurrency(8))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())

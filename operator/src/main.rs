@@ -18,6 +18,15 @@ enum Command {
     Run(RunArgs),
     /// Print the OylPlatform CustomResourceDefinition as YAML.
     Crd,
+    /// Request a backup of a platform now (sets the `oyl.dev/backup-now` annotation; the
+    /// operator runs a one-off Job from the backup CronJob's template).
+    Backup {
+        /// The OylPlatform.
+        name: String,
+        /// Its namespace (default: the kubeconfig's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Print, as one YAML stream, the objects the operator would apply for an OylPlatform.
     Render {
         /// The OylPlatform manifest ('-' for stdin).
@@ -58,6 +67,9 @@ async fn main() -> std::process::ExitCode {
             .and_then(|yaml| render::render(&yaml, namespace.as_deref()))
             .and_then(|out| emit(&out)),
         Command::Run(args) => run(args).await.map_err(|e| e.to_string()),
+        Command::Backup { name, namespace } => request_backup(&name, namespace.as_deref())
+            .await
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -95,6 +107,30 @@ fn read(file: &str) -> Result<String, String> {
     } else {
         std::fs::read_to_string(file).map_err(|e| format!("reading {file}: {e}"))
     }
+}
+
+async fn request_backup(
+    name: &str,
+    namespace: Option<&str>,
+) -> controller::anyhow_like::Result<()> {
+    use kube::api::{Api, Patch, PatchParams};
+    use oyl_operator::build::backup::{BACKUP_NOW, on_demand_job};
+    let client = kube::Client::try_default().await?;
+    let api: Api<oyl_operator::crd::OylPlatform> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::default_namespaced(client),
+    };
+    let request = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": {BACKUP_NOW: request}}});
+    let p = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let job = on_demand_job(&p, &request);
+    println!(
+        "backup requested: Job {} will run",
+        job.metadata.name.unwrap_or_default()
+    );
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {

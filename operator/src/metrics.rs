@@ -1,7 +1,9 @@
 //! Prometheus metrics of the operator, named like controller-runtime's where one exists, so
 //! the dashboards and alerts people already have for Go operators work for this one.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use std::time::Duration;
 
 pub const CONTROLLER: &str = "oylplatform";
@@ -14,6 +16,9 @@ pub struct Metrics {
     reconcile_time: Histogram,
     applied: IntCounterVec,
     pruned: IntCounter,
+    backup_last_success: GaugeVec,
+    backup_last_failure: GaugeVec,
+    backup_failed_jobs: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -63,12 +68,40 @@ impl Metrics {
             "Children deleted because no longer desired",
         )
         .expect("valid metric");
+        let platform = &["namespace", "platform"];
+        let backup_last_success = GaugeVec::new(
+            Opts::new(
+                "oyl_backup_last_success_timestamp_seconds",
+                "Completion time of the newest successful backup (age: time() - this)",
+            ),
+            platform,
+        )
+        .expect("valid metric");
+        let backup_last_failure = GaugeVec::new(
+            Opts::new(
+                "oyl_backup_last_failure_timestamp_seconds",
+                "Time the newest failed backup failed",
+            ),
+            platform,
+        )
+        .expect("valid metric");
+        let backup_failed_jobs = IntGaugeVec::new(
+            Opts::new(
+                "oyl_backup_failed_jobs",
+                "Failed backup Jobs currently kept in the cluster",
+            ),
+            platform,
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconcile_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_time.clone()),
             Box::new(applied.clone()),
             Box::new(pruned.clone()),
+            Box::new(backup_last_success.clone()),
+            Box::new(backup_last_failure.clone()),
+            Box::new(backup_failed_jobs.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -79,6 +112,9 @@ impl Metrics {
             reconcile_time,
             applied,
             pruned,
+            backup_last_success,
+            backup_last_failure,
+            backup_failed_jobs,
         }
     }
 
@@ -96,6 +132,27 @@ impl Metrics {
 
     pub fn pruned(&self, n: usize) {
         self.pruned.inc_by(n as u64);
+    }
+
+    /// Backup facts of one platform, from its status and observed Jobs.
+    pub fn backups(
+        &self,
+        ns: &str,
+        name: &str,
+        success: Option<f64>,
+        failure: Option<f64>,
+        failed_jobs: i64,
+    ) {
+        let l = [ns, name];
+        if let Some(t) = success {
+            self.backup_last_success.with_label_values(&l).set(t);
+        }
+        if let Some(t) = failure {
+            self.backup_last_failure.with_label_values(&l).set(t);
+        }
+        self.backup_failed_jobs
+            .with_label_values(&l)
+            .set(failed_jobs);
     }
 
     /// The registry in the Prometheus text format.

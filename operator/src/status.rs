@@ -1,9 +1,12 @@
 //! Status computed from what was observed, never from what was hoped for.
 
 use crate::apply::Observed;
+use crate::build::backup::is_backup_job;
 use crate::build::common::{Component, child_name};
+use crate::crd::BackupRecord;
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
@@ -55,6 +58,48 @@ fn component_status(c: Component, d: Option<&Deployment>) -> ComponentStatus {
         && s.ready_replicas >= desired
         && st.replicas.unwrap_or(0) == desired;
     s
+}
+
+/// When a Job finished and whether it succeeded; `None` while it runs.
+pub fn job_outcome(j: &Job) -> Option<(Time, bool)> {
+    let st = j.status.as_ref()?;
+    let conditions = st.conditions.as_deref().unwrap_or_default();
+    let finished = |type_: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == "True")
+    };
+    if let Some(c) = finished("Complete") {
+        let at = st
+            .completion_time
+            .clone()
+            .or_else(|| c.last_transition_time.clone())?;
+        return Some((at, true));
+    }
+    finished("Failed")
+        .and_then(|c| c.last_transition_time.clone())
+        .map(|t| (t, false))
+}
+
+/// The newest successful and the newest failed backup: from the observed Jobs, or from the
+/// status when the Jobs that showed them have since been cleaned up.
+pub fn backups(p: &OylPlatform, jobs: &[Job]) -> (Option<BackupRecord>, Option<BackupRecord>) {
+    let previous = p.status.as_ref();
+    let mut ok = previous.and_then(|s| s.last_backup.clone());
+    let mut failed = previous.and_then(|s| s.last_failed_backup.clone());
+    for j in jobs.iter().filter(|j| is_backup_job(j)) {
+        let Some((time, succeeded)) = job_outcome(j) else {
+            continue;
+        };
+        let slot = if succeeded { &mut ok } else { &mut failed };
+        if slot.as_ref().is_none_or(|r| r.time.0 < time.0) {
+            *slot = Some(BackupRecord {
+                time,
+                job: j.name_any(),
+            });
+        }
+    }
+    (ok, failed)
 }
 
 /// The status for `p` given the observed children and this pass's outcome. Condition
@@ -129,8 +174,13 @@ pub fn compute(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
-    let cond = |type_: &str, status: bool, reason: &str, message: String| {
-        let status = if status { "True" } else { "False" }.to_string();
+    let cond = |type_: &str, status: Option<bool>, reason: &str, message: String| {
+        let status = match status {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        }
+        .to_string();
         let last_transition_time = previous
             .iter()
             .find(|c| c.type_ == type_ && c.status == status)
@@ -145,29 +195,68 @@ pub fn compute(
             last_transition_time,
         }
     };
+    let mut conditions = vec![
+        cond(condition::READY, Some(ready), ready_reason, ready_message),
+        cond(
+            condition::PROGRESSING,
+            Some(progressing),
+            progressing_reason,
+            progressing_message,
+        ),
+        cond(
+            condition::DEGRADED,
+            Some(degraded),
+            degraded_reason,
+            degraded_message,
+        ),
+    ];
+    let (last_backup, last_failed_backup) = backups(p, &observed.jobs);
+    if p.spec.backup.enabled {
+        conditions.push(backup_condition(&last_backup, &last_failed_backup, &cond));
+    }
     OylPlatformStatus {
         observed_generation: generation,
         phase: Some(phase),
-        conditions: vec![
-            cond(condition::READY, ready, ready_reason, ready_message),
-            cond(
-                condition::PROGRESSING,
-                progressing,
-                progressing_reason,
-                progressing_message,
-            ),
-            cond(
-                condition::DEGRADED,
-                degraded,
-                degraded_reason,
-                degraded_message,
-            ),
-        ],
+        conditions,
         ready_components: Some(format!("{available}/{}", components.len())),
         components,
         api_url: Some(crate::build::api::url(p)),
-        last_backup: p.status.as_ref().and_then(|s| s.last_backup.clone()),
-        last_failed_backup: p.status.as_ref().and_then(|s| s.last_failed_backup.clone()),
+        last_backup,
+        last_failed_backup,
+    }
+}
+
+/// `BackupHealthy`: True after a successful backup, False when the newest finished backup
+/// failed, Unknown before any backup finished.
+fn backup_condition(
+    ok: &Option<BackupRecord>,
+    failed: &Option<BackupRecord>,
+    cond: &dyn Fn(&str, Option<bool>, &str, String) -> Condition,
+) -> Condition {
+    let failed_last = match (ok, failed) {
+        (Some(ok), Some(bad)) => bad.time.0 > ok.time.0,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    match (ok, failed) {
+        (_, Some(bad)) if failed_last => cond(
+            condition::BACKUP_HEALTHY,
+            Some(false),
+            "BackupFailed",
+            format!("backup Job {} failed", bad.job),
+        ),
+        (Some(ok), _) => cond(
+            condition::BACKUP_HEALTHY,
+            Some(true),
+            "BackupSucceeded",
+            format!("backup Job {} succeeded", ok.job),
+        ),
+        _ => cond(
+            condition::BACKUP_HEALTHY,
+            None,
+            "NoBackupYet",
+            "no backup has finished yet".to_string(),
+        ),
     }
 }
 

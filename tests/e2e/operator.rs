@@ -750,3 +750,131 @@ async fn only_one_replica_leads_and_a_follower_takes_over_an_expired_lease() {
         "the old leader cannot renew"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn backups_on_demand_and_their_outcome_show_in_status() {
+    use k8s_openapi::api::batch::v1::Job;
+    let (ns, op) = start("e2e-backup").await;
+    assert!(
+        ns.kubectl_apply(&manifest(
+            "bk",
+            "  backup: {schedule: '0 3 * * *', retention: 5}"
+        ))
+        .status
+        .success()
+    );
+    let p = wait_ready(&ns, "bk").await;
+    let healthy = |p: &OylPlatform| {
+        p.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "BackupHealthy")
+            .cloned()
+    };
+    assert_eq!(
+        healthy(&p).map(|c| c.status).as_deref(),
+        Some("Unknown"),
+        "no backup yet"
+    );
+
+    // The CronJob's Jobs carry the platform's labels and run both backup scripts.
+    let cron = ns.api::<CronJob>().get("bk-backup").await.unwrap();
+    assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let template = cron.spec.job_template.clone();
+    assert_eq!(
+        template.metadata.unwrap().labels.unwrap()["app.kubernetes.io/instance"],
+        "bk"
+    );
+    let pod = template.spec.clone().unwrap().template.spec.unwrap();
+    let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["postgres", "redis"]);
+
+    // On demand: the CLI sets the annotation; the operator runs a Job; kwok completes its pod.
+    let out = std::process::Command::new(operator_bin())
+        .args(["backup", "bk", "-n", &ns.name])
+        .env("KUBECONFIG", kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let job_name = said
+        .split_whitespace()
+        .find(|w| w.starts_with("bk-backup-now-"))
+        .expect("job name printed")
+        .to_string();
+    let api = ns.platforms();
+    let p = wait_for(
+        Duration::from_secs(60),
+        "lastBackup to name the on-demand Job",
+        || async {
+            let p = api.get("bk").await.ok()?;
+            (p.status.as_ref()?.last_backup.as_ref()?.job == job_name).then_some(p)
+        },
+    )
+    .await;
+    let c = healthy(&p).unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "BackupSucceeded")
+    );
+    wait_for(Duration::from_secs(30), "the backup metric", || async {
+        (op.metric(
+            "oyl_backup_last_success_timestamp_seconds",
+            "platform=\"bk\"",
+        )
+        .await?
+            > 0.0)
+            .then_some(())
+    })
+    .await;
+
+    // A backup Job that fails (here: it can never be scheduled and hits its deadline).
+    let mut failing = template.spec.unwrap();
+    failing.active_deadline_seconds = Some(2);
+    failing.backoff_limit = Some(0);
+    failing.template.spec.as_mut().unwrap().node_selector =
+        Some([("no-such-node".to_string(), "true".to_string())].into());
+    let job = Job {
+        metadata: kube::api::ObjectMeta {
+            name: Some("bk-backup-failing".into()),
+            labels: Some(cron.labels().clone()),
+            ..Default::default()
+        },
+        spec: Some(failing),
+        ..Default::default()
+    };
+    ns.api::<Job>()
+        .create(&Default::default(), &job)
+        .await
+        .unwrap();
+    let p = wait_for(Duration::from_secs(60), "BackupHealthy=False", || async {
+        let p = api.get("bk").await.ok()?;
+        (healthy(&p)?.status == "False").then_some(p)
+    })
+    .await;
+    let s = p.status.unwrap();
+    assert_eq!(s.last_failed_backup.unwrap().job, "bk-backup-failing");
+    assert_eq!(
+        s.last_backup.unwrap().job,
+        job_name,
+        "the last good backup is still reported"
+    );
+    assert!(
+        healthy(&api.get("bk").await.unwrap())
+            .unwrap()
+            .message
+            .contains("bk-backup-failing")
+    );
+    assert_eq!(
+        op.metric("oyl_backup_failed_jobs", "platform=\"bk\"").await,
+        Some(1.0)
+    );
+    // Backup health does not take the platform out of Ready.
+    wait_ready(&ns, "bk").await;
+}

@@ -1,55 +1,60 @@
-//! Scheduled backups: a CronJob that dumps the platform database to the backup volume.
+//! Backups: a CronJob (and, on request, a one-off Job from the same template) that dumps the
+//! platform database with `pg_dump -Fc` and snapshots Redis with `redis-cli --rdb` onto the
+//! backup volume. The scripts are ordinary files in `operator/scripts/`, embedded here, so the
+//! Job runs exactly the files the tests run.
 
 use super::common::{
-    Component, child_name, container_security_context, meta, pod_template, scratch_volume,
+    Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
+    resources, scratch_volume,
 };
 use super::managed::volume_claim;
 use super::secrets::{self, credentials_name};
-use super::{Child, env_from_secret, env_value, postgres};
+use super::{Child, content_hash, env_from_secret, env_value, postgres, redis};
 use crate::crd::OylPlatform;
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
+    Container, EnvVar, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 
-/// The backup script, shipped inside the operator so the CronJob runs exactly the tested file.
-pub const SCRIPT: &str = include_str!("../../scripts/backup.sh");
-const UID: i64 = 70;
+pub const POSTGRES_SCRIPT: &str = include_str!("../../scripts/backup.sh");
+pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
+/// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
+pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
+/// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
+pub const JOB_COMPONENT: &str = "backup";
 
-pub fn cronjob(p: &OylPlatform) -> CronJob {
-    let spec = &p.spec.backup;
-    let c = Component::Backup;
-    let database_url = match &p.spec.postgres.external {
-        Some(ext) => env_from_secret(
-            "DATABASE_URL",
-            &ext.url_secret_ref.name,
-            &ext.url_secret_ref.key,
-        ),
-        None => env_from_secret("DATABASE_URL", &credentials_name(p), secrets::DATABASE_URL),
-    };
-    let container = Container {
-        name: "backup".to_string(),
-        // The PostgreSQL image carries pg_dump of the server's major version.
-        image: Some(
-            p.spec
-                .postgres
-                .managed
-                .as_ref()
-                .and_then(|m| m.image.clone())
-                .unwrap_or_else(|| postgres::IMAGE.to_string()),
-        ),
+fn url_env(
+    name: &str,
+    external: Option<&crate::crd::ExternalUrlSpec>,
+    p: &OylPlatform,
+    key: &str,
+) -> EnvVar {
+    match external {
+        Some(ext) => env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
+        None => env_from_secret(name, &credentials_name(p), key),
+    }
+}
+
+fn script_container(
+    name: &str,
+    image: String,
+    uid: i64,
+    script: &str,
+    env: Vec<EnvVar>,
+) -> Container {
+    Container {
+        name: name.to_string(),
+        image: Some(image),
         command: Some(vec![
             "/bin/sh".to_string(),
             "-c".to_string(),
-            SCRIPT.to_string(),
+            script.to_string(),
         ]),
-        env: Some(vec![
-            database_url,
-            env_value("BACKUP_DIR", "/backups"),
-            env_value("BACKUP_RETENTION", &spec.retention.to_string()),
-        ]),
-        resources: Some(super::common::resources(None, "100m", "128Mi", "512Mi")),
-        security_context: Some(container_security_context(UID)),
+        env: Some(env),
+        resources: Some(resources(None, "100m", "128Mi", "512Mi")),
+        security_context: Some(container_security_context(uid)),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "backups".to_string(),
@@ -63,7 +68,63 @@ pub fn cronjob(p: &OylPlatform) -> CronJob {
             },
         ]),
         ..Container::default()
-    };
+    }
+}
+
+/// The Job both the CronJob and on-demand backups run.
+pub fn job_spec(p: &OylPlatform) -> JobSpec {
+    let spec = &p.spec.backup;
+    let retention = env_value("BACKUP_RETENTION", &spec.retention.to_string());
+    let dir = env_value("BACKUP_DIR", "/backups");
+    // The PostgreSQL image carries pg_dump of the server's major version, the Redis image
+    // redis-cli; both containers run as one uid, which the pod's fsGroup lets write the volume.
+    let pg_image = p
+        .spec
+        .postgres
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| postgres::IMAGE.to_string());
+    let mut containers = vec![script_container(
+        "postgres",
+        pg_image,
+        UID,
+        POSTGRES_SCRIPT,
+        vec![
+            url_env(
+                "DATABASE_URL",
+                p.spec.postgres.external.as_ref(),
+                p,
+                secrets::DATABASE_URL,
+            ),
+            dir.clone(),
+            retention.clone(),
+        ],
+    )];
+    let redis_image = p
+        .spec
+        .redis
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| redis::IMAGE.to_string());
+    containers.push(script_container(
+        "redis",
+        redis_image,
+        UID,
+        REDIS_SCRIPT,
+        vec![
+            url_env(
+                "REDIS_URL",
+                p.spec.redis.external.as_ref(),
+                p,
+                secrets::REDIS_URL,
+            ),
+            dir,
+            retention,
+        ],
+    ));
+    let c = Component::Backup;
     let backups = Volume {
         name: "backups".to_string(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -77,12 +138,26 @@ pub fn cronjob(p: &OylPlatform) -> CronJob {
         c,
         &spec.pod,
         UID,
-        vec![container],
+        containers,
         vec![backups, scratch_volume("tmp")],
     );
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
     }
+    JobSpec {
+        backoff_limit: Some(2),
+        active_deadline_seconds: Some(3600),
+        template,
+        ..JobSpec::default()
+    }
+}
+
+/// Runs as the PostgreSQL image's user; redis-cli runs fine as any user.
+const UID: i64 = 70;
+
+pub fn cronjob(p: &OylPlatform) -> CronJob {
+    let spec = &p.spec.backup;
+    let c = Component::Backup;
     CronJob {
         metadata: meta(p, c, child_name(p, c)),
         spec: CronJobSpec {
@@ -94,17 +169,34 @@ pub fn cronjob(p: &OylPlatform) -> CronJob {
             successful_jobs_history_limit: Some(3),
             failed_jobs_history_limit: Some(3),
             job_template: JobTemplateSpec {
-                metadata: None,
-                spec: Some(JobSpec {
-                    backoff_limit: Some(2),
-                    active_deadline_seconds: Some(3600),
-                    template,
-                    ..JobSpec::default()
+                // Jobs carry the platform's labels, so the operator sees them and reports them.
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(p, c)),
+                    ..ObjectMeta::default()
                 }),
+                spec: Some(job_spec(p)),
             },
         },
         ..CronJob::default()
     }
+}
+
+/// A one-off backup Job for the value of the `oyl.dev/backup-now` annotation.
+pub fn on_demand_job(p: &OylPlatform, request: &str) -> Job {
+    let hash = content_hash(&serde_json::Value::String(request.to_string()));
+    let name = format!("{}-now-{}", child_name(p, Component::Backup), &hash[..8]);
+    Job {
+        metadata: meta(p, Component::Backup, name),
+        spec: Some(JobSpec {
+            ttl_seconds_after_finished: Some(7 * 24 * 3600),
+            ..job_spec(p)
+        }),
+        ..Job::default()
+    }
+}
+
+pub fn is_backup_job(j: &Job) -> bool {
+    j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(JOB_COMPONENT)
 }
 
 pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
@@ -118,5 +210,8 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
             &p.spec.backup.storage,
             "20Gi",
         )));
+        if let Some(request) = p.annotations().get(BACKUP_NOW).filter(|v| !v.is_empty()) {
+            out.push(Child::Job(on_demand_job(p, request)));
+        }
     }
 }

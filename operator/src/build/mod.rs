@@ -16,7 +16,7 @@ use crate::crd::OylPlatform;
 use common::APPLIED_HASH;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, PersistentVolumeClaim, Secret, SecretKeySelector, Service,
 };
@@ -42,6 +42,7 @@ pub enum Child {
     CronJob(CronJob),
     NetworkPolicy(NetworkPolicy),
     PodDisruptionBudget(PodDisruptionBudget),
+    Job(Job),
 }
 
 impl Child {
@@ -55,6 +56,7 @@ impl Child {
             Child::CronJob(_) => "CronJob",
             Child::NetworkPolicy(_) => "NetworkPolicy",
             Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Child::Job(_) => "Job",
         }
     }
 
@@ -68,6 +70,7 @@ impl Child {
             Child::CronJob(o) => &o.metadata,
             Child::NetworkPolicy(o) => &o.metadata,
             Child::PodDisruptionBudget(o) => &o.metadata,
+            Child::Job(o) => &o.metadata,
         }
     }
 
@@ -81,6 +84,7 @@ impl Child {
             Child::CronJob(o) => &mut o.metadata,
             Child::NetworkPolicy(o) => &mut o.metadata,
             Child::PodDisruptionBudget(o) => &mut o.metadata,
+            Child::Job(o) => &mut o.metadata,
         }
     }
 
@@ -107,6 +111,7 @@ impl Child {
             Child::CronJob(o) => typed(o),
             Child::NetworkPolicy(o) => typed(o),
             Child::PodDisruptionBudget(o) => typed(o),
+            Child::Job(o) => typed(o),
         }
     }
 }
@@ -188,6 +193,7 @@ fn apply_rank(c: &Child) -> u8 {
         Child::PodDisruptionBudget(_) => 5,
         Child::HorizontalPodAutoscaler(_) => 6,
         Child::CronJob(_) => 7,
+        Child::Job(_) => 8,
     }
 }
 

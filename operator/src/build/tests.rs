@@ -615,7 +615,7 @@ fn backup_cronjob_never_overlaps_and_runs_the_shipped_script() {
     let job = cron.spec.job_template.spec.clone().unwrap();
     assert!(job.active_deadline_seconds.is_some());
     let ctr = &job.template.spec.unwrap().containers[0];
-    assert_eq!(ctr.command.as_ref().unwrap()[2], backup::SCRIPT);
+    assert_eq!(ctr.command.as_ref().unwrap()[2], backup::POSTGRES_SCRIPT);
     assert_eq!(env_source(ctr, "BACKUP_RETENTION").0.as_deref(), Some("3"));
 }
 

@@ -13,6 +13,8 @@ pub mod condition {
     pub const PROGRESSING: &str = "Progressing";
     /// Something needs a human: an invalid spec, a missing Secret, an API error.
     pub const DEGRADED: &str = "Degraded";
+    /// The most recent backup succeeded (`Unknown` until one has finished).
+    pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 }
 
 /// Observed state of an OylPlatform.

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Snapshots Redis (rate-limit counters and cache) to /backups as an RDB file, fetched over the
+# network with `redis-cli --rdb`. Same rules as backup.sh: fail loudly, final name only when
+# complete, checksum beside it, keep the newest $BACKUP_RETENTION.
+set -eu
+set -o pipefail 2>/dev/null || true
+: "${REDIS_URL:?REDIS_URL must be set}"
+dir="${BACKUP_DIR:-/backups}"
+keep="${BACKUP_RETENTION:-7}"
+name="redis-$(date -u +%Y%m%dT%H%M%SZ).rdb"
+
+redis-cli -u "$REDIS_URL" --no-auth-warning --rdb "$dir/.$name.partial" >/dev/null
+(cd "$dir" && sha256sum ".$name.partial" | sed "s/\.$name\.partial/$name/" > ".$name.sha256.partial")
+mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
+mv "$dir/.$name.partial" "$dir/$name"
+echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"
+
+ls -1 "$dir"/redis-*.rdb | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+  rm -f "$old" "$old.sha256"
+  echo "pruned: $old"
+done
