@@ -180,6 +180,7 @@ async fn a_rejected_apply_names_the_object_and_surfaces_in_status() {
         "/apis/batch/v1/namespaces/team-a/cronjobs",
         "/apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies",
         "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets",
+        "/apis/batch/v1/namespaces/team-a/jobs",
     ];
     let server = tokio::spawn(async move {
         for path in lists {
