@@ -227,14 +227,14 @@ pub fn compute(
 }
 
 /// Builds one condition: type, status (None = Unknown), reason, message.
-type ConditionFn = dyn Fn(&str, Option<bool>, &str, String) -> Condition;
+type ConditionFn<'a> = dyn Fn(&str, Option<bool>, &str, String) -> Condition + 'a;
 
 /// `BackupHealthy`: True after a successful backup, False when the newest finished backup
 /// failed, Unknown before any backup finished.
 fn backup_condition(
     ok: &Option<BackupRecord>,
     failed: &Option<BackupRecord>,
-    cond: &ConditionFn,
+    cond: &ConditionFn<'_>,
 ) -> Condition {
     let failed_last = match (ok, failed) {
         (Some(ok), Some(bad)) => bad.time.0 > ok.time.0,
