@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, FieldError};
 use crate::jwt::{Claims, Role};
+use crate::ratelimit::Quota;
 use crate::state::AppState;
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -137,10 +138,43 @@ impl FromRequestParts<AppState> for TenantAuth {
             }
         }
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
+        enforce_rate_limit(state, tenant_id).await?;
         Ok(TenantAuth {
             scope: TenantScope { tenant_id },
             claims,
         })
+    }
+}
+
+/// The tenant's request budget (`RATE_LIMIT_REQUESTS_PER_MINUTE`, `RATE_LIMIT_BURST`; 0 per
+/// minute disables it). A limiter failure lets the request through (logged, counted).
+async fn enforce_rate_limit(state: &AppState, tenant_id: Uuid) -> Result<(), ApiError> {
+    let config = &state.config;
+    if config.rate_limit_requests_per_minute == 0 {
+        return Ok(());
+    }
+    let quota = Quota {
+        per_minute: config.rate_limit_requests_per_minute,
+        burst: config.rate_limit_burst,
+    };
+    match state
+        .limiter
+        .check(&format!("tenant:{tenant_id}"), quota)
+        .await
+    {
+        Ok(decision) if decision.allowed => Ok(()),
+        Ok(decision) => {
+            state.metrics.rate_limited.inc();
+            let retry_after_secs = u64::try_from((decision.retry_after_ms + 999) / 1000)
+                .unwrap_or(1)
+                .max(1);
+            Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+        Err(e) => {
+            state.metrics.rate_limiter_errors.inc();
+            tracing::warn!(error = %e, backend = state.limiter.backend(), "rate limiter unavailable: request let through");
+            Ok(())
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod orchestration;
 pub mod rag;
+pub mod ratelimit;
 pub mod startup;
 pub mod state;
 pub mod storage;

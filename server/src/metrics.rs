@@ -19,6 +19,8 @@ pub struct Metrics {
     pub document_processing_seconds: HistogramVec,
     pub embedding_seconds: prometheus::Histogram,
     queue_depth: IntGauge,
+    pub rate_limited: prometheus::IntCounter,
+    pub rate_limiter_errors: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -82,6 +84,14 @@ impl Metrics {
             "Documents waiting to be processed (all tenants)",
         )
         .expect("valid metric");
+        let rate_limited =
+            prometheus::IntCounter::new("rate_limited_total", "Requests refused with 429")
+                .expect("valid metric");
+        let rate_limiter_errors = prometheus::IntCounter::new(
+            "rate_limiter_errors_total",
+            "Rate-limit checks that failed (the request was let through)",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("oyl_build_info", "Version of the running server"),
             &["version"],
@@ -98,6 +108,8 @@ impl Metrics {
             Box::new(document_processing_seconds.clone()),
             Box::new(embedding_seconds.clone()),
             Box::new(queue_depth.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(rate_limiter_errors.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -115,6 +127,8 @@ impl Metrics {
             document_processing_seconds,
             embedding_seconds,
             queue_depth,
+            rate_limited,
+            rate_limiter_errors,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::rag::embed::HashingEmbedder;
 use crate::rag::vector::DbVectorStore;
 use crate::rag::worker;
+use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
 use crate::state::{AppState, Inner};
 use crate::storage::Storage;
 
@@ -92,11 +93,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         embedder: Arc::new(HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM)),
         vectors: Arc::new(DbVectorStore::new(db.clone())),
         queue: Arc::new(tokio::sync::Notify::new()),
+        limiter: rate_limiter(&config)?,
         config,
         db,
         jwt,
         storage,
     }))
+}
+
+fn rate_limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisLimiter::new(url.expose(), config.database_timeout).map_err(anyhow::Error::msg)?,
+        ),
+        None => Arc::new(InMemoryLimiter::default()),
+    })
 }
 
 impl Application {

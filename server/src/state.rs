@@ -9,6 +9,7 @@ use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::rag::embed::Embedder;
 use crate::rag::vector::VectorStore;
+use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub struct Inner {
     pub vectors: Arc<dyn VectorStore>,
     /// Wakes the worker when a document is queued.
     pub queue: Arc<tokio::sync::Notify>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 impl AppState {

@@ -55,8 +55,36 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(result) => result,
         Err(_) => Err("unreachable: timed out".to_string()),
     };
+    // Redis only limits and caches: when it is down requests are still served, so it is
+    // reported (status "degraded") without taking the replica out of rotation.
+    let redis = if state.config.redis_url.is_some() {
+        Some(
+            match tokio::time::timeout(timeout, state.limiter.health()).await {
+                Ok(Ok(())) => "ok".to_string(),
+                Ok(Err(e)) => format!("unreachable: {e}"),
+                Err(_) => "unreachable: timed out".to_string(),
+            },
+        )
+    } else {
+        None
+    };
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "database".into(),
+        json!(database.as_ref().err().map(String::as_str).unwrap_or("ok")),
+    );
+    if let Some(redis) = &redis {
+        checks.insert("redis".into(), json!(redis));
+    }
     match database {
-        Ok(()) => Json(json!({ "status": "ok", "checks": { "database": "ok" } })).into_response(),
+        Ok(()) => {
+            let degraded = redis.as_deref().is_some_and(|r| r != "ok");
+            if degraded {
+                tracing::warn!(redis = redis.as_deref(), "degraded: redis");
+            }
+            Json(json!({ "status": if degraded { "degraded" } else { "ok" }, "checks": checks }))
+                .into_response()
+        }
         Err(reason) => {
             tracing::warn!(%reason, "not ready: database");
             (
@@ -64,7 +92,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 Json(json!({
                     "status": "unavailable",
                     "detail": format!("database: {reason}"),
-                    "checks": { "database": reason },
+                    "checks": checks,
                 })),
             )
                 .into_response()

@@ -25,6 +25,12 @@ pub fn postgres_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
+pub fn redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
 /// Replaces the database name of a PostgreSQL URL.
 pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
@@ -149,11 +155,17 @@ pub fn test_env(
         // Deterministic by default: documents are processed by process-batch; the worker has
         // tests of its own.
         ("WORKER_ENABLED", "false"),
+        // Limits are exercised everywhere, but only rate-limit tests hit them.
+        ("RATE_LIMIT_REQUESTS_PER_MINUTE", "6000000"),
+        ("RATE_LIMIT_BURST", "100000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     env.insert("DATABASE_URL".into(), db.url.clone());
+    if let Some(redis) = redis_url() {
+        env.insert("REDIS_URL".into(), redis);
+    }
     env.insert(
         "UPLOAD_DIR".into(),
         dir.path().join("uploads").display().to_string(),

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod ops;
 mod query;
+mod ratelimit;
 mod readiness;
 mod teammates;
 mod tenants;
