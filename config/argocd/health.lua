@@ -3,12 +3,15 @@
 -- (config/argocd/argocd-cm-patch.yaml embeds this file; tests/e2e/argocd_health.rs checks the
 -- copies agree and runs it against real status objects in tests/e2e/fixtures/argocd/).
 --
--- The operator's status: observedGeneration, and metav1 Conditions Ready, Progressing and
--- Degraded, each carrying the generation it describes. Rules, in order:
+-- The operator's status: observedGeneration, and metav1 Conditions Ready, Progressing,
+-- Degraded and BackupHealthy, each carrying the generation it describes. Rules, in order:
 --   1. no status, or status.observedGeneration < metadata.generation  -> Progressing
 --   2. Degraded=True for the current generation                       -> Degraded (its message)
---   3. Ready=True for the current generation                          -> Healthy (its message)
---   4. otherwise                                                      -> Progressing (Ready's message)
+--   3. BackupHealthy=False for the current generation                 -> Degraded (its message):
+--      the newest backup failed; Argo CD would not see it otherwise (the backup Jobs are not
+--      the Application's direct children)
+--   4. Ready=True for the current generation                          -> Healthy (its message)
+--   5. otherwise                                                      -> Progressing (Ready's message)
 -- Only Lua 5.1 base functions are used: Argo CD opens the string library only with
 -- resource.customizations.useOpenLibs.oyl.dev_OylPlatform.
 local hs = {}
@@ -49,12 +52,15 @@ end
 
 local ready = nil
 local degraded = nil
+local backup = nil
 if obj.status.conditions ~= nil then
   for _, condition in ipairs(obj.status.conditions) do
     if condition.type == "Ready" then
       ready = condition
     elseif condition.type == "Degraded" then
       degraded = condition
+    elseif condition.type == "BackupHealthy" then
+      backup = condition
     end
   end
 end
@@ -62,6 +68,12 @@ end
 if degraded ~= nil and degraded.status == "True" and current(degraded) then
   hs.status = "Degraded"
   hs.message = text(degraded, "Degraded")
+  return hs
+end
+
+if backup ~= nil and backup.status == "False" and current(backup) then
+  hs.status = "Degraded"
+  hs.message = "Backup failed: " .. text(backup, "the newest backup failed")
   return hs
 end
 

@@ -54,6 +54,10 @@ op_pid=$!
 # Ready: the minimal platform.
 wait_jsonpath ready '{.status.phase}' Ready
 capture ready ready.json
+# Backed up: an on-demand backup (kwok completes its Job's pod), so BackupHealthy=True.
+kubectl -n "$NS" annotate oylplatform ready oyl.dev/backup-now=fixture >/dev/null
+wait_jsonpath ready '{.status.conditions[?(@.type=="BackupHealthy")].status}' True
+capture ready backed-up.json
 # Degraded: the external PostgreSQL URL points at a Secret that does not exist.
 sample degraded '  postgres:
     external:

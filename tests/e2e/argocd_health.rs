@@ -114,6 +114,41 @@ fn ready_platform_is_healthy() {
 }
 
 #[test]
+fn backed_up_platform_is_healthy() {
+    let obj = fixture("backed-up");
+    assert!(condition_message(&obj, "BackupHealthy").ends_with("succeeded"));
+    assert_eq!(
+        health(&obj),
+        ("Healthy".into(), "4/4 components available".into())
+    );
+}
+
+#[test]
+fn failed_backup_degrades_a_ready_platform() {
+    // Derived from the real object: kwok always completes Job pods, so no backup fails there.
+    // The message has the operator's form (status.rs `backup_condition`).
+    let mut obj = fixture("backed-up");
+    set_condition(&mut obj, "BackupHealthy", "status", json!("False"));
+    set_condition(&mut obj, "BackupHealthy", "reason", json!("BackupFailed"));
+    set_condition(
+        &mut obj,
+        "BackupHealthy",
+        "message",
+        json!("backup Job ready-backup-29000000 failed"),
+    );
+    assert_eq!(
+        health(&obj),
+        (
+            "Degraded".into(),
+            "Backup failed: backup Job ready-backup-29000000 failed".into()
+        )
+    );
+    // ... but not once the spec moved on and the operator has not judged the backups again.
+    set_condition(&mut obj, "BackupHealthy", "observedGeneration", json!(0));
+    assert_eq!(health(&obj).0, "Healthy");
+}
+
+#[test]
 fn degraded_platform_is_degraded_with_the_operators_message() {
     let obj = fixture("degraded");
     let (status, message) = health(&obj);
@@ -241,17 +276,17 @@ fn argocd_cm_patch_and_argo_cd_values_embed_the_same_script() {
     assert_eq!(cm["kind"], "ConfigMap");
     assert_eq!(cm["metadata"]["name"], "argocd-cm");
     let key = "resource.customizations.health.oyl.dev_OylPlatform";
-    assert_eq!(
-        cm["data"][key].as_str(),
-        Some(script.as_str()),
-        "argocd-cm-patch.yaml's {key} differs from config/argocd/health.lua"
+    assert!(
+        cm["data"][key].as_str() == Some(script.as_str()),
+        "argocd-cm-patch.yaml's {key} differs from config/argocd/health.lua: \
+         run tests/chart/embed-health-lua.sh"
     );
     let values: serde_yaml::Value =
         serde_yaml::from_str(&read("config/argocd/argo-cd-values.yaml")).unwrap();
-    assert_eq!(
-        values["configs"]["cm"][key].as_str(),
-        Some(script.as_str()),
-        "argo-cd-values.yaml's {key} differs from config/argocd/health.lua"
+    assert!(
+        values["configs"]["cm"][key].as_str() == Some(script.as_str()),
+        "argo-cd-values.yaml's {key} differs from config/argocd/health.lua: \
+         run tests/chart/embed-health-lua.sh"
     );
     let app_key = "resource.customizations.health.argoproj.io_Application";
     assert_eq!(values["configs"]["cm"][app_key], cm["data"][app_key]);

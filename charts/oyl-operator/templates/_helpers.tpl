@@ -77,8 +77,9 @@ app.kubernetes.io/part-of: oyl-platform
 
 {{/*
 The operator's rules on the objects it manages. They must agree with config/rbac/cluster_role.yaml
-(the reference for kubectl users): the chart grants the same rules, plus NetworkPolicies,
-PodDisruptionBudgets and Jobs. tests/e2e/chart.rs checks the chart's rules cover the reference.
+(the reference for kubectl users): the chart grants the same rules, except that the Lease rule
+is a Role in the release namespace (rbac.yaml). tests/e2e/chart.rs checks the chart's rules cover
+the reference and grant nothing else.
 */}}
 {{- define "oyl-operator.rules" -}}
 - apiGroups: ["oyl.dev"]
@@ -97,12 +98,10 @@ PodDisruptionBudgets and Jobs. tests/e2e/chart.rs checks the chart's rules cover
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# CronJobs for scheduled backups, Jobs for on-demand ones.
 - apiGroups: ["batch"]
-  resources: ["cronjobs"]
+  resources: ["cronjobs", "jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
