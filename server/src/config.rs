@@ -45,6 +45,15 @@ pub mod env {
     pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
     pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    pub const EMBEDDING_PROVIDER: &str = "EMBEDDING_PROVIDER";
+    pub const LLM_PROVIDER: &str = "LLM_PROVIDER";
+    pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
+    pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
+    pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
+    pub const OPENAI_REASONING_MODEL: &str = "OPENAI_REASONING_MODEL";
+    pub const OPENAI_EMBEDDING_MODEL: &str = "OPENAI_EMBEDDING_MODEL";
+    pub const LLM_TIMEOUT_SECONDS: &str = "LLM_TIMEOUT_SECONDS";
+    pub const EMBEDDING_TIMEOUT_SECONDS: &str = "EMBEDDING_TIMEOUT_SECONDS";
     pub const WORKER_ENABLED: &str = "WORKER_ENABLED";
     pub const WORKER_POLL_SECONDS: &str = "WORKER_POLL_SECONDS";
     pub const WORKER_LEASE_SECONDS: &str = "WORKER_LEASE_SECONDS";
@@ -84,6 +93,15 @@ pub mod env {
         UPLOAD_DIR,
         LOG_FORMAT,
         LOG_LEVEL,
+        EMBEDDING_PROVIDER,
+        LLM_PROVIDER,
+        OPENAI_BASE_URL,
+        OPENAI_API_KEY,
+        OPENAI_MODEL,
+        OPENAI_REASONING_MODEL,
+        OPENAI_EMBEDDING_MODEL,
+        LLM_TIMEOUT_SECONDS,
+        EMBEDDING_TIMEOUT_SECONDS,
         WORKER_ENABLED,
         WORKER_POLL_SECONDS,
         WORKER_LEASE_SECONDS,
@@ -138,6 +156,26 @@ pub enum LogFormat {
     Pretty,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbeddingProvider {
+    /// Built in, no network, no model (the default).
+    Hashing,
+    /// Ollama `POST {OLLAMA_BASE_URL}/api/embed` with `OLLAMA_EMBEDDING_MODEL`.
+    Ollama,
+    /// OpenAI-compatible `POST {OPENAI_BASE_URL}/v1/embeddings` with `OPENAI_EMBEDDING_MODEL`.
+    OpenAi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LlmProvider {
+    /// Extractive answers from the retrieved chunks (no LLM).
+    None,
+    /// Ollama `POST {OLLAMA_BASE_URL}/api/generate`.
+    Ollama,
+    /// OpenAI-compatible `POST {OPENAI_BASE_URL}/v1/chat/completions`.
+    OpenAi,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorsOrigins {
     /// No CORS headers at all (same-origin only); the default.
@@ -183,6 +221,15 @@ pub struct Config {
     pub upload_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub embedding_provider: EmbeddingProvider,
+    pub llm_provider: LlmProvider,
+    pub openai_base_url: String,
+    pub openai_api_key: Option<Secret>,
+    pub openai_model: String,
+    pub openai_reasoning_model: String,
+    pub openai_embedding_model: String,
+    pub llm_timeout: Duration,
+    pub embedding_timeout: Duration,
     /// Run the document worker inside `serve`.
     pub worker_enabled: bool,
     pub worker_poll: Duration,
@@ -313,6 +360,53 @@ impl Config {
                 }
             },
             log_level: get(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
+            embedding_provider: match get(env::EMBEDDING_PROVIDER)
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("hashing") | Some("builtin") => EmbeddingProvider::Hashing,
+                Some("ollama") => EmbeddingProvider::Ollama,
+                Some("openai") => EmbeddingProvider::OpenAi,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "{}: expected hashing, ollama or openai, got `{other}`",
+                        env::EMBEDDING_PROVIDER
+                    )));
+                }
+            },
+            llm_provider: match get(env::LLM_PROVIDER)
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("auto") if get(env::OLLAMA_BASE_URL).is_some() => LlmProvider::Ollama,
+                None | Some("auto") | Some("none") | Some("extractive") => LlmProvider::None,
+                Some("ollama") => LlmProvider::Ollama,
+                Some("openai") => LlmProvider::OpenAi,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "{}: expected auto, none, ollama or openai, got `{other}`",
+                        env::LLM_PROVIDER
+                    )));
+                }
+            },
+            openai_base_url: get(env::OPENAI_BASE_URL)
+                .unwrap_or_else(|| "https://api.openai.com".into()),
+            openai_api_key: get(env::OPENAI_API_KEY).map(Secret::new),
+            openai_model: get(env::OPENAI_MODEL).unwrap_or_else(|| "gpt-4o-mini".into()),
+            openai_reasoning_model: get(env::OPENAI_REASONING_MODEL)
+                .unwrap_or_else(|| "o3-mini".into()),
+            openai_embedding_model: get(env::OPENAI_EMBEDDING_MODEL)
+                .unwrap_or_else(|| "text-embedding-3-small".into()),
+            llm_timeout: Duration::from_secs(parse_num(
+                env::LLM_TIMEOUT_SECONDS,
+                get(env::LLM_TIMEOUT_SECONDS),
+                60,
+            )?),
+            embedding_timeout: Duration::from_secs(parse_num(
+                env::EMBEDDING_TIMEOUT_SECONDS,
+                get(env::EMBEDDING_TIMEOUT_SECONDS),
+                60,
+            )?),
             worker_enabled: parse_bool(env::WORKER_ENABLED, get(env::WORKER_ENABLED), true)?,
             worker_poll: Duration::from_millis(parse_num(
                 env::WORKER_POLL_SECONDS,
@@ -369,6 +463,21 @@ impl Config {
                 env::WORKER_LEASE_SECONDS,
                 env::WORKER_POLL_SECONDS,
                 env::WORKER_MAX_ATTEMPTS
+            )));
+        }
+        let needs_ollama = self.embedding_provider == EmbeddingProvider::Ollama
+            || self.llm_provider == LlmProvider::Ollama;
+        if needs_ollama && self.ollama_base_url.is_none() {
+            return Err(ConfigError(format!(
+                "{} is required by the Ollama provider",
+                env::OLLAMA_BASE_URL
+            )));
+        }
+        if self.llm_timeout.is_zero() || self.embedding_timeout.is_zero() {
+            return Err(ConfigError(format!(
+                "{} and {} must be positive",
+                env::LLM_TIMEOUT_SECONDS,
+                env::EMBEDDING_TIMEOUT_SECONDS
             )));
         }
         if self.request_timeout.is_zero() {

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub embedding_seconds: prometheus::Histogram,
     queue_depth: IntGauge,
     pub rate_limited: prometheus::IntCounter,
+    pub llm_seconds: HistogramVec,
     pub rate_limiter_errors: prometheus::IntCounter,
 }
 
@@ -92,6 +93,12 @@ impl Metrics {
             "Rate-limit checks that failed (the request was let through)",
         )
         .expect("valid metric");
+        let llm_seconds = HistogramVec::new(
+            HistogramOpts::new("llm_request_seconds", "LLM generation latency by outcome")
+                .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("oyl_build_info", "Version of the running server"),
             &["version"],
@@ -109,6 +116,7 @@ impl Metrics {
             Box::new(embedding_seconds.clone()),
             Box::new(queue_depth.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(llm_seconds.clone()),
             Box::new(rate_limiter_errors.clone()),
             Box::new(build_info),
         ] {
@@ -129,6 +137,7 @@ impl Metrics {
             queue_depth,
             rate_limited,
             rate_limiter_errors,
+            llm_seconds,
         }
     }
 

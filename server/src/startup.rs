@@ -13,7 +13,7 @@ use crate::config::{Config, env};
 use crate::db::{self, Db};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
-use crate::rag::embed::HashingEmbedder;
+use crate::rag::providers;
 use crate::rag::vector::DbVectorStore;
 use crate::rag::worker;
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
@@ -78,6 +78,7 @@ pub async fn signing_keys(config: &Config, db: &Db) -> anyhow::Result<JwtKeys> {
 /// signing key, upload directory, providers. Shared by `serve` and `worker`.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     config.check_secret_key()?;
+    providers::install_crypto_provider();
     let db = open_database(&config).await?;
     let jwt = signing_keys(&config, &db).await?;
     let storage = Storage::new(&config.upload_dir);
@@ -90,7 +91,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     })?;
     Ok(AppState::new(Inner {
         metrics: Metrics::new(&config.app_version),
-        embedder: Arc::new(HashingEmbedder::new(HashingEmbedder::DEFAULT_DIM)),
+        embedder: providers::embedder(&config).map_err(anyhow::Error::msg)?,
+        llm: providers::llm(&config).map_err(anyhow::Error::msg)?,
         vectors: Arc::new(DbVectorStore::new(db.clone())),
         queue: Arc::new(tokio::sync::Notify::new()),
         limiter: rate_limiter(&config)?,

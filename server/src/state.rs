@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::rag::embed::Embedder;
+use crate::rag::providers::Llm;
 use crate::rag::vector::VectorStore;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
@@ -26,6 +27,8 @@ pub struct Inner {
     /// Wakes the worker when a document is queued.
     pub queue: Arc<tokio::sync::Notify>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// `None`: answers are extractive.
+    pub llm: Option<Arc<dyn Llm>>,
 }
 
 impl AppState {

@@ -20,8 +20,6 @@ use crate::rag::answer::{AssistantAnswer, Source, answer_with, query_tags};
 use crate::state::AppState;
 
 pub const MAX_QUERY_CHARS: usize = 10_000;
-/// The model name reported when no LLM is configured and answers are extractive.
-pub const EXTRACTIVE_MODEL: &str = "extractive";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(query_teammate))
@@ -112,6 +110,7 @@ async fn query_teammate(
         ));
     }
     let query = body.query.trim().to_string();
+    let reasoning = body.mode == Mode::Reasoning;
     let responses: Vec<AssistantAnswer> = match plan.strategy {
         Strategy::Parallel => {
             let mut tasks = tokio::task::JoinSet::new();
@@ -126,7 +125,7 @@ async fn query_teammate(
                 tasks.spawn(async move {
                     (
                         index,
-                        answer_with(&state, &scope, &assistant, weight, &query).await,
+                        answer_with(&state, &scope, &assistant, weight, &query, reasoning).await,
                     )
                 });
             }
@@ -141,7 +140,9 @@ async fn query_teammate(
         Strategy::Weighted | Strategy::Sequential => {
             let mut results = Vec::new();
             for (assistant, weight) in &selected {
-                results.push(answer_with(&state, &auth.scope, assistant, *weight, &query).await?);
+                results.push(
+                    answer_with(&state, &auth.scope, assistant, *weight, &query, reasoning).await?,
+                );
             }
             results
         }
@@ -169,7 +170,7 @@ async fn query_teammate(
         answer: result.clone(),
         result,
         mode: body.mode,
-        model: EXTRACTIVE_MODEL.into(),
+        model: responses[0].model.clone(),
         sources,
         responses,
         processing_time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -31,17 +31,25 @@ pub struct AssistantAnswer {
     pub assistant_id: Uuid,
     pub assistant_name: String,
     pub weight: f64,
+    /// The LLM model that answered (`extractive` without an LLM).
+    pub model: String,
     pub answer: String,
     pub sources: Vec<Source>,
 }
 
-/// Retrieves from one assistant's knowledge base and answers from it.
+/// The system prompt when the assistant has no instruction.
+pub const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are a helpful assistant. Answer using only the provided context.";
+
+/// Retrieves from one assistant's knowledge base and answers from it: with the configured LLM
+/// (the assistant's instruction as system prompt, the chunks as context), or extractively.
 pub async fn answer_with(
     state: &AppState,
     scope: &TenantScope,
     assistant: &Assistant,
     weight: f64,
     query: &str,
+    reasoning: bool,
 ) -> Result<AssistantAnswer, ApiError> {
     let k = state.config.max_retrieved_chunks;
     let query_vector = state
@@ -59,7 +67,45 @@ pub async fn answer_with(
         .await
         .map_err(|e| provider_error("vector store", e))?;
     let relevant: Vec<ScoredChunk> = chunks.into_iter().filter(|c| c.score > 0.0).collect();
-    let answer = extractive_answer(query, &relevant);
+    let (answer, model) = match &state.llm {
+        Some(llm) if !relevant.is_empty() => {
+            let model = assistant
+                .model
+                .clone()
+                .unwrap_or_else(|| llm.default_model(reasoning));
+            let system = crate::db::instructions::get(&state.db, scope, assistant.id)
+                .await?
+                .map(|i| i.system_prompt)
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string());
+            let prompt = build_prompt(query, &relevant);
+            let started = std::time::Instant::now();
+            let result = llm.generate(&model, &system, &prompt).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            state
+                .metrics
+                .llm_seconds
+                .with_label_values(&[outcome])
+                .observe(started.elapsed().as_secs_f64());
+            (
+                result
+                    .map_err(|e| provider_error("LLM", e))?
+                    .trim()
+                    .to_string(),
+                model,
+            )
+        }
+        Some(llm) => (
+            NO_ANSWER.to_string(),
+            assistant
+                .model
+                .clone()
+                .unwrap_or_else(|| llm.default_model(reasoning)),
+        ),
+        None => (
+            extractive_answer(query, &relevant),
+            EXTRACTIVE_MODEL.to_string(),
+        ),
+    };
     let sources = if answer == NO_ANSWER {
         Vec::new()
     } else {
@@ -79,9 +125,31 @@ pub async fn answer_with(
         assistant_id: assistant.id,
         assistant_name: assistant.name.clone(),
         weight,
+        model,
         answer,
         sources,
     })
+}
+
+/// The model name reported for extractive answers.
+pub const EXTRACTIVE_MODEL: &str = "extractive";
+
+/// The user prompt: numbered context chunks, then the question.
+pub fn build_prompt(query: &str, chunks: &[ScoredChunk]) -> String {
+    let mut prompt = String::from(
+        "Answer the question using only the context below. If the context does not contain the answer, \
+         say that you do not know.\n\nContext:\n",
+    );
+    for (i, c) in chunks.iter().enumerate() {
+        prompt.push_str(&format!(
+            "[{}] ({}) {}\n",
+            i + 1,
+            c.file_name,
+            c.content.trim()
+        ));
+    }
+    prompt.push_str(&format!("\nQuestion: {query}\n"));
+    prompt
 }
 
 /// A provider failure as the API reports it: 504 when it timed out, 503 otherwise.

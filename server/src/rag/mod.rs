@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod embed;
 pub mod extract;
 pub mod pipeline;
+pub mod providers;
 pub mod vector;
 pub mod worker;
 

@@ -203,11 +203,7 @@ pub async fn spawn_app_on(dir: TempDir, db: TestDatabase, overrides: &[(&str, &s
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        client: test_client(),
         state,
         config,
         dir,
@@ -215,6 +211,15 @@ pub async fn spawn_app_on(dir: TempDir, db: TestDatabase, overrides: &[(&str, &s
         shutdown: Some(tx),
         server: Some(server),
     }
+}
+
+pub fn test_client() -> reqwest::Client {
+    oyl_server::rag::providers::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Logs go nowhere unless `TEST_LOG` is set (then to stderr, shown for failing tests).

@@ -11,6 +11,7 @@ mod knowledge;
 mod lifecycle;
 mod limits;
 mod ops;
+mod providers;
 mod query;
 mod ratelimit;
 mod readiness;
