@@ -6,13 +6,13 @@
 #   tests/services/postgres-down.sh
 #
 # Installs PostgreSQL from apt when missing, creates a cluster under $OYL_TEST_PG_DIR (default
-# /tmp/oyl-test-postgres) listening on 127.0.0.1:$OYL_TEST_PG_PORT (default 55432) only, with
+# /tmp/oyl-test-postgres) listening on 127.0.0.1:$OYL_TEST_PG_PORT (default 25432) only, with
 # trust authentication and durability switched off (it is thrown away), starts it, waits until it
 # accepts connections, and prints TEST_DATABASE_URL=... as its last line. Idempotent: a running
 # cluster is reused. Works as root (the server runs as the `postgres` user) or as any other user.
 set -euo pipefail
 
-PORT="${OYL_TEST_PG_PORT:-55432}"
+PORT="${OYL_TEST_PG_PORT:-25432}"
 DIR="${OYL_TEST_PG_DIR:-/tmp/oyl-test-postgres}"
 DATA="$DIR/data"
 

@@ -6,9 +6,9 @@
 #   tests/services/redis-down.sh
 #
 # Installs redis-server from apt when missing, starts it on 127.0.0.1:$OYL_TEST_REDIS_PORT
-# (default 56379) without persistence, waits for PING, prints TEST_REDIS_URL=... last. Idempotent.
+# (default 26379) without persistence, waits for PING, prints TEST_REDIS_URL=... last. Idempotent.
 set -euo pipefail
-PORT="${OYL_TEST_REDIS_PORT:-56379}"
+PORT="${OYL_TEST_REDIS_PORT:-26379}"
 DIR="${OYL_TEST_REDIS_DIR:-/tmp/oyl-test-redis}"
 log() { echo "redis.sh: $*" >&2; }
 
