@@ -182,88 +182,167 @@ pub async fn prune(
     desired: &[Child],
     observed: &Observed,
 ) -> Result<Vec<String>, kube::Error> {
-    let wanted =
-        |kind: &str, name: &str| desired.iter().any(|c| c.kind() == kind && c.name() == name);
     let mut pruned = Vec::new();
-    async fn stale<K>(
-        client: &Client,
-        ns: &str,
-        owner_uid: &str,
-        items: &[K],
-        wanted: impl Fn(&str, &str) -> bool,
-        pruned: &mut Vec<String>,
-    ) -> Result<(), kube::Error>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + Debug,
-    {
-        for o in items {
-            let owned = o
-                .owner_references()
-                .iter()
-                .any(|r| r.uid == owner_uid && r.controller == Some(true));
-            let name = o.name_any();
-            if owned && !wanted(&K::kind(&()), &name) {
-                let dp = DeleteParams::background();
-                match Api::<K>::namespaced(client.clone(), ns)
-                    .delete(&name, &dp)
-                    .await
-                {
-                    Ok(_) => pruned.push(format!("{}/{}", K::kind(&()), name)),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
+    for (kind, name) in observed.stale(owner_uid, desired) {
+        let result = match kind {
+            "Secret" => delete::<Secret>(client, ns, &name).await,
+            "PersistentVolumeClaim" => delete::<PersistentVolumeClaim>(client, ns, &name).await,
+            "Service" => delete::<Service>(client, ns, &name).await,
+            "Deployment" => delete::<Deployment>(client, ns, &name).await,
+            "HorizontalPodAutoscaler" => delete::<HorizontalPodAutoscaler>(client, ns, &name).await,
+            "CronJob" => delete::<CronJob>(client, ns, &name).await,
+            "NetworkPolicy" => delete::<NetworkPolicy>(client, ns, &name).await,
+            "PodDisruptionBudget" => delete::<PodDisruptionBudget>(client, ns, &name).await,
+            "Job" => delete::<Job>(client, ns, &name).await,
+            other => unreachable!("Observed::stale yields only known kinds, not {other}"),
+        };
+        match result {
+            Ok(()) => pruned.push(format!("{kind}/{name}")),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
         }
-        Ok(())
     }
-    stale(
-        client,
-        ns,
-        owner_uid,
-        &observed.cronjobs,
-        wanted,
-        &mut pruned,
-    )
-    .await?;
-    stale(client, ns, owner_uid, &observed.hpas, wanted, &mut pruned).await?;
-    stale(
-        client,
-        ns,
-        owner_uid,
-        &observed.deployments,
-        wanted,
-        &mut pruned,
-    )
-    .await?;
-    stale(
-        client,
-        ns,
-        owner_uid,
-        &observed.services,
-        wanted,
-        &mut pruned,
-    )
-    .await?;
-    stale(client, ns, owner_uid, &observed.pvcs, wanted, &mut pruned).await?;
-    stale(
-        client,
-        ns,
-        owner_uid,
-        &observed.secrets,
-        wanted,
-        &mut pruned,
-    )
-    .await?;
     Ok(pruned)
+}
+
+async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<(), kube::Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .delete(name, &DeleteParams::background())
+        .await
+        .map(|_| ())
+}
+
+impl Observed {
+    /// (kind, name) of every observed object owned by `owner_uid` that `desired` lacks.
+    pub fn stale(&self, owner_uid: &str, desired: &[Child]) -> Vec<(&'static str, String)> {
+        fn owned<K: ResourceExt + Resource<DynamicType = ()>>(
+            items: &[K],
+            owner_uid: &str,
+        ) -> impl Iterator<Item = (&'static str, String)> {
+            items
+                .iter()
+                .filter(move |o| {
+                    o.owner_references()
+                        .iter()
+                        .any(|r| r.uid == owner_uid && r.controller == Some(true))
+                })
+                .map(|o| (kind_of::<K>(), o.name_any()))
+        }
+        // Destructured without `..`: a new kind of child does not compile until it is listed here.
+        let Observed {
+            secrets,
+            pvcs,
+            services,
+            deployments,
+            hpas,
+            cronjobs,
+            network_policies,
+            pdbs,
+            jobs,
+        } = self;
+        owned(jobs, owner_uid)
+            .chain(owned(cronjobs, owner_uid))
+            .chain(owned(hpas, owner_uid))
+            .chain(owned(pdbs, owner_uid))
+            .chain(owned(deployments, owner_uid))
+            .chain(owned(services, owner_uid))
+            .chain(owned(network_policies, owner_uid))
+            .chain(owned(pvcs, owner_uid))
+            .chain(owned(secrets, owner_uid))
+            .filter(|(kind, name)| {
+                !desired
+                    .iter()
+                    .any(|c| c.kind() == *kind && c.name() == *name)
+            })
+            .collect()
+    }
+}
+
+fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "Secret" => "Secret",
+        "PersistentVolumeClaim" => "PersistentVolumeClaim",
+        "Service" => "Service",
+        "Deployment" => "Deployment",
+        "HorizontalPodAutoscaler" => "HorizontalPodAutoscaler",
+        "CronJob" => "CronJob",
+        "NetworkPolicy" => "NetworkPolicy",
+        "PodDisruptionBudget" => "PodDisruptionBudget",
+        "Job" => "Job",
+        _ => "Unknown",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::is_subset;
     use serde_json::json;
+
+    #[test]
+    fn every_kind_of_child_can_be_pruned() {
+        use super::Observed;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+        let meta = |name: &str| ObjectMeta {
+            name: Some(name.into()),
+            owner_references: Some(vec![OwnerReference {
+                uid: "u".into(),
+                controller: Some(true),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let observed = Observed {
+            secrets: vec![Default::default()],
+            pvcs: vec![Default::default()],
+            services: vec![Default::default()],
+            deployments: vec![Default::default()],
+            hpas: vec![Default::default()],
+            cronjobs: vec![Default::default()],
+            network_policies: vec![Default::default()],
+            pdbs: vec![Default::default()],
+            jobs: vec![Default::default()],
+        };
+        let mut observed = observed;
+        observed.secrets[0].metadata = meta("a");
+        observed.pvcs[0].metadata = meta("a");
+        observed.services[0].metadata = meta("a");
+        observed.deployments[0].metadata = meta("a");
+        observed.hpas[0].metadata = meta("a");
+        observed.cronjobs[0].metadata = meta("a");
+        observed.network_policies[0].metadata = meta("a");
+        observed.pdbs[0].metadata = meta("a");
+        observed.jobs[0].metadata = meta("a");
+        let mut kinds: Vec<_> = observed
+            .stale("u", &[])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "CronJob",
+                "Deployment",
+                "HorizontalPodAutoscaler",
+                "Job",
+                "NetworkPolicy",
+                "PersistentVolumeClaim",
+                "PodDisruptionBudget",
+                "Secret",
+                "Service"
+            ]
+        );
+        assert!(
+            observed.stale("someone-else", &[]).is_empty(),
+            "only our own children"
+        );
+    }
 
     #[test]
     fn fields_added_by_the_server_are_not_differences() {

@@ -110,8 +110,8 @@ pub async fn reconcile(p: Arc<OylPlatform>, ctx: Arc<Context>) -> Result<Action,
             warn!(platform = %key, error = %e, "reconcile failed");
             // Best effort: say in the platform's own status and events what went wrong.
             let degraded = PassOutcome {
-                applied: vec![],
                 degraded: Some((e.reason().to_string(), e.to_string())),
+                ..PassOutcome::default()
             };
             if let Ok(observed) = observe(&p, &ctx).await {
                 let s = status::compute(&p, &observed, &degraded, now());
@@ -156,7 +156,11 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
 
     // 3. Build the desired set; generated secrets are reused from the existing Secret.
     let credentials = Credentials::reuse_or_generate(observed.secret(&credentials_name(p)))?;
-    let desired = build::build(p, &credentials)?;
+    let api_deployment =
+        observed.deployment(&build::common::child_name(p, build::common::Component::Api));
+    let rollout = build::Rollout::observe(p, api_deployment, &observed.jobs);
+    tracing::debug!(?rollout, "rollout");
+    let desired = build::build(p, &credentials, &rollout)?;
 
     // 4. Apply what differs.
     let mut outcome = PassOutcome::default();
@@ -186,8 +190,31 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         info!(platform = %status::platform_ref(p), applied = ?outcome.applied, "applied children");
     }
 
-    // 6. Check what the platform references but does not own.
+    // 6. Check what the platform references but does not own, and the migration gate.
     outcome.degraded = check_external_secrets(p, ctx, &ns, &desired).await?;
+    let migration_job = build::migrate::job_name(p, &build::api::image(p));
+    let serving = rollout.serving_image.clone().unwrap_or_default();
+    match rollout.migration {
+        build::migrate::Migration::Failed if outcome.degraded.is_none() => {
+            outcome.degraded = Some((
+                "MigrationFailed".into(),
+                format!(
+                    "migration Job {migration_job} for {} failed; the API keeps serving {serving}",
+                    build::api::image(p)
+                ),
+            ));
+        }
+        build::migrate::Migration::Running => {
+            outcome.waiting = Some((
+                "Migrating".into(),
+                format!(
+                    "waiting for migration Job {migration_job} before the API rolls from {serving} to {}",
+                    build::api::image(p)
+                ),
+            ));
+        }
+        _ => {}
+    }
 
     // 7. Status from the observation.
     let was_ready = p.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready);

@@ -22,7 +22,8 @@ pub fn render(yaml: &str, namespace: Option<&str>) -> Result<String, String> {
     if p.metadata.namespace.is_none() {
         p.metadata.namespace = Some(namespace.unwrap_or("default").to_string());
     }
-    let children = build::build(&p, &Credentials::redacted()).map_err(|e| e.to_string())?;
+    let children = build::build(&p, &Credentials::redacted(), &build::Rollout::fresh())
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for child in children {
         out.push_str("---\n");

@@ -17,6 +17,8 @@ pub struct PassOutcome {
     pub applied: Vec<String>,
     /// A problem a human must fix (reason, message), e.g. an invalid spec or a missing Secret.
     pub degraded: Option<(String, String)>,
+    /// Something the rollout waits for (reason, message), e.g. a migration Job.
+    pub waiting: Option<(String, String)>,
 }
 
 /// The components whose workloads the operator runs for this spec.
@@ -116,34 +118,38 @@ pub fn compute(
         .map(|c| component_status(c, observed.deployment(&child_name(p, c))))
         .collect();
     let available = components.iter().filter(|c| c.available).count();
-    let all_available = available == components.len() && outcome.applied.is_empty();
+    let all_available =
+        available == components.len() && outcome.applied.is_empty() && outcome.waiting.is_none();
     let none_exist = observed.deployments.is_empty();
 
-    let (progressing, progressing_reason, progressing_message) = if !outcome.applied.is_empty() {
-        (
-            true,
-            "Applying",
-            format!("applied {}", outcome.applied.join(", ")),
-        )
-    } else if !all_available {
-        let waiting: Vec<_> = components
-            .iter()
-            .filter(|c| !c.available)
-            .map(|c| {
-                format!(
-                    "{} ({}/{} ready)",
-                    c.name, c.ready_replicas, c.desired_replicas
-                )
-            })
-            .collect();
-        (
-            true,
-            "WaitingForComponents",
-            format!("waiting for {}", waiting.join(", ")),
-        )
-    } else {
-        (false, "Stable", "all components are up to date".to_string())
-    };
+    let (progressing, progressing_reason, progressing_message) =
+        if let Some((reason, message)) = &outcome.waiting {
+            (true, reason.as_str(), message.clone())
+        } else if !outcome.applied.is_empty() {
+            (
+                true,
+                "Applying",
+                format!("applied {}", outcome.applied.join(", ")),
+            )
+        } else if !all_available {
+            let waiting: Vec<_> = components
+                .iter()
+                .filter(|c| !c.available)
+                .map(|c| {
+                    format!(
+                        "{} ({}/{} ready)",
+                        c.name, c.ready_replicas, c.desired_replicas
+                    )
+                })
+                .collect();
+            (
+                true,
+                "WaitingForComponents",
+                format!("waiting for {}", waiting.join(", ")),
+            )
+        } else {
+            (false, "Stable", "all components are up to date".to_string())
+        };
     let (degraded, degraded_reason, degraded_message) = match &outcome.degraded {
         Some((reason, message)) => (true, reason.as_str(), message.clone()),
         None => (false, "AsExpected", "no problems found".to_string()),
@@ -266,8 +272,8 @@ fn backup_condition(
 /// Status for a spec the operator refuses to build: Degraded, nothing else guessed.
 pub fn invalid(p: &OylPlatform, message: String, now: Time) -> OylPlatformStatus {
     let outcome = PassOutcome {
-        applied: vec![],
         degraded: Some(("InvalidSpec".to_string(), message)),
+        ..PassOutcome::default()
     };
     let mut s = compute(p, &Observed::default(), &outcome, now);
     s.components.clear();

@@ -878,3 +878,149 @@ async fn backups_on_demand_and_their_outcome_show_in_status() {
     // Backup health does not take the platform out of Ready.
     wait_ready(&ns, "bk").await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn a_migration_job_gates_the_api_rollout() {
+    use k8s_openapi::api::batch::v1::Job;
+    let (ns, _op) = start("e2e-migrate").await;
+    assert!(
+        ns.kubectl_apply(&manifest("mig", "  api: {autoscaling: {enabled: false}}"))
+            .status
+            .success()
+    );
+    wait_ready(&ns, "mig").await;
+    let deployments = ns.api::<Deployment>();
+    let image = |d: &Deployment| {
+        d.spec.clone().unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    let old = image(&deployments.get("mig-api").await.unwrap());
+    let condition = |p: &OylPlatform, t: &str| {
+        p.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .cloned()
+    };
+
+    // A new image whose migration cannot run (no node matches): the API stays on the old image.
+    merge_patch(
+        &ns,
+        "mig",
+        serde_json::json!({"spec": {"api": {"image": "registry.example/oyl-server:next",
+        "migrationTimeoutSeconds": 10, "pod": {"nodeSelector": {"oyl.dev/nowhere": "true"}}}}}),
+    )
+    .await;
+    let api = ns.platforms();
+    wait_for(
+        Duration::from_secs(30),
+        "Progressing=Migrating for the new generation",
+        || async {
+            let p = api.get("mig").await.ok()?;
+            let c = condition(&p, "Progressing")?;
+            (c.reason == "Migrating" && c.observed_generation == p.metadata.generation)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        image(&deployments.get("mig-api").await.unwrap()),
+        old,
+        "unchanged while the migration runs"
+    );
+    let jobs = ns
+        .api::<Job>()
+        .list(&ListParams::default().labels("app.kubernetes.io/component=migrate"))
+        .await
+        .unwrap();
+    assert_eq!(jobs.items.len(), 1);
+    let job_pod = jobs.items[0].spec.clone().unwrap().template.spec.unwrap();
+    assert_eq!(
+        job_pod.containers[0].image.as_deref(),
+        Some("registry.example/oyl-server:next")
+    );
+    assert_eq!(job_pod.containers[0].args.as_ref().unwrap()[0], "migrate");
+
+    // The Job hits its deadline: reported, and the old version keeps serving.
+    let degraded = wait_for(
+        Duration::from_secs(60),
+        "Degraded=MigrationFailed",
+        || async {
+            let p = api.get("mig").await.ok()?;
+            let c = condition(&p, "Degraded")?;
+            (c.status == "True" && c.reason == "MigrationFailed").then_some(c)
+        },
+    )
+    .await;
+    assert!(
+        degraded.message.contains("keeps serving"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(image(&deployments.get("mig-api").await.unwrap()), old);
+
+    // A fixed spec: a new migration runs (kwok completes it) and only then the API rolls.
+    merge_patch(
+        &ns,
+        "mig",
+        serde_json::json!({"spec": {"api": {"image": "registry.example/oyl-server:fixed",
+        "pod": {"nodeSelector": null}}}}),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(60),
+        "the API to roll to the fixed image",
+        || async {
+            let d = deployments.get("mig-api").await.ok()?;
+            (image(&d) == "registry.example/oyl-server:fixed").then_some(())
+        },
+    )
+    .await;
+    let jobs = ns
+        .api::<Job>()
+        .list(&ListParams::default().labels("app.kubernetes.io/component=migrate"))
+        .await
+        .unwrap();
+    let fixed = jobs.items.iter().find(|j| {
+        j.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .as_deref()
+            == Some("registry.example/oyl-server:fixed")
+    });
+    if let Some(j) = fixed {
+        // Still listed: it must have completed before the Deployment changed.
+        assert!(
+            j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1,
+            "rolled before the migration succeeded"
+        );
+    }
+    let p = wait_ready(&ns, "mig").await;
+    assert_eq!(condition(&p, "Degraded").unwrap().status, "False");
+    wait_for(
+        Duration::from_secs(60),
+        "finished migration Jobs to be cleaned up",
+        || async {
+            let jobs = ns
+                .api::<Job>()
+                .list(&ListParams::default().labels("app.kubernetes.io/component=migrate"))
+                .await
+                .ok()?;
+            jobs.items
+                .iter()
+                .all(|j| j.metadata.deletion_timestamp.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -4,6 +4,7 @@ use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
+use super::migrate::{self, Migration, Rollout};
 use super::secrets::{self, credentials_name};
 use super::{Child, chroma, env_from_secret, env_value, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
@@ -97,12 +98,12 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
     env
 }
 
-pub fn deployment(p: &OylPlatform) -> Deployment {
+pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
     let spec = &p.spec.api;
     let c = Component::Api;
     let container = Container {
         name: "api".to_string(),
-        image: Some(image(p)),
+        image: Some(rollout.image_to_run(p)),
         image_pull_policy: spec.image_pull_policy.map(|pp| {
             match pp {
                 PullPolicy::Always => "Always",
@@ -237,8 +238,11 @@ pub fn hpa(p: &OylPlatform) -> HorizontalPodAutoscaler {
     }
 }
 
-pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
-    out.push(Child::Deployment(deployment(p)));
+pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
+    out.push(Child::Deployment(deployment(p, rollout)));
+    if rollout.migration != Migration::NotNeeded {
+        out.push(Child::Job(migrate::job(p)));
+    }
     out.push(Child::Service(service(p)));
     if p.spec.api.autoscaling.enabled {
         out.push(Child::HorizontalPodAutoscaler(hpa(p)));

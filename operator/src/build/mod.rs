@@ -7,6 +7,7 @@ pub mod backup;
 pub mod chroma;
 pub mod common;
 pub mod managed;
+pub mod migrate;
 pub mod network;
 pub mod postgres;
 pub mod redis;
@@ -26,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use serde::Serialize;
 
+pub use migrate::Rollout;
 pub use secrets::Credentials;
 
 /// One desired child. Adding a kind here makes every `match` on it (apply, prune, render)
@@ -162,13 +164,17 @@ pub fn validate(p: &OylPlatform) -> Result<(), InvalidSpec> {
 
 /// Every child a platform should have, in apply order (credentials and volumes before the
 /// workloads that mount them), each stamped with a hash of its own content.
-pub fn build(p: &OylPlatform, credentials: &Credentials) -> Result<Vec<Child>, InvalidSpec> {
+pub fn build(
+    p: &OylPlatform,
+    credentials: &Credentials,
+    rollout: &Rollout,
+) -> Result<Vec<Child>, InvalidSpec> {
     validate(p)?;
     let mut out = vec![Child::Secret(secrets::secret(p, credentials))];
     postgres::children(p, &mut out);
     redis::children(p, &mut out);
     chroma::children(p, &mut out);
-    api::children(p, &mut out);
+    api::children(p, rollout, &mut out);
     backup::children(p, &mut out);
     network::children(p, &mut out);
     out.sort_by_key(apply_rank);

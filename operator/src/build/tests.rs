@@ -27,7 +27,7 @@ fn creds() -> Credentials {
 }
 
 fn children(p: &OylPlatform) -> Vec<Child> {
-    build(p, &creds()).expect("buildable spec")
+    build(p, &creds(), &Rollout::fresh()).expect("buildable spec")
 }
 
 fn names(children: &[Child], kind: &str) -> Vec<String> {
@@ -642,10 +642,13 @@ fn storage_sizes_and_classes() {
 #[test]
 fn invalid_specs_name_the_field() {
     let p = platform("  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}");
-    let e = build(&p, &creds()).unwrap_err();
+    let e = build(&p, &creds(), &Rollout::fresh()).unwrap_err();
     assert_eq!(e.field, "api.autoscaling.minReplicas");
     let p = platform("  redis: {managed: {}, external: {urlSecretRef: {name: r}}}");
-    assert_eq!(build(&p, &creds()).unwrap_err().field, "redis.external");
+    assert_eq!(
+        build(&p, &creds(), &Rollout::fresh()).unwrap_err().field,
+        "redis.external"
+    );
 }
 
 #[test]
@@ -750,4 +753,128 @@ fn the_api_gets_a_disruption_budget_only_with_more_than_one_pod() {
         ["acme-api"]
     );
     assert!(pdbs("  api: {replicas: 1, autoscaling: {enabled: false}}").is_empty());
+}
+
+mod migration {
+    use super::*;
+    use crate::build::migrate::{Migration, Rollout, job_name};
+
+    fn rollout(serving: &str, migration: Migration) -> Rollout {
+        Rollout {
+            serving_image: Some(serving.to_string()),
+            migration,
+        }
+    }
+
+    fn job_of(c: &[Child]) -> Option<&k8s_openapi::api::batch::v1::Job> {
+        c.iter().find_map(|c| match c {
+            Child::Job(j) => Some(j),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_new_image_waits_for_its_migration_job() {
+        let p = platform("  version: 0.2.0");
+        let c = build(
+            &p,
+            &creds(),
+            &rollout("ghcr.io/oyl-dev/oyl-server:0.1.0", Migration::Running),
+        )
+        .unwrap();
+        assert_eq!(
+            api_container(&c).image.as_deref(),
+            Some("ghcr.io/oyl-dev/oyl-server:0.1.0"),
+            "old image keeps serving"
+        );
+        let job = job_of(&c).expect("a migration Job");
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some(job_name(&p, "ghcr.io/oyl-dev/oyl-server:0.2.0").as_str())
+        );
+        let pod = job.spec.clone().unwrap().template.spec.unwrap();
+        let ctr = &pod.containers[0];
+        assert_eq!(
+            ctr.image.as_deref(),
+            Some("ghcr.io/oyl-dev/oyl-server:0.2.0")
+        );
+        assert_eq!(ctr.args.as_ref().unwrap()[0], "migrate");
+        assert_eq!(
+            env_source(ctr, "DATABASE_URL").1,
+            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+        );
+        assert!(ctr.readiness_probe.is_none() && ctr.ports.is_none());
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(
+            job.spec.as_ref().unwrap().active_deadline_seconds,
+            Some(600)
+        );
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap()[LABEL_COMPONENT],
+            "migrate"
+        );
+        assert!(pod.security_context.unwrap().run_as_non_root.unwrap());
+    }
+
+    #[test]
+    fn a_failed_migration_keeps_the_old_image() {
+        let p = platform("  api: {image: 'r/oyl:2'}");
+        let c = build(&p, &creds(), &rollout("r/oyl:1", Migration::Failed)).unwrap();
+        assert_eq!(api_container(&c).image.as_deref(), Some("r/oyl:1"));
+        assert!(
+            job_of(&c).is_some(),
+            "the failed Job stays (and is not rerun) until the spec changes"
+        );
+    }
+
+    #[test]
+    fn a_successful_migration_rolls_the_api() {
+        let p = platform("  api: {image: 'r/oyl:2'}");
+        let c = build(&p, &creds(), &rollout("r/oyl:1", Migration::Succeeded)).unwrap();
+        assert_eq!(api_container(&c).image.as_deref(), Some("r/oyl:2"));
+    }
+
+    #[test]
+    fn no_migration_job_when_nothing_changes_or_nothing_runs_yet() {
+        let p = platform("  api: {image: 'r/oyl:2'}");
+        assert!(
+            job_of(&build(&p, &creds(), &rollout("r/oyl:2", Migration::NotNeeded)).unwrap())
+                .is_none()
+        );
+        assert!(job_of(&build(&p, &creds(), &Rollout::fresh()).unwrap()).is_none());
+    }
+
+    #[test]
+    fn rollout_is_read_from_the_deployment_and_jobs() {
+        let p = platform("  api: {image: 'r/oyl:2'}");
+        let deployed = platform("  api: {image: 'r/oyl:1'}");
+        let d = deployment(
+            &build(&deployed, &creds(), &Rollout::fresh()).unwrap(),
+            "acme-api",
+        )
+        .clone();
+        let r = Rollout::observe(&p, Some(&d), &[]);
+        assert_eq!(r, rollout("r/oyl:1", Migration::Running));
+        let mut job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": job_name(&p, "r/oyl:2")},
+            "status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                       "completionTime": "2026-01-01T00:00:00Z"}})).unwrap();
+        assert_eq!(
+            Rollout::observe(&p, Some(&d), std::slice::from_ref(&job)).migration,
+            Migration::Succeeded
+        );
+        job.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].type_ = "Failed".into();
+        assert_eq!(
+            Rollout::observe(&p, Some(&d), &[job]).migration,
+            Migration::Failed
+        );
+        assert_eq!(
+            Rollout::observe(&deployed, Some(&d), &[]).migration,
+            Migration::NotNeeded
+        );
+        assert_eq!(
+            Rollout::observe(&p, None, &[]).migration,
+            Migration::NotNeeded
+        );
+    }
 }

@@ -12,6 +12,9 @@ pub(super) fn version() -> String {
 pub(super) fn api_replicas() -> i32 {
     1
 }
+pub(super) fn migration_timeout() -> i32 {
+    600
+}
 pub(super) fn api_port() -> i32 {
     8000
 }
@@ -68,6 +71,7 @@ impl Default for ApiSpec {
             service: ApiServiceSpec::default(),
             autoscaling: AutoscalingSpec::default(),
             pod: PodOverrides::default(),
+            migration_timeout_seconds: migration_timeout(),
         }
     }
 }

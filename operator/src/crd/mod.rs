@@ -136,9 +136,15 @@ pub struct ApiSpec {
     #[serde(default)]
     pub autoscaling: AutoscalingSpec,
 
-    /// Scheduling and pod metadata overrides for the API pods.
+    /// Scheduling and pod metadata overrides for the API pods (and its migration Jobs).
     #[serde(default)]
     pub pod: PodOverrides,
+
+    /// How long a migration Job (`oyl-server migrate` of a new image, run before the API rolls
+    /// to it) may take before it counts as failed.
+    #[serde(default = "defaults::migration_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub migration_timeout_seconds: i32,
 }
 
 /// Image pull policy.
