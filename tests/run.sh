@@ -12,10 +12,10 @@ stage() { local now; now=$(date +%s); printf '\n==> [%4ss] %s\n' "$((now - stage
 
 stage "format and lint"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 stage "build"
-cargo build --workspace --all-targets --locked
+cargo build --workspace --all-targets
 
 stage "CRD is generated from the Rust types"
 diff -u crds/oylplatforms.oyl.dev.yaml <(target/debug/oyl-operator crd) \
@@ -38,6 +38,6 @@ OYL_E2E_KUBECONFIG="$(tests/cluster/up.sh | tail -n 1)"
 export OYL_E2E_KUBECONFIG PATH="$TOOLS_PATH:$PATH"
 
 stage "tests (unit, integration, end-to-end)"
-cargo test --workspace --locked -- --include-ignored
+cargo test --workspace -- --include-ignored
 
 stage "done"
