@@ -521,6 +521,18 @@ impl Config {
         url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
 
+    /// ChromaDB's base URL when `CHROMA_HOST` is set (a bare host, or a URL with a scheme).
+    pub fn chroma_url(&self) -> Option<String> {
+        let host = self.chroma_host.as_deref()?.trim_end_matches('/');
+        Some(
+            if host.starts_with("http://") || host.starts_with("https://") {
+                host.to_string()
+            } else {
+                format!("http://{host}:{}", self.chroma_port)
+            },
+        )
+    }
+
     pub fn bind_address(&self) -> String {
         if self.host.contains(':') && !self.host.starts_with('[') {
             format!("[{}]:{}", self.host, self.port)

@@ -13,8 +13,9 @@ use crate::config::{Config, env};
 use crate::db::{self, Db};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
+use crate::rag::chroma::ChromaStore;
 use crate::rag::providers;
-use crate::rag::vector::DbVectorStore;
+use crate::rag::vector::{DbVectorStore, VectorStore};
 use crate::rag::worker;
 use crate::ratelimit::{InMemoryLimiter, RateLimiter, RedisLimiter};
 use crate::state::{AppState, Inner};
@@ -93,7 +94,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         metrics: Metrics::new(&config.app_version),
         embedder: providers::embedder(&config).map_err(anyhow::Error::msg)?,
         llm: providers::llm(&config).map_err(anyhow::Error::msg)?,
-        vectors: Arc::new(DbVectorStore::new(db.clone())),
+        vectors: vector_store(&config, &db)?,
         queue: Arc::new(tokio::sync::Notify::new()),
         limiter: rate_limiter(&config)?,
         config,
@@ -101,6 +102,21 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         jwt,
         storage,
     }))
+}
+
+fn vector_store(config: &Config, db: &Db) -> anyhow::Result<Arc<dyn VectorStore>> {
+    Ok(match config.chroma_url() {
+        Some(url) => Arc::new(
+            ChromaStore::new(
+                &url,
+                config
+                    .database_timeout
+                    .max(std::time::Duration::from_secs(10)),
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        None => Arc::new(DbVectorStore::new(db.clone())),
+    })
 }
 
 fn rate_limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {

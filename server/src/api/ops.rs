@@ -55,8 +55,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(result) => result,
         Err(_) => Err("unreachable: timed out".to_string()),
     };
-    // Redis only limits and caches: when it is down requests are still served, so it is
-    // reported (status "degraded") without taking the replica out of rotation.
+    // Redis (limits) and Chroma (vectors) are reported, not required: when they are down the rest
+    // of the API still serves, so the replica stays in rotation with status "degraded".
     let redis = if state.config.redis_url.is_some() {
         Some(
             match tokio::time::timeout(timeout, state.limiter.health()).await {
@@ -68,6 +68,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         None
     };
+    let chroma = match state.vectors.health() {
+        Some(check) => Some(match tokio::time::timeout(timeout, check).await {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => format!("unreachable: {e}"),
+            Err(_) => "unreachable: timed out".to_string(),
+        }),
+        None => None,
+    };
     let mut checks = serde_json::Map::new();
     checks.insert(
         "database".into(),
@@ -76,11 +84,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(redis) = &redis {
         checks.insert("redis".into(), json!(redis));
     }
+    if let Some(chroma) = &chroma {
+        checks.insert("chroma".into(), json!(chroma));
+    }
     match database {
         Ok(()) => {
-            let degraded = redis.as_deref().is_some_and(|r| r != "ok");
+            let degraded = [&redis, &chroma]
+                .iter()
+                .any(|c| c.as_deref().is_some_and(|r| r != "ok"));
             if degraded {
-                tracing::warn!(redis = redis.as_deref(), "degraded: redis");
+                tracing::warn!(
+                    redis = redis.as_deref(),
+                    chroma = chroma.as_deref(),
+                    "degraded"
+                );
             }
             Json(json!({ "status": if degraded { "degraded" } else { "ok" }, "checks": checks }))
                 .into_response()

@@ -341,3 +341,28 @@ pub async fn knowledge_bases_under(
         sqlx::query_scalar(sql).bind(id).bind(scope.tenant_id()).fetch_all(pool).await
     })
 }
+
+/// Current file names of the given documents that are `completed` in the scoped tenant (vector
+/// hits for anything else are stale and dropped).
+pub async fn completed_names(
+    db: &Db,
+    scope: &TenantScope,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, file_name FROM documents WHERE tenant_id = $1 AND processed_status = 'completed' AND id IN ({})",
+        placeholders.join(", ")
+    );
+    let rows: Vec<(Uuid, String)> = with_pool!(db, pool => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(scope.tenant_id());
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await
+    })?;
+    Ok(rows.into_iter().collect())
+}

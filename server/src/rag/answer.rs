@@ -66,7 +66,18 @@ pub async fn answer_with(
         .search(scope, assistant.knowledge_base_id, &query_vector, k)
         .await
         .map_err(|e| provider_error("vector store", e))?;
-    let relevant: Vec<ScoredChunk> = chunks.into_iter().filter(|c| c.score > 0.0).collect();
+    // Only documents that exist and are completed, with their current names (an outside store
+    // may still hold vectors of a document deleted or renamed since).
+    let ids: Vec<uuid::Uuid> = chunks.iter().map(|c| c.document_id).collect();
+    let names = crate::db::documents::completed_names(&state.db, scope, &ids).await?;
+    let relevant: Vec<ScoredChunk> = chunks
+        .into_iter()
+        .filter(|c| c.score > 0.0)
+        .filter_map(|mut c| {
+            c.file_name = names.get(&c.document_id)?.clone();
+            Some(c)
+        })
+        .collect();
     let (answer, model) = match &state.llm {
         Some(llm) if !relevant.is_empty() => {
             let model = assistant

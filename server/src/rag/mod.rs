@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub mod answer;
+pub mod chroma;
 pub mod chunk;
 pub mod embed;
 pub mod extract;

@@ -42,6 +42,10 @@ pub trait VectorStore: Send + Sync {
     ) -> BoxFut<'a, Result<(), ProviderError>>;
     fn delete_tenant<'a>(&'a self, scope: &'a TenantScope)
     -> BoxFut<'a, Result<(), ProviderError>>;
+    /// For readiness, when the store is an outside service.
+    fn health(&self) -> Option<BoxFut<'_, Result<(), ProviderError>>> {
+        None
+    }
 }
 
 /// The embedded store. Rows cascade with their documents, so the delete calls have nothing to do.

@@ -31,6 +31,61 @@ pub fn redis_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
+pub fn chroma_url() -> Option<String> {
+    std::env::var("TEST_CHROMA_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Ids of the records ChromaDB holds for a knowledge base (optionally one document), read
+/// straight from Chroma's API; `None` when the database or collection does not exist.
+pub async fn chroma_record_ids(
+    tenant: &str,
+    kb: &str,
+    document: Option<&str>,
+) -> Option<Vec<String>> {
+    let base = chroma_url().expect("TEST_CHROMA_URL");
+    let simple = |id: &str| Uuid::parse_str(id).unwrap().simple().to_string();
+    let db_base = format!(
+        "{base}/api/v2/tenants/default_tenant/databases/oyl_{}",
+        simple(tenant)
+    );
+    let client = test_client();
+    let collection = client
+        .get(format!("{db_base}/collections/kb_{}", simple(kb)))
+        .send()
+        .await
+        .unwrap();
+    if collection.status() == 404 {
+        return None;
+    }
+    let collection: Value = collection.json().await.unwrap();
+    let body = match document {
+        Some(doc) => json!({"where": {"document_id": doc}, "include": []}),
+        None => json!({"include": []}),
+    };
+    let got: Value = client
+        .post(format!(
+            "{db_base}/collections/{}/get",
+            collection["id"].as_str().unwrap()
+        ))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Some(
+        got["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
 /// Replaces the database name of a PostgreSQL URL.
 pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
@@ -165,6 +220,9 @@ pub fn test_env(
     env.insert("DATABASE_URL".into(), db.url.clone());
     if let Some(redis) = redis_url() {
         env.insert("REDIS_URL".into(), redis);
+    }
+    if let Some(chroma) = chroma_url() {
+        env.insert("CHROMA_HOST".into(), chroma);
     }
     env.insert(
         "UPLOAD_DIR".into(),

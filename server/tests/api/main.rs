@@ -17,4 +17,5 @@ mod ratelimit;
 mod readiness;
 mod teammates;
 mod tenants;
+mod vectors;
 mod workspaces;
