@@ -670,6 +670,19 @@ fn default_values_install_cluster_wide_with_leader_election_and_the_kept_crd() {
     // The helm test hook is a Job (kwok completes Job pods; a bare Pod would never finish).
     let job = one(&docs, "Job");
     assert_eq!(job["metadata"]["annotations"]["helm.sh/hook"], "test");
+    // No selector of the operator's (Deployment, Service) matches the test pod.
+    let test_labels = &job["spec"]["template"]["metadata"]["labels"];
+    for selector in [
+        &dep["spec"]["selector"]["matchLabels"],
+        &svc["spec"]["selector"],
+    ] {
+        let matches = selector
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &test_labels[k] == v);
+        assert!(!matches, "{selector:?} selects the helm test pod");
+    }
     let cmd = str_list(&job["spec"]["template"]["spec"]["containers"][0]["command"]);
     assert_eq!(
         cmd.last().unwrap(),
@@ -723,9 +736,29 @@ fn values_files_switch_modes() {
             "ServiceMonitor selects the Service"
         );
     }
-    let np = one(&docs, "NetworkPolicy");
+    let nps = kind_of(&docs, "NetworkPolicy");
+    assert_eq!(nps.len(), 2, "the operator's and the helm test pod's");
+    let np = nps
+        .iter()
+        .find(|n| n["metadata"]["name"] == "rel-oyl-operator")
+        .unwrap();
     assert_eq!(str_list(&np["spec"]["policyTypes"]), ["Ingress", "Egress"]);
     assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    let test_np = nps
+        .iter()
+        .find(|n| n["metadata"]["name"] == "rel-oyl-operator-test")
+        .unwrap();
+    let test_pod = &one(&docs, "Job")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in test_np["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &test_pod[k], v,
+            "the test NetworkPolicy selects the test pod"
+        );
+    }
+    assert_eq!(test_np["spec"]["egress"][0]["ports"][0]["port"], 8080);
     let env = &one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(
         env.as_sequence()

@@ -48,6 +48,23 @@ app.kubernetes.io/part-of: oyl-platform
 {{- end }}
 {{- end -}}
 
+{{/*
+Labels of the helm test Job and its pod: a name of their own, so no selector of the chart
+(Deployment, Service, NetworkPolicy, PodDisruptionBudget) ever matches the test pod.
+*/}}
+{{- define "oyl-operator.testLabels" -}}
+helm.sh/chart: {{ include "oyl-operator.chart" . }}
+app.kubernetes.io/name: {{ include "oyl-operator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: oyl-platform
+app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{- define "oyl-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "oyl-operator.fullname" .) .Values.serviceAccount.name -}}
