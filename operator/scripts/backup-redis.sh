@@ -3,14 +3,17 @@
 # network with `redis-cli --rdb`. Same rules as backup.sh: fail loudly, final name only when
 # complete, checksum beside it, keep the newest $BACKUP_RETENTION.
 set -eu
-set -o pipefail 2>/dev/null || true
+# pipefail where the shell has it (busybox ash does; dash does not, so no pipeline below
+# carries data that matters).
+(set -o pipefail) 2>/dev/null && set -o pipefail
 : "${REDIS_URL:?REDIS_URL must be set}"
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
 name="redis-$(date -u +%Y%m%dT%H%M%SZ).rdb"
 
 redis-cli -u "$REDIS_URL" --no-auth-warning --rdb "$dir/.$name.partial" >/dev/null
-(cd "$dir" && sha256sum ".$name.partial" | sed "s/\.$name\.partial/$name/" > ".$name.sha256.partial")
+sum="$(sha256sum "$dir/.$name.partial")"
+printf '%s  %s\n' "${sum%% *}" "$name" > "$dir/.$name.sha256.partial"
 mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
 mv "$dir/.$name.partial" "$dir/$name"
 echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"

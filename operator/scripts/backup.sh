@@ -3,7 +3,9 @@
 # file) and by the tests. Fails loudly on any error; a dump only gets its final name once it is
 # complete, next to its checksum, so a partial file never looks like a backup.
 set -eu
-set -o pipefail 2>/dev/null || true
+# pipefail where the shell has it (busybox ash does; dash does not, so no pipeline below
+# carries data that matters).
+(set -o pipefail) 2>/dev/null && set -o pipefail
 : "${DATABASE_URL:?DATABASE_URL must be set}"
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
@@ -11,7 +13,8 @@ ts="$(date -u +%Y%m%dT%H%M%SZ)"
 name="postgres-$ts.dump"
 
 pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$dir/.$name.partial"
-(cd "$dir" && sha256sum ".$name.partial" | sed "s/\.$name\.partial/$name/" > ".$name.sha256.partial")
+sum="$(sha256sum "$dir/.$name.partial")"
+printf '%s  %s\n' "${sum%% *}" "$name" > "$dir/.$name.sha256.partial"
 mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
 mv "$dir/.$name.partial" "$dir/$name"
 echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"

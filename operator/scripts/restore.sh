@@ -4,7 +4,7 @@
 # not match (corrupt or truncated) or that pg_restore cannot read; nothing is changed then.
 #   BACKUP_FILE  a file name in $BACKUP_DIR (default /backups), or `latest`
 set -eu
-set -o pipefail 2>/dev/null || true
+(set -o pipefail) 2>/dev/null && set -o pipefail
 : "${DATABASE_URL:?DATABASE_URL must be set}"
 dir="${BACKUP_DIR:-/backups}"
 want="${BACKUP_FILE:-latest}"

@@ -1,0 +1,465 @@
+//! The backup and restore scripts the backup CronJob and restore Job run
+//! (`operator/scripts/*.sh`), exercised against a real PostgreSQL and the real `oyl-server`:
+//! fill a database through the API, back it up, restore it into an empty database, serve that
+//! and compare every resource through the API.
+
+use oyl_e2e::{free_port, http, repo_root, wait_for, workspace_bin};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+const SECRET_KEY: &str = "8f1c2b9a7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a";
+
+/// `TEST_DATABASE_URL` (a PostgreSQL server we may create databases on).
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .expect("TEST_DATABASE_URL (tests/run.sh starts PostgreSQL and sets it)")
+}
+
+fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(admin_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fresh_database(prefix: &str) -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    let name = format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    psql(&format!("CREATE DATABASE {name}"));
+    name
+}
+
+/// Runs one of the operator's scripts with `env`.
+fn script(name: &str, env: &[(&str, &str)]) -> Output {
+    let path = repo_root().join("operator/scripts").join(name);
+    Command::new("sh")
+        .arg(path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    url: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(workspace_bin("oyl-server"))
+            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("DATABASE_URL", database_url)
+            .env("SECRET_KEY", SECRET_KEY)
+            .env("LOG_LEVEL", "warn")
+            // The test fills the database faster than any tenant's default budget allows.
+            .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "1000000")
+            .env("RATE_LIMIT_BURST", "100000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(Duration::from_secs(30), "oyl-server /readyz", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()?;
+            (http(port, "GET", "/readyz", &[], None).await.0 == 200).then_some(())
+        })
+        .await;
+        Self {
+            child,
+            port,
+            url: database_url.to_string(),
+        }
+    }
+
+    fn admin_token(&self) -> String {
+        let out = Command::new(workspace_bin("oyl-server"))
+            .args(["token", "--admin"])
+            .env("DATABASE_URL", &self.url)
+            .env("SECRET_KEY", SECRET_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        tenant: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(t) = tenant {
+            headers.push(("X-Tenant-ID", t));
+        }
+        let (status, text) = http(self.port, method, path, &headers, body.as_ref()).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Every tenant, workspace, teammate and assistant, as the API answers for them.
+    async fn snapshot(&self) -> Value {
+        let token = self.admin_token();
+        let list = |v: &Value| v["items"].as_array().cloned().unwrap_or_default();
+        let tenants = self
+            .call(&token, None, "GET", "/api/v1/tenants?limit=100", None)
+            .await;
+        let mut out = vec![];
+        for t in list(&tenants) {
+            let tid = t["id"].as_str().unwrap().to_string();
+            let ws = self
+                .call(
+                    &token,
+                    Some(&tid),
+                    "GET",
+                    &format!("/api/v1/tenants/{tid}/workspaces?limit=100"),
+                    None,
+                )
+                .await;
+            let mut workspaces = vec![];
+            for w in list(&ws) {
+                let wid = w["id"].as_str().unwrap();
+                let tms = self
+                    .call(
+                        &token,
+                        Some(&tid),
+                        "GET",
+                        &format!("/api/v1/workspaces/{wid}/teammates?limit=100"),
+                        None,
+                    )
+                    .await;
+                let mut teammates = vec![];
+                for tm in list(&tms) {
+                    let tmid = tm["id"].as_str().unwrap();
+                    let asst = self
+                        .call(
+                            &token,
+                            Some(&tid),
+                            "GET",
+                            &format!("/api/v1/teammates/{tmid}/assistants?limit=100"),
+                            None,
+                        )
+                        .await;
+                    teammates.push(json!({"teammate": tm, "assistants": asst}));
+                }
+                workspaces.push(json!({"workspace": w, "teammates": teammates}));
+            }
+            out.push(json!({"tenant": t, "workspaces": workspaces}));
+        }
+        Value::Array(out)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn backup_dir() -> PathBuf {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "oyl-backups-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn dumps(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("postgres-") && n.ends_with(".dump"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tests/run.sh"]
+async fn a_backup_restores_into_an_empty_database_with_every_resource_identical() {
+    let source = fresh_database("bk_src");
+    let server = Server::start(&database_url(&source)).await;
+    let token = server.admin_token();
+    for t in 0..2 {
+        let tenant = server
+            .call(
+                &token,
+                None,
+                "POST",
+                "/api/v1/tenants",
+                Some(json!({"name": format!("tenant {t} ✓")})),
+            )
+            .await;
+        let tid = tenant["id"].as_str().unwrap().to_string();
+        for w in 0..2 {
+            let ws = server
+                .call(
+                    &token,
+                    Some(&tid),
+                    "POST",
+                    &format!("/api/v1/tenants/{tid}/workspaces"),
+                    Some(json!({"name": format!("ws {w}")})),
+                )
+                .await;
+            let tm = server.call(&token, Some(&tid), "POST", &format!("/api/v1/workspaces/{}/teammates", ws["id"].as_str().unwrap()),
+                Some(json!({"name": "analyst", "orchestration_config": {"strategy": "weighted", "max_assistants": 2}}))).await;
+            for a in 0..2 {
+                let asst = server
+                    .call(
+                        &token,
+                        Some(&tid),
+                        "POST",
+                        &format!(
+                            "/api/v1/teammates/{}/assistants",
+                            tm["id"].as_str().unwrap()
+                        ),
+                        Some(json!({"name": format!("assistant {a}")})),
+                    )
+                    .await;
+                server.call(&token, Some(&tid), "POST", &format!("/api/v1/assistants/{}/instruction", asst["id"].as_str().unwrap()),
+                    Some(json!({"system_prompt": format!("You are assistant {a}. Quote 'sources'.")}))).await;
+            }
+        }
+    }
+    let before = server.snapshot().await;
+    assert_eq!(before.as_array().unwrap().len(), 2);
+    drop(server);
+
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap();
+    let out = script(
+        "backup.sh",
+        &[
+            ("DATABASE_URL", &database_url(&source)),
+            ("BACKUP_DIR", dir_s),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "backup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = dumps(&dir);
+    assert_eq!(written.len(), 1);
+    assert!(
+        dir.join(format!("{}.sha256", written[0])).exists(),
+        "checksum beside the dump"
+    );
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial"))
+    );
+
+    let target = fresh_database("bk_dst");
+    let out = script(
+        "restore.sh",
+        &[
+            ("DATABASE_URL", &database_url(&target)),
+            ("BACKUP_DIR", dir_s),
+            ("BACKUP_FILE", "latest"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = Server::start(&database_url(&target)).await;
+    assert_eq!(
+        restored.snapshot().await,
+        before,
+        "every resource identical after restore"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tests/run.sh"]
+async fn a_corrupt_or_truncated_dump_is_refused_and_changes_nothing() {
+    let source = fresh_database("bk_bad");
+    let server = Server::start(&database_url(&source)).await;
+    let token = server.admin_token();
+    server
+        .call(
+            &token,
+            None,
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": "kept"})),
+        )
+        .await;
+    let before = server.snapshot().await;
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap();
+    assert!(
+        script(
+            "backup.sh",
+            &[
+                ("DATABASE_URL", &database_url(&source)),
+                ("BACKUP_DIR", dir_s)
+            ]
+        )
+        .status
+        .success()
+    );
+    let name = dumps(&dir).remove(0);
+    let dump = dir.join(&name);
+    let bytes = std::fs::read(&dump).unwrap();
+
+    // Truncated: the checksum no longer matches.
+    std::fs::write(&dump, &bytes[..bytes.len() / 2]).unwrap();
+    let out = script(
+        "restore.sh",
+        &[
+            ("DATABASE_URL", &database_url(&source)),
+            ("BACKUP_DIR", dir_s),
+            ("BACKUP_FILE", &name),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt or truncated"), "{err}");
+
+    // Truncated with a matching checksum (as if written by something else): pg_restore rejects it.
+    let recomputed = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{dir_s}' && sha256sum '{name}' > '{name}.sha256'"
+        ))
+        .status()
+        .unwrap();
+    assert!(recomputed.success());
+    let out = script(
+        "restore.sh",
+        &[
+            ("DATABASE_URL", &database_url(&source)),
+            ("BACKUP_DIR", dir_s),
+            ("BACKUP_FILE", &name),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable pg_dump archive"));
+
+    // Missing checksum, path tricks, missing files: all refused.
+    std::fs::remove_file(dir.join(format!("{name}.sha256"))).unwrap();
+    for (file, why) in [
+        (name.as_str(), "the backup did not complete"),
+        ("../etc/passwd", "not a path"),
+        ("postgres-none.dump", "does not exist"),
+    ] {
+        let out = script(
+            "restore.sh",
+            &[
+                ("DATABASE_URL", &database_url(&source)),
+                ("BACKUP_DIR", dir_s),
+                ("BACKUP_FILE", file),
+            ],
+        );
+        assert!(!out.status.success(), "{file}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        server.snapshot().await,
+        before,
+        "the database was not touched"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tests/run.sh"]
+async fn retention_keeps_exactly_the_newest_backups() {
+    let source = fresh_database("bk_ret");
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap();
+    let keep = 4;
+    // keep + 2 older backups already present; the new one makes keep + 3.
+    for day in 1..=keep + 2 {
+        let name = format!("postgres-202601{day:02}T000000Z.dump");
+        std::fs::write(dir.join(&name), b"old").unwrap();
+        std::fs::write(dir.join(format!("{name}.sha256")), b"x").unwrap();
+    }
+    let out = script(
+        "backup.sh",
+        &[
+            ("DATABASE_URL", &database_url(&source)),
+            ("BACKUP_DIR", dir_s),
+            ("BACKUP_RETENTION", &keep.to_string()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = dumps(&dir);
+    assert_eq!(left.len(), keep as usize, "{left:?}");
+    let expected: Vec<String> = (keep..=keep + 2)
+        .map(|d| format!("postgres-202601{d:02}T000000Z.dump"))
+        .collect();
+    assert_eq!(&left[..3], &expected[..], "the newest old ones survive");
+    assert!(
+        left[3].starts_with("postgres-20") && !left[3].starts_with("postgres-202601"),
+        "and the new one"
+    );
+    for d in &left {
+        assert!(dir.join(format!("{d}.sha256")).exists());
+    }
+    let checksums = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sha256")
+        })
+        .count();
+    assert_eq!(
+        checksums, keep as usize,
+        "pruned dumps take their checksums with them"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
