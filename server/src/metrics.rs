@@ -21,6 +21,7 @@ pub struct Metrics {
     queue_depth: IntGauge,
     pub rate_limited: prometheus::IntCounter,
     pub llm_seconds: HistogramVec,
+    pub cache_lookups: IntCounterVec,
     pub rate_limiter_errors: prometheus::IntCounter,
 }
 
@@ -99,6 +100,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "cache_lookups_total",
+                "Metadata cache lookups by outcome (hit, miss, error)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("oyl_build_info", "Version of the running server"),
             &["version"],
@@ -117,6 +126,7 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(rate_limited.clone()),
             Box::new(llm_seconds.clone()),
+            Box::new(cache_lookups.clone()),
             Box::new(rate_limiter_errors.clone()),
             Box::new(build_info),
         ] {
@@ -138,6 +148,7 @@ impl Metrics {
             rate_limited,
             rate_limiter_errors,
             llm_seconds,
+            cache_lookups,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Resources as the API returns them (and as rows come out of the database).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
 use utoipa::ToSchema;
@@ -48,7 +48,7 @@ impl_from_row!(Workspace {
     updated_at
 });
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Teammate {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -70,7 +70,7 @@ impl_from_row!(Teammate {
     updated_at
 });
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Assistant {
     pub id: Uuid,
     pub tenant_id: Uuid,

@@ -9,6 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api::build_router;
+use crate::cache::{InMemoryCache, RedisCache};
 use crate::config::{Config, env};
 use crate::db::{self, Db};
 use crate::jwt::JwtKeys;
@@ -97,6 +98,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         vectors: vector_store(&config, &db)?,
         queue: Arc::new(tokio::sync::Notify::new()),
         limiter: rate_limiter(&config)?,
+        cache: match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisCache::new(url.expose(), config.database_timeout)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => Arc::new(InMemoryCache::default()),
+        },
         config,
         db,
         jwt,

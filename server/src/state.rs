@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jwt::JwtKeys;
@@ -29,6 +30,7 @@ pub struct Inner {
     pub limiter: Arc<dyn RateLimiter>,
     /// `None`: answers are extractive.
     pub llm: Option<Arc<dyn Llm>>,
+    pub cache: Arc<dyn Cache>,
 }
 
 impl AppState {

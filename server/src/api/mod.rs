@@ -179,6 +179,17 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         subject = tracing::field::Empty,
     );
     span.in_scope(|| tracing::debug!("request started"));
+    // Writes inside a tenant invalidate its cached metadata (see `crate::cache`).
+    // (Queries are POSTs that change nothing.)
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !route.as_deref().is_some_and(|r| r.ends_with("/query"));
+    let tenant = req
+        .headers()
+        .get(crate::auth::TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok());
     let in_flight = InFlight::start(&state.metrics.http_in_flight);
     let timeout = state.config.request_timeout;
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))
@@ -191,6 +202,13 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         }
     };
     drop(in_flight);
+    if mutating
+        && response.status().is_success()
+        && let Some(tenant) = tenant
+        && let Err(e) = crate::cache::bump(state.cache.as_ref(), tenant).await
+    {
+        span.in_scope(|| tracing::warn!(error = %e, "could not invalidate the cache"));
+    }
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
     state

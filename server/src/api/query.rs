@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::common::PathId;
-use crate::auth::TenantAuth;
+use crate::auth::{TenantAuth, TenantScope};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::extract::{ApiJson, Validate, parse_id};
@@ -98,10 +98,13 @@ async fn query_teammate(
 ) -> ApiResult<Json<QueryResponse>> {
     let started = Instant::now();
     let id = parse_id(&id, "Teammate")?;
-    let teammate = db::teammates::get(&state.db, &auth.scope, id)
+    let TeammateBundle {
+        teammate,
+        assistants,
+        prompts,
+    } = load_teammate(&state, &auth.scope, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Teammate"))?;
-    let assistants = db::assistants::all_for_teammate(&state.db, &auth.scope, id).await?;
     let plan = orchestration::parse(teammate.orchestration_config.as_ref().map(|j| &j.0));
     let selected = plan.select(&assistants);
     if selected.is_empty() {
@@ -122,10 +125,20 @@ async fn query_teammate(
                     *weight,
                     query.clone(),
                 );
+                let prompt = prompts.get(&assistant.id).cloned();
                 tasks.spawn(async move {
                     (
                         index,
-                        answer_with(&state, &scope, &assistant, weight, &query, reasoning).await,
+                        answer_with(
+                            &state,
+                            &scope,
+                            &assistant,
+                            weight,
+                            &query,
+                            reasoning,
+                            prompt.as_deref(),
+                        )
+                        .await,
                     )
                 });
             }
@@ -140,8 +153,18 @@ async fn query_teammate(
         Strategy::Weighted | Strategy::Sequential => {
             let mut results = Vec::new();
             for (assistant, weight) in &selected {
+                let prompt = prompts.get(&assistant.id).map(String::as_str);
                 results.push(
-                    answer_with(&state, &auth.scope, assistant, *weight, &query, reasoning).await?,
+                    answer_with(
+                        &state,
+                        &auth.scope,
+                        assistant,
+                        *weight,
+                        &query,
+                        reasoning,
+                        prompt,
+                    )
+                    .await?,
                 );
             }
             results
@@ -175,4 +198,69 @@ async fn query_teammate(
         responses,
         processing_time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
+}
+
+/// What a query needs about a teammate, cached (see `crate::cache`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TeammateBundle {
+    teammate: crate::models::Teammate,
+    assistants: Vec<crate::models::Assistant>,
+    prompts: std::collections::HashMap<Uuid, String>,
+}
+
+async fn load_teammate(
+    state: &AppState,
+    scope: &TenantScope,
+    id: Uuid,
+) -> ApiResult<Option<TeammateBundle>> {
+    let cache = state.cache.as_ref();
+    let lookups = &state.metrics.cache_lookups;
+    let key = match crate::cache::generation(cache, scope.tenant_id()).await {
+        Ok(generation) => Some(crate::cache::key(
+            scope.tenant_id(),
+            generation,
+            &format!("teammate:{id}"),
+        )),
+        Err(e) => {
+            lookups.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "cache unavailable: reading the database");
+            None
+        }
+    };
+    if let Some(key) = &key {
+        match cache.get(key).await {
+            Ok(Some(json)) => {
+                if let Ok(bundle) = serde_json::from_str::<TeammateBundle>(&json) {
+                    lookups.with_label_values(&["hit"]).inc();
+                    return Ok(Some(bundle));
+                }
+                lookups.with_label_values(&["error"]).inc();
+            }
+            Ok(None) => lookups.with_label_values(&["miss"]).inc(),
+            Err(e) => {
+                lookups.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %e, "cache unavailable: reading the database");
+            }
+        }
+    }
+    let Some(teammate) = db::teammates::get(&state.db, scope, id).await? else {
+        return Ok(None);
+    };
+    let assistants = db::assistants::all_for_teammate(&state.db, scope, id).await?;
+    let prompts = db::instructions::for_teammate(&state.db, scope, id)
+        .await?
+        .into_iter()
+        .collect();
+    let bundle = TeammateBundle {
+        teammate,
+        assistants,
+        prompts,
+    };
+    if let Some(key) = key
+        && let Ok(json) = serde_json::to_string(&bundle)
+        && let Err(e) = cache.set(&key, json, crate::cache::TTL).await
+    {
+        tracing::warn!(error = %e, "could not fill the cache");
+    }
+    Ok(Some(bundle))
 }

@@ -58,3 +58,21 @@ pub async fn delete(db: &Db, scope: &TenantScope, assistant_id: Uuid) -> Result<
     })?;
     Ok(result > 0)
 }
+
+/// The system prompts of a teammate's assistants, by assistant id.
+pub async fn for_teammate(
+    db: &Db,
+    scope: &TenantScope,
+    teammate_id: Uuid,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT i.assistant_id, i.system_prompt FROM instructions i JOIN assistants a ON a.id = i.assistant_id \
+             WHERE a.teammate_id = $1 AND i.tenant_id = $2",
+        )
+        .bind(teammate_id)
+        .bind(scope.tenant_id())
+        .fetch_all(pool)
+        .await
+    })
+}

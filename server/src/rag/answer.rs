@@ -50,6 +50,7 @@ pub async fn answer_with(
     weight: f64,
     query: &str,
     reasoning: bool,
+    system_prompt: Option<&str>,
 ) -> Result<AssistantAnswer, ApiError> {
     let k = state.config.max_retrieved_chunks;
     let query_vector = state
@@ -84,13 +85,10 @@ pub async fn answer_with(
                 .model
                 .clone()
                 .unwrap_or_else(|| llm.default_model(reasoning));
-            let system = crate::db::instructions::get(&state.db, scope, assistant.id)
-                .await?
-                .map(|i| i.system_prompt)
-                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string());
+            let system = system_prompt.unwrap_or(DEFAULT_SYSTEM_PROMPT);
             let prompt = build_prompt(query, &relevant);
             let started = std::time::Instant::now();
-            let result = llm.generate(&model, &system, &prompt).await;
+            let result = llm.generate(&model, system, &prompt).await;
             let outcome = if result.is_ok() { "ok" } else { "error" };
             state
                 .metrics

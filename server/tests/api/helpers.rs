@@ -280,6 +280,31 @@ pub fn test_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A second server on the same database, uploads and Redis (another replica).
+pub async fn second_instance(app: &TestApp, overrides: &[(&str, &str)]) -> SecondInstance {
+    let mut env = test_env(&app.dir, &app.db, overrides);
+    env.insert(
+        "DATABASE_URL".into(),
+        app.config.database_url.expose().to_string(),
+    );
+    let config = Config::from_map(&env).unwrap();
+    let server = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", server.local_addr().port());
+    let handle = tokio::spawn(server.run_until(std::future::pending()));
+    SecondInstance { address, handle }
+}
+
+pub struct SecondInstance {
+    pub address: String,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for SecondInstance {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 /// Logs go nowhere unless `TEST_LOG` is set (then to stderr, shown for failing tests).
 fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -5,6 +5,7 @@ mod helpers;
 
 mod assistants;
 mod auth;
+mod cache;
 mod docs;
 mod isolation;
 mod knowledge;

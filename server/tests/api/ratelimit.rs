@@ -3,10 +3,7 @@
 
 use serde_json::json;
 
-use oyl_server::Application;
-use oyl_server::config::Config;
-
-use crate::helpers::{Caller, TestApp, redis_url, spawn_app_with, test_env};
+use crate::helpers::{Caller, redis_url, second_instance, spawn_app_with};
 
 const LIMITS: [(&str, &str); 2] = [
     ("RATE_LIMIT_REQUESTS_PER_MINUTE", "6"),
@@ -46,35 +43,10 @@ async fn a_tenant_over_its_budget_gets_429_with_retry_after() {
     assert!(metrics.contains("rate_limiter_errors_total 0"));
 }
 
-/// A second server on the same database (and Redis, when there is one).
-async fn second_instance(app: &TestApp) -> TestApp2 {
-    let mut env = test_env(&app.dir, &app.db, &LIMITS);
-    env.insert(
-        "DATABASE_URL".into(),
-        app.config.database_url.expose().to_string(),
-    );
-    let config = Config::from_map(&env).unwrap();
-    let server = Application::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", server.local_addr().port());
-    let handle = tokio::spawn(server.run_until(std::future::pending()));
-    TestApp2 { address, handle }
-}
-
-struct TestApp2 {
-    address: String,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for TestApp2 {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
-}
-
 #[tokio::test]
 async fn replicas_share_one_budget_through_redis() {
     let app = spawn_app_with(&LIMITS).await;
-    let other = second_instance(&app).await;
+    let other = second_instance(&app, &LIMITS).await;
     let t = app.create_tenant("shared").await;
     let path = format!("/api/v1/tenants/{}", t.id);
     let mut allowed = 0;
@@ -142,12 +114,19 @@ async fn a_dead_redis_lets_requests_through_and_readyz_reports_it() {
         .parse()
         .unwrap();
     assert!(errors >= 6, "{errors}");
-    let created = app
+    // Writes and queries work too; the cache (also Redis) falls back to the database.
+    let (_, tm, _) = app.create_tree(&t).await;
+    let query = app
         .post(
             &t.caller,
-            &format!("/api/v1/tenants/{}/workspaces", t.id),
-            json!({"name": "w"}),
+            &format!("/api/v1/teammates/{tm}/query"),
+            json!({"query": "x"}),
         )
         .await;
-    assert_eq!(created.status, 201);
+    assert_eq!(query.status, 200, "{}", query.text);
+    let metrics = app.get(&Caller::anonymous(), "/metrics").await.text;
+    assert!(
+        metrics.contains("cache_lookups_total{outcome=\"error\"} 1"),
+        "{metrics}"
+    );
 }

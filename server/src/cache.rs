@@ -1,0 +1,188 @@
+//! A small cache for hot metadata (a teammate with its assistants and instructions, read on every
+//! query): Redis when `REDIS_URL` is set (shared by all replicas), in process otherwise.
+//!
+//! Invalidation is by generation: every successful write inside a tenant (any 2xx POST, PUT,
+//! PATCH or DELETE carrying its `X-Tenant-ID`, except queries) bumps the tenant's generation, and keys include it,
+//! so nothing written before a change is ever read after it (with Redis, on every replica; with
+//! the in-process cache, on this replica, and elsewhere after at most the TTL). Cache failures
+//! fall back to the database.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
+
+use crate::rag::{BoxFut, ProviderError};
+
+pub const TTL: Duration = Duration::from_secs(60);
+
+pub trait Cache: Send + Sync {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<String>, ProviderError>>;
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<(), ProviderError>>;
+    /// Increments a counter (created at 0) and returns the new value.
+    fn incr<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<i64, ProviderError>>;
+}
+
+fn generation_key(tenant_id: Uuid) -> String {
+    format!("oyl:cache:{tenant_id}:generation")
+}
+
+/// The tenant's current generation (0 when never bumped).
+pub async fn generation(cache: &dyn Cache, tenant_id: Uuid) -> Result<i64, ProviderError> {
+    Ok(cache
+        .get(&generation_key(tenant_id))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Invalidates everything cached for the tenant.
+pub async fn bump(cache: &dyn Cache, tenant_id: Uuid) -> Result<(), ProviderError> {
+    cache.incr(&generation_key(tenant_id)).await.map(|_| ())
+}
+
+pub fn key(tenant_id: Uuid, generation: i64, what: &str) -> String {
+    format!("oyl:cache:{tenant_id}:{generation}:{what}")
+}
+
+#[derive(Default)]
+pub struct InMemoryCache {
+    entries: Mutex<HashMap<String, (String, Option<Instant>)>>,
+}
+
+impl Cache for InMemoryCache {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async move {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(entries
+                .get(key)
+                .filter(|(_, expiry)| expiry.is_none_or(|e| e > Instant::now()))
+                .map(|(v, _)| v.clone()))
+        })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.len() > 50_000 {
+                let now = Instant::now();
+                entries.retain(|_, (_, expiry)| expiry.is_none_or(|e| e > now));
+            }
+            entries.insert(key.to_string(), (value, Some(Instant::now() + ttl)));
+            Ok(())
+        })
+    }
+    fn incr<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<i64, ProviderError>> {
+        Box::pin(async move {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let next = entries
+                .get(key)
+                .and_then(|(v, _)| v.parse::<i64>().ok())
+                .unwrap_or(0)
+                + 1;
+            entries.insert(key.to_string(), (next.to_string(), None));
+            Ok(next)
+        })
+    }
+}
+
+pub struct RedisCache {
+    connection: ConnectionManager,
+}
+
+impl RedisCache {
+    pub fn new(url: &str, timeout: Duration) -> Result<RedisCache, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid REDIS_URL: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("redis: {e}"))?;
+        Ok(RedisCache { connection })
+    }
+}
+
+fn redis_error(e: redis::RedisError) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(e.to_string())
+    } else {
+        ProviderError::Unavailable(e.to_string())
+    }
+}
+
+impl Cache for RedisCache {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async move {
+            let mut c = self.connection.clone();
+            redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+                .map_err(redis_error)
+        })
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let mut c = self.connection.clone();
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(redis_error)
+        })
+    }
+    fn incr<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<i64, ProviderError>> {
+        Box::pin(async move {
+            let mut c = self.connection.clone();
+            redis::cmd("INCR")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+                .map_err(redis_error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn generations_invalidate_and_entries_expire() {
+        let cache = InMemoryCache::default();
+        let tenant = Uuid::new_v4();
+        assert_eq!(generation(&cache, tenant).await.unwrap(), 0);
+        let k0 = key(tenant, 0, "x");
+        cache.set(&k0, "v".into(), TTL).await.unwrap();
+        assert_eq!(cache.get(&k0).await.unwrap().as_deref(), Some("v"));
+        bump(&cache, tenant).await.unwrap();
+        assert_eq!(generation(&cache, tenant).await.unwrap(), 1);
+        assert_eq!(cache.get(&key(tenant, 1, "x")).await.unwrap(), None);
+        cache
+            .set("expired", "v".into(), Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(cache.get("expired").await.unwrap(), None);
+    }
+}
