@@ -319,3 +319,53 @@ fn application_health_check_passes_the_applications_health_through() {
         "Progressing"
     );
 }
+
+/// Argo CD marks what it syncs (the tracking annotation, or the `app.kubernetes.io/instance`
+/// label with label tracking). Children that copied those marks from the platform would count
+/// as the Application's own resources and be pruned: the operator must not copy them.
+#[test]
+fn children_do_not_carry_argo_cd_tracking_metadata() {
+    let platform = "apiVersion: oyl.dev/v1alpha1
+kind: OylPlatform
+metadata:
+  name: demo
+  namespace: oyl
+  labels:
+    app.kubernetes.io/instance: oyl-platforms
+    argocd.argoproj.io/instance: oyl-platforms
+  annotations:
+    argocd.argoproj.io/tracking-id: oyl-platforms:oyl.dev/OylPlatform:oyl/demo
+    argocd.argoproj.io/sync-wave: \"1\"
+spec: {}
+";
+    let rendered = oyl_operator::render::render(platform, None).expect("renders");
+    let (mut checked, mut instance_labels) = (0, 0);
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        use serde::Deserialize;
+        let child = serde_yaml::Value::deserialize(doc).unwrap();
+        if child.is_null() {
+            continue;
+        }
+        let kind = child["kind"].as_str().unwrap().to_string();
+        let metas = [
+            &child["metadata"],
+            &child["spec"]["template"]["metadata"],
+            &child["spec"]["jobTemplate"]["spec"]["template"]["metadata"],
+        ];
+        for meta in metas {
+            for field in ["labels", "annotations"] {
+                for (k, v) in meta[field].as_mapping().into_iter().flatten() {
+                    let k = k.as_str().unwrap();
+                    assert!(!k.starts_with("argocd.argoproj.io/"), "{kind} carries {k}");
+                    if k == "app.kubernetes.io/instance" {
+                        assert_eq!(v, "demo", "{kind}: {k} must name the platform");
+                        instance_labels += 1;
+                    }
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "rendered only {checked} children");
+    assert!(instance_labels >= checked, "every child names its platform");
+}
