@@ -28,7 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (the default).
     Serve(ServeArgs),
-    /// Process the document queue (no HTTP); run several to scale processing out.
+    /// Process the document queue; serves only /livez, /readyz, /health and /metrics on HOST:PORT.
+    /// Run several to scale processing out.
     Worker,
     /// Apply pending database migrations and exit (what the operator's migration Job runs).
     Migrate {

@@ -220,19 +220,34 @@ impl Application {
     }
 }
 
-/// `oyl-server worker`: processes the document queue until SIGTERM, without serving HTTP.
+/// `oyl-server worker`: processes the document queue until SIGTERM. It serves only the
+/// operational endpoints (`/livez`, `/readyz`, `/health`, `/metrics`) on `HOST:PORT`, for probes
+/// and scraping.
 pub async fn run_worker(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let bind = config.bind_address();
     let state = build_state(config).await?;
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!(address = %listener.local_addr()?, "worker serving operational endpoints");
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut http_stopped = stop.subscribe();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutdown requested: finishing the current document");
         let _ = stop.send(true);
     });
+    let ops = axum::serve(listener, crate::api::ops_router(state.clone())).with_graceful_shutdown(
+        async move {
+            let _ = http_stopped.wait_for(|s| *s).await;
+        },
+    );
+    let http = tokio::spawn(async move { ops.await });
     worker::run(state.clone(), stopped).await;
+    let _ = http.await;
     state.db.close().await;
     Ok(())
 }

@@ -116,6 +116,15 @@ pub fn build_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Only the operational endpoints (for `oyl-server worker`).
+pub fn ops_router(state: AppState) -> Router {
+    let (router, _) = OpenApiRouter::new().merge(ops::router()).split_for_parts();
+    router
+        .fallback(|| async { ApiError::NotFound("Not Found".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let base = CorsLayer::new()
         .allow_methods([

@@ -353,6 +353,8 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
         ("WORKER_LEASE_SECONDS", "1"),
         ("WORKER_POLL_SECONDS", "0.1"),
         ("LOG_FORMAT", "json"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
         // The same vector store as the API: ChromaDB when the suite runs against one.
         ("CHROMA_HOST", chroma.as_str()),
     ];
@@ -440,6 +442,46 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
     assert!(
         max_attempts >= 2,
         "the interrupted document was processed again"
+    );
+
+    // It serves its operational endpoints for probes and scraping.
+    let mut logs = tokio::io::BufReader::new(worker.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = logs
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the worker logs its address");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if entry["message"] == "worker serving operational endpoints" {
+            break entry["address"].as_str().unwrap().to_string();
+        }
+    };
+    let client = crate::helpers::test_client();
+    let metrics = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("document_queue_depth 0"), "{metrics}");
+    let ready = client
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        client
+            .get(format!("http://{address}/api/v1/tenants"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "no API on a worker"
     );
 
     // The worker stops cleanly on SIGTERM.
