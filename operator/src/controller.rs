@@ -204,7 +204,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
                 ),
             ));
         }
-        build::migrate::Migration::Running => {
+        build::migrate::Migration::Running if !rollout.holds_api() => {
             outcome.waiting = Some((
                 "Migrating".into(),
                 format!(
@@ -212,6 +212,38 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
                     build::api::image(p)
                 ),
             ));
+        }
+        _ => {}
+    }
+    let restore_job = build::restore::job(p)
+        .and_then(|j| j.metadata.name)
+        .unwrap_or_default();
+    match rollout.restore {
+        build::migrate::Restore::Running => {
+            outcome.waiting = Some((
+                "Restoring".into(),
+                format!("restore Job {restore_job} is running; the API is held at zero pods"),
+            ));
+        }
+        build::migrate::Restore::Failed if outcome.degraded.is_none() => {
+            outcome.degraded = Some((
+                "RestoreFailed".into(),
+                format!(
+                    "restore Job {restore_job} failed (see its logs); the API is held at zero pods"
+                ),
+            ));
+        }
+        build::migrate::Restore::Succeeded => {
+            let job = observed.jobs.iter().find(|j| j.name_any() == restore_job);
+            if let (Some(r), Some((time, _))) = (&p.spec.restore, job.and_then(status::job_outcome))
+            {
+                outcome.restored = Some(crate::crd::RestoreRecord {
+                    claim_name: build::restore::claim(p).unwrap_or_default(),
+                    file: r.file.clone(),
+                    job: restore_job.clone(),
+                    time,
+                });
+            }
         }
         _ => {}
     }

@@ -19,6 +19,8 @@ pub struct PassOutcome {
     pub degraded: Option<(String, String)>,
     /// Something the rollout waits for (reason, message), e.g. a migration Job.
     pub waiting: Option<(String, String)>,
+    /// A restore that completed in this pass.
+    pub restored: Option<crate::crd::RestoreRecord>,
 }
 
 /// The components whose workloads the operator runs for this spec.
@@ -229,6 +231,10 @@ pub fn compute(
         api_url: Some(crate::build::api::url(p)),
         last_backup,
         last_failed_backup,
+        restored: outcome
+            .restored
+            .clone()
+            .or_else(|| p.status.as_ref().and_then(|s| s.restored.clone())),
     }
 }
 

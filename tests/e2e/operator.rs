@@ -1024,3 +1024,115 @@ async fn a_migration_job_gates_the_api_rollout() {
     )
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
+    use k8s_openapi::api::batch::v1::Job;
+    let (ns, _op) = start("e2e-restore").await;
+    assert!(
+        ns.kubectl_apply(&manifest(
+            "rs",
+            "  api: {autoscaling: {enabled: false}, replicas: 2}"
+        ))
+        .status
+        .success()
+    );
+    wait_ready(&ns, "rs").await;
+    let (api, deployments, jobs) = (ns.platforms(), ns.api::<Deployment>(), ns.api::<Job>());
+    let restore_jobs = ListParams::default().labels("app.kubernetes.io/component=restore");
+
+    // A restore whose Job cannot be scheduled yet: the API goes to zero and stays there.
+    merge_patch(
+        &ns,
+        "rs",
+        serde_json::json!({"spec": {"restore": {"file": "latest"},
+        "backup": {"pod": {"nodeSelector": {"oyl.dev/nowhere": "true"}}}}}),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(30),
+        "Progressing=Restoring with the API at zero",
+        || async {
+            let p = api.get("rs").await.ok()?;
+            let c = p
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Progressing")?
+                .clone();
+            let replicas = deployments.get("rs-api").await.ok()?.spec?.replicas;
+            (c.reason == "Restoring"
+                && c.observed_generation == p.metadata.generation
+                && replicas == Some(0))
+            .then_some(())
+        },
+    )
+    .await;
+    let pending = jobs.list(&restore_jobs).await.unwrap().items;
+    assert_eq!(pending.len(), 1);
+    let pod = pending[0].spec.clone().unwrap().template.spec.unwrap();
+    let claim = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find_map(|v| v.persistent_volume_claim)
+        .unwrap();
+    assert_eq!(claim.claim_name, "rs-backup");
+    assert!(
+        api.get("rs")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .restored
+            .is_none()
+    );
+
+    // Schedulable again: a new restore Job runs (kwok completes it), then the API comes back.
+    merge_patch(
+        &ns,
+        "rs",
+        serde_json::json!({"spec": {"backup": {"pod": {"nodeSelector": null}}}}),
+    )
+    .await;
+    let p = wait_for(Duration::from_secs(60), "status.restored", || async {
+        let p = api.get("rs").await.ok()?;
+        p.status.as_ref()?.restored.is_some().then_some(p)
+    })
+    .await;
+    let restored = p.status.unwrap().restored.unwrap();
+    assert_eq!(
+        (restored.claim_name.as_str(), restored.file.as_str()),
+        ("rs-backup", "latest")
+    );
+    assert_ne!(
+        restored.job,
+        pending[0].metadata.name.clone().unwrap(),
+        "the changed template made a new Job"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the API back at two pods",
+        || async {
+            (deployments.get("rs-api").await.ok()?.spec?.replicas == Some(2)).then_some(())
+        },
+    )
+    .await;
+    wait_ready(&ns, "rs").await;
+    wait_for(
+        Duration::from_secs(60),
+        "restore Jobs to be cleaned up",
+        || async {
+            let left = jobs.list(&restore_jobs).await.ok()?.items;
+            left.iter()
+                .all(|j| j.metadata.deletion_timestamp.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    // Recorded: the same restore is not run again.
+    let again = api.get("rs").await.unwrap();
+    assert_eq!(again.status.unwrap().restored.unwrap().job, restored.job);
+}

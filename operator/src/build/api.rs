@@ -146,7 +146,12 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
         spec: Some(DeploymentSpec {
             // With autoscaling on, the HPA owns the replica count: leaving the field out of
             // what we apply means operator and HPA never fight over it.
-            replicas: (!spec.autoscaling.enabled).then_some(spec.replicas),
+            // A restore in progress holds the API at zero, so nothing writes during it.
+            replicas: if rollout.holds_api() {
+                Some(0)
+            } else {
+                (!spec.autoscaling.enabled).then_some(spec.replicas)
+            },
             selector: selector(p, c),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_string()),

@@ -26,11 +26,23 @@ pub enum Migration {
     Failed,
 }
 
-/// What the API Deployment runs now and how the migration to the desired image stands.
+/// Where a requested restore stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// None requested, or `status.restored` already records it.
+    NotNeeded,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// What the API Deployment runs now, how the migration to the desired image stands, and
+/// whether a restore holds the API down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rollout {
     pub serving_image: Option<String>,
     pub migration: Migration,
+    pub restore: Restore,
 }
 
 impl Rollout {
@@ -39,6 +51,7 @@ impl Rollout {
         Self {
             serving_image: None,
             migration: Migration::NotNeeded,
+            restore: Restore::NotNeeded,
         }
     }
 
@@ -66,10 +79,32 @@ impl Rollout {
                 }
             }
         };
+        let restore = if !super::restore::requested(p) {
+            Restore::NotNeeded
+        } else {
+            let name = super::restore::job(p)
+                .and_then(|j| j.metadata.name)
+                .unwrap_or_default();
+            match jobs
+                .iter()
+                .find(|j| j.name_any() == name)
+                .and_then(crate::status::job_outcome)
+            {
+                Some((_, true)) => Restore::Succeeded,
+                Some((_, false)) => Restore::Failed,
+                None => Restore::Running,
+            }
+        };
         Self {
             serving_image,
             migration,
+            restore,
         }
+    }
+
+    /// True while a restore must keep the API at zero pods.
+    pub fn holds_api(&self) -> bool {
+        matches!(self.restore, Restore::Running | Restore::Failed)
     }
 
     /// The image the API Deployment should run in this pass.

@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod network;
 pub mod postgres;
 pub mod redis;
+pub mod restore;
 pub mod secrets;
 
 use crate::crd::OylPlatform;
@@ -175,6 +176,7 @@ pub fn build(
     redis::children(p, &mut out);
     chroma::children(p, &mut out);
     api::children(p, rollout, &mut out);
+    restore::children(p, rollout, &mut out);
     backup::children(p, &mut out);
     network::children(p, &mut out);
     out.sort_by_key(apply_rank);

@@ -12,6 +12,9 @@ pub(super) fn version() -> String {
 pub(super) fn api_replicas() -> i32 {
     1
 }
+pub(super) fn latest() -> String {
+    "latest".to_string()
+}
 pub(super) fn migration_timeout() -> i32 {
     600
 }
@@ -56,6 +59,7 @@ impl Default for OylPlatformSpec {
             chroma: ChromaSpec::default(),
             backup: BackupSpec::default(),
             storage: StorageSpec::default(),
+            restore: None,
         }
     }
 }

@@ -98,6 +98,28 @@ pub struct OylPlatformSpec {
     /// What happens to the platform's data when the OylPlatform is deleted.
     #[serde(default)]
     pub storage: StorageSpec,
+
+    /// Restore the platform database from a backup. The API is scaled to zero while a Job
+    /// restores the dump (in one transaction), then started again; `status.restored` records
+    /// it, so the same restore never runs twice. Works on a new platform and in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
+}
+
+/// Which backup to restore.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// PersistentVolumeClaim holding the backups; this platform's backup volume
+    /// (`<name>-backup`) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: Option<String>,
+
+    /// The dump to restore, e.g. `postgres-20261127T020000Z.dump`, or `latest`.
+    #[serde(default = "defaults::latest")]
+    #[schemars(pattern(r"^(latest|postgres-[0-9]{8}T[0-9]{6}Z\.dump)$"))]
+    pub file: String,
 }
 
 /// The Oyl API server.

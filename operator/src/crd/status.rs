@@ -54,6 +54,24 @@ pub struct OylPlatformStatus {
     /// The most recent backup Job that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_backup: Option<BackupRecord>,
+
+    /// The restore that completed (see `spec.restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<RestoreRecord>,
+}
+
+/// A completed restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecord {
+    /// The volume the dump came from.
+    pub claim_name: String,
+    /// The file as requested (`latest` or a name).
+    pub file: String,
+    /// The Job that restored it.
+    pub job: String,
+    /// When the Job finished.
+    pub time: Time,
 }
 
 /// Summary phase of a platform.
