@@ -75,7 +75,8 @@ start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
   --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics \
   --root-ca-file="$P/ca.crt" --service-account-private-key-file="$P/sa.key" \
   --use-service-account-credentials=false --controllers='*' \
-  --concurrent-gc-syncs=5 --horizontal-pod-autoscaler-sync-period=5s
+  --concurrent-gc-syncs=5 --horizontal-pod-autoscaler-sync-period=5s \
+  --enable-hostpath-provisioner
 start kube-scheduler kube-scheduler --kubeconfig="$K" \
   --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
   --bind-address=127.0.0.1 --secure-port="${KCP_SCHEDULER_PORT:-10259}" --leader-elect=false
@@ -83,11 +84,19 @@ start kwok kwok --kubeconfig="$K" --manage-nodes-with-annotation-selector=kwok.x
   --cidr=10.244.0.0/16 --node-ip=10.0.0.1 --node-lease-duration-seconds=40 --server-address=""
 
 kubectl --kubeconfig="$K" apply -f "$CLUSTER_DIR/kwok-node.yaml" >/dev/null
-# No volume provisioner runs here, so claims bind to pre-created volumes (the PV controller in
-# kube-controller-manager does the binding; nothing is ever written to their paths).
-for i in $(seq -w 1 "${KCP_VOLUMES:-200}"); do
-  printf -- '---\napiVersion: v1\nkind: PersistentVolume\nmetadata: {name: kcp-pv-%s, labels: {oyl.dev/test-volume: "true"}}\nspec: {capacity: {storage: 1Ti}, accessModes: [ReadWriteOnce], persistentVolumeReclaimPolicy: Retain, hostPath: {path: /tmp/kcp-pv-%s}}\n' "$i" "$i"
-done | kubectl --kubeconfig="$K" apply -f - >/dev/null
+# Volumes: kube-controller-manager's hostPath provisioner (test-only, single node) backs a default
+# StorageClass that deletes volumes with their claims. Nothing ever writes to them: pods are
+# simulated by kwok.
+kubectl --kubeconfig="$K" apply -f - >/dev/null <<'SC'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+SC
 wait_for 60 "the kwok node" kubectl --kubeconfig="$K" wait node/kwok-node-0 --for=condition=Ready --timeout=2s
 wait_for 60 "the default ServiceAccount" kubectl --kubeconfig="$K" -n default get serviceaccount default
 echo "control plane ready in $(( $(date +%s) - t0 ))s (logs: $D/logs)" >&2
