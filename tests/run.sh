@@ -17,9 +17,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "build"
 cargo build --workspace --all-targets
 
-stage "CRD is generated from the Rust types"
-diff -u crds/oylplatforms.oyl.dev.yaml <(target/debug/oyl-operator crd) \
-  || { echo "crds/ is stale: run 'cargo run -p oyl-operator -- crd > crds/oylplatforms.oyl.dev.yaml'" >&2; exit 1; }
+stage "CRD is generated from the Rust types (crds/ and the chart's copy)"
+for copy in crds/oylplatforms.oyl.dev.yaml charts/oyl-operator/files/oylplatforms.oyl.dev.yaml; do
+  diff -q "$copy" <(target/debug/oyl-operator crd) >/dev/null || { echo "$copy is stale: run" \
+    "'target/debug/oyl-operator crd | tee crds/oylplatforms.oyl.dev.yaml > charts/oyl-operator/files/oylplatforms.oyl.dev.yaml'" >&2; exit 1; }
+done
+
+stage "checkov on the chart and on what the operator renders"
+tests/chart/checkov.sh
 
 stage "services for the server tests"
 cleanup=("tests/cluster/down.sh")
