@@ -463,3 +463,165 @@ async fn retention_keeps_exactly_the_newest_backups() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A ChromaDB server from PyPI (the venv `tests/services/chroma.sh` installs) on `data`.
+struct Chroma {
+    child: Child,
+    port: u16,
+}
+
+impl Chroma {
+    async fn start(data: &Path) -> Self {
+        let venv =
+            std::env::var("OYL_TEST_CHROMA_DIR").unwrap_or_else(|_| "/tmp/oyl-test-chroma".into());
+        let python = Path::new(&venv).join("venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} missing: tests/services/chroma.sh installs ChromaDB",
+            python.display()
+        );
+        let port = free_port();
+        let code = format!(
+            "import chromadb_rust_bindings as b; b.cli(['chroma', 'run', '--path', '{}', '--host', '127.0.0.1', '--port', '{port}'])",
+            data.display()
+        );
+        let child = Command::new(python)
+            .args(["-c", &code])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(Duration::from_secs(60), "ChromaDB heartbeat", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()?;
+            (http(port, "GET", "/api/v2/heartbeat", &[], None).await.0 == 200).then_some(())
+        })
+        .await;
+        Self { child, port }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let path = format!("/api/v2/tenants/default_tenant/databases/default_database{path}");
+        let (status, text) = http(self.port, method, &path, &[], Some(&body)).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Chroma {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs ChromaDB from PyPI: tests/run.sh"]
+async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
+    let root = backup_dir();
+    let (data, restored, backups) = (
+        root.join("data"),
+        root.join("restored"),
+        root.join("backups"),
+    );
+    for d in [&data, &restored, &backups] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let chroma = Chroma::start(&data).await;
+    let coll = chroma
+        .call(
+            "POST",
+            "/collections",
+            json!({"name": "kb_tenant_a", "metadata": {"hnsw:space": "cosine"}}),
+        )
+        .await;
+    let id = coll["id"].as_str().unwrap().to_string();
+    let vectors: Vec<Vec<f32>> = (0..50)
+        .map(|i| {
+            (0..8)
+                .map(|j| (i as f32 * 0.37 + j as f32 * 1.3).sin() + 1.1)
+                .collect()
+        })
+        .collect();
+    chroma
+        .call(
+            "POST",
+            &format!("/collections/{id}/add"),
+            json!({
+                "ids": (0..50).map(|i| format!("chunk-{i}")).collect::<Vec<_>>(),
+                "embeddings": vectors,
+                "documents": (0..50).map(|i| format!("fact number {i}")).collect::<Vec<_>>(),
+            }),
+        )
+        .await;
+    let query = json!({"query_embeddings": [vectors[17].clone()], "n_results": 3, "include": ["documents", "distances"]});
+    let before = chroma
+        .call("POST", &format!("/collections/{id}/query"), query.clone())
+        .await;
+    assert_eq!(before["ids"][0][0], "chunk-17");
+    // The archive is taken while ChromaDB runs, as the CronJob does.
+    let out = script(
+        "backup-chroma.sh",
+        &[
+            ("CHROMA_DATA", data.to_str().unwrap()),
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    chroma.stop();
+    let archive = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an archive");
+    let check = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && sha256sum -c *.sha256",
+            backups.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "checksum: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let untar = Command::new("tar")
+        .arg("-C")
+        .arg(&restored)
+        .arg("-xzf")
+        .arg(&archive)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+
+    let again = Chroma::start(&restored).await;
+    let coll = again
+        .call("GET", "/collections/kb_tenant_a", Value::Null)
+        .await;
+    let after = again
+        .call(
+            "POST",
+            &format!("/collections/{}/query", coll["id"].as_str().unwrap()),
+            query,
+        )
+        .await;
+    assert_eq!(after["ids"], before["ids"]);
+    assert_eq!(after["documents"], before["documents"]);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -789,7 +789,7 @@ async fn backups_on_demand_and_their_outcome_show_in_status() {
     );
     let pod = template.spec.clone().unwrap().template.spec.unwrap();
     let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["postgres", "redis"]);
+    assert_eq!(names, ["postgres", "redis", "chroma"]);
 
     // On demand: the CLI sets the annotation; the operator runs a Job; kwok completes its pod.
     let out = std::process::Command::new(operator_bin())

@@ -3,23 +3,26 @@
 //! backup volume. The scripts are ordinary files in `operator/scripts/`, embedded here, so the
 //! Job runs exactly the files the tests run.
 
+use super::common::selector_labels;
 use super::common::{
     Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
     resources, scratch_volume,
 };
 use super::managed::volume_claim;
 use super::secrets::{self, credentials_name};
-use super::{Child, content_hash, env_from_secret, env_value, postgres, redis};
+use super::{Child, chroma, content_hash, env_from_secret, env_value, postgres, redis};
 use crate::crd::OylPlatform;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
+    Affinity, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
+    Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 
 pub const POSTGRES_SCRIPT: &str = include_str!("../../scripts/backup.sh");
 pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
+pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/backup-chroma.sh");
 /// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
 /// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
@@ -87,7 +90,7 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
         .unwrap_or_else(|| postgres::IMAGE.to_string());
     let mut containers = vec![script_container(
         "postgres",
-        pg_image,
+        pg_image.clone(),
         UID,
         POSTGRES_SCRIPT,
         vec![
@@ -120,11 +123,54 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
                 p,
                 secrets::REDIS_URL,
             ),
-            dir,
-            retention,
+            dir.clone(),
+            retention.clone(),
         ],
     ));
     let c = Component::Backup;
+    let mut volumes = vec![scratch_volume("tmp")];
+    // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only on the node where
+    // ChromaDB runs (several pods of one node may share such a volume).
+    let chroma_affinity = p.spec.chroma.managed().map(|_| {
+        let mut ctr = script_container(
+            "chroma",
+            pg_image.clone(),
+            chroma::UID,
+            CHROMA_SCRIPT,
+            vec![dir, retention, env_value("CHROMA_DATA", "/chroma-data")],
+        );
+        ctr.volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: "chroma-data".to_string(),
+                mount_path: "/chroma-data".to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        containers.push(ctr);
+        volumes.push(Volume {
+            name: "chroma-data".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: child_name(p, Component::Chroma),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        });
+        Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(selector_labels(p, Component::Chroma)),
+                        ..LabelSelector::default()
+                    }),
+                    topology_key: "kubernetes.io/hostname".to_string(),
+                    ..PodAffinityTerm::default()
+                }]),
+                ..PodAffinity::default()
+            }),
+            ..Affinity::default()
+        }
+    });
     let backups = Volume {
         name: "backups".to_string(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -139,10 +185,14 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
         &spec.pod,
         UID,
         containers,
-        vec![backups, scratch_volume("tmp")],
+        [vec![backups], volumes].concat(),
     );
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
+        if let Some(required) = chroma_affinity {
+            let affinity = pod.affinity.get_or_insert_with(Affinity::default);
+            affinity.pod_affinity = required.pod_affinity;
+        }
     }
     JobSpec {
         backoff_limit: Some(2),

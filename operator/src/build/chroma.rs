@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Container;
 
 pub const IMAGE: &str = "docker.io/chromadb/chroma:1.0.20";
 pub const PORT: i32 = 8000;
-const UID: i64 = 1000;
+/// The user ChromaDB (and the backup container reading its files) runs as.
+pub const UID: i64 = 1000;
 const HEARTBEAT: &str = "/api/v2/heartbeat";
 
 /// Host and port the API connects to: the managed Service, or the external server.

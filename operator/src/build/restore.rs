@@ -40,6 +40,10 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     spec.backoff_limit = Some(3);
     let pod = spec.template.spec.as_mut()?;
     pod.containers.truncate(1); // the PostgreSQL container only
+    pod.affinity = p.spec.backup.pod.affinity.clone();
+    if let Some(volumes) = pod.volumes.as_mut() {
+        volumes.retain(|v| v.name != "chroma-data");
+    }
     let c = &mut pod.containers[0];
     c.name = "restore".to_string();
     c.command = Some(vec![

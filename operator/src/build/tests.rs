@@ -984,3 +984,79 @@ mod restore {
         assert!(crate::build::restore::requested(&p));
     }
 }
+
+#[test]
+fn the_backup_job_archives_chroma_read_only_next_to_it() {
+    let c = children(&platform(""));
+    let cron = c
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    let pod = cron
+        .spec
+        .job_template
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["postgres", "redis", "chroma"]);
+    let chroma = &pod.containers[2];
+    assert_eq!(chroma.command.as_ref().unwrap()[2], backup::CHROMA_SCRIPT);
+    let mount = chroma
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "chroma-data")
+        .unwrap();
+    assert_eq!(mount.read_only, Some(true));
+    let vol = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "chroma-data")
+        .unwrap();
+    assert_eq!(
+        vol.persistent_volume_claim.as_ref().unwrap().claim_name,
+        "acme-chroma"
+    );
+    let term = &pod
+        .affinity
+        .unwrap()
+        .pod_affinity
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .unwrap()[0];
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    assert_eq!(
+        term.label_selector.clone().unwrap().match_labels.unwrap()[LABEL_COMPONENT],
+        "chroma"
+    );
+    // External ChromaDB: nothing to archive.
+    let c = children(&platform("  chroma: {external: {host: c}}"));
+    let cron = c
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    let pod = cron
+        .spec
+        .job_template
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert_eq!(pod.containers.len(), 2);
+    assert!(pod.affinity.is_none());
+}

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Archives ChromaDB's data directory ($CHROMA_DATA, default /chroma-data, mounted read-only) to
+# /backups as a gzipped tar. Same rules as backup.sh: fail loudly, final name only when
+# complete, checksum beside it, keep the newest $BACKUP_RETENTION.
+#
+# Consistency: the archive is taken while ChromaDB runs, file by file. ChromaDB keeps its
+# metadata in SQLite (write-ahead log included in the archive, so it recovers like after a
+# crash) and its vectors in segment files it flushes in batches; writes that land during the
+# archive may be missing or half-present. It is crash-consistent at best: take it when no
+# ingestion runs (the schedule's default, 02:00), or re-process documents after a restore.
+set -eu
+(set -o pipefail) 2>/dev/null && set -o pipefail
+src="${CHROMA_DATA:-/chroma-data}"
+dir="${BACKUP_DIR:-/backups}"
+keep="${BACKUP_RETENTION:-7}"
+name="chroma-$(date -u +%Y%m%dT%H%M%SZ).tar.gz"
+[ -d "$src" ] || { echo "no ChromaDB data directory at $src" >&2; exit 1; }
+
+tar -C "$src" -czf "$dir/.$name.partial" .
+sum="$(sha256sum "$dir/.$name.partial")"
+printf '%s  %s\n' "${sum%% *}" "$name" > "$dir/.$name.sha256.partial"
+mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
+mv "$dir/.$name.partial" "$dir/$name"
+echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"
+
+ls -1 "$dir"/chroma-*.tar.gz | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+  rm -f "$old" "$old.sha256"
+  echo "pruned: $old"
+done
