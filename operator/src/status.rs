@@ -26,6 +26,9 @@ pub struct PassOutcome {
 /// The components whose workloads the operator runs for this spec.
 pub fn managed_components(p: &OylPlatform) -> Vec<Component> {
     let mut v = vec![Component::Api];
+    if p.spec.worker.replicas > 0 {
+        v.push(Component::Worker);
+    }
     if p.spec.postgres.managed().is_some() {
         v.push(Component::Postgres);
     }

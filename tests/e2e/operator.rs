@@ -1136,3 +1136,45 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
     let again = api.get("rs").await.unwrap();
     assert_eq!(again.status.unwrap().restored.unwrap().job, restored.job);
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn separate_workers_come_and_go_with_the_spec() {
+    let (ns, _op) = start("e2e-worker").await;
+    assert!(
+        ns.kubectl_apply(&manifest("wk", "  worker: {replicas: 2}"))
+            .status
+            .success()
+    );
+    let p = wait_ready(&ns, "wk").await;
+    assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("5/5"));
+    let deployments = ns.api::<Deployment>();
+    let w = deployments.get("wk-worker").await.unwrap();
+    assert_eq!(w.spec.unwrap().replicas, Some(2));
+    merge_patch(
+        &ns,
+        "wk",
+        serde_json::json!({"spec": {"worker": {"replicas": 0}}}),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(30),
+        "the worker Deployment to go",
+        || async {
+            deployments
+                .get_opt("wk-worker")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let api = deployments.get("wk-api").await.unwrap();
+    assert!(
+        api_env(&api).iter().all(|e| e.name != "WORKER_ENABLED"),
+        "the API processes documents again"
+    );
+    let p = wait_ready(&ns, "wk").await;
+    assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("4/4"));
+}

@@ -32,6 +32,7 @@ pub mod contract {
     pub const PORT: &str = "PORT";
     pub const APP_VERSION: &str = "APP_VERSION";
     pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
+    pub const WORKER_ENABLED: &str = "WORKER_ENABLED";
     pub const CONTAINER_PORT: i32 = 8000;
     pub const LIVENESS_PATH: &str = "/livez";
     pub const READINESS_PATH: &str = "/readyz";
@@ -89,6 +90,10 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
         env_from_secret(SECRET_KEY, &creds, secrets::SECRET_KEY),
         env_value(UPLOAD_DIR, UPLOAD_PATH),
     ];
+    if p.spec.worker.replicas > 0 {
+        // Separate workers process the queue; the API pods only serve requests.
+        env.push(env_value(WORKER_ENABLED, "false"));
+    }
     for extra in &p.spec.api.env {
         match env.iter_mut().find(|e| e.name == extra.name) {
             Some(existing) => *existing = extra.clone(),

@@ -31,6 +31,7 @@ pub const LABEL_VERSION: &str = "app.kubernetes.io/version";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
     Api,
+    Worker,
     Postgres,
     Redis,
     Chroma,
@@ -42,6 +43,7 @@ impl Component {
     pub const fn as_str(self) -> &'static str {
         match self {
             Component::Api => "api",
+            Component::Worker => "worker",
             Component::Postgres => "postgres",
             Component::Redis => "redis",
             Component::Chroma => "chroma",
@@ -76,7 +78,7 @@ pub fn labels(p: &OylPlatform, c: Component) -> BTreeMap<String, String> {
     let mut l = selector_labels(p, c);
     l.insert(LABEL_PART_OF.to_string(), "oyl-platform".to_string());
     l.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
-    if c == Component::Api {
+    if matches!(c, Component::Api | Component::Worker) {
         l.insert(LABEL_VERSION.to_string(), p.spec.version.clone());
     }
     l

@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod redis;
 pub mod restore;
 pub mod secrets;
+pub mod worker;
 
 use crate::crd::OylPlatform;
 use common::APPLIED_HASH;
@@ -177,6 +178,7 @@ pub fn build(
     chroma::children(p, &mut out);
     api::children(p, rollout, &mut out);
     restore::children(p, rollout, &mut out);
+    worker::children(p, rollout, &mut out);
     backup::children(p, &mut out);
     network::children(p, &mut out);
     out.sort_by_key(apply_rank);

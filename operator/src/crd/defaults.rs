@@ -54,6 +54,7 @@ impl Default for OylPlatformSpec {
         Self {
             version: version(),
             api: ApiSpec::default(),
+            worker: WorkerSpec::default(),
             postgres: DatabaseSpec::default(),
             redis: DatabaseSpec::default(),
             chroma: ChromaSpec::default(),

@@ -87,6 +87,12 @@ pub struct OylPlatformSpec {
     #[serde(default)]
     pub redis: DatabaseSpec,
 
+    /// Document workers: by default documents are processed inside the API pods; with
+    /// `replicas` > 0 they run in a Deployment of their own (`oyl-server worker`), scaled
+    /// separately, and the API pods only serve requests.
+    #[serde(default)]
+    pub worker: WorkerSpec,
+
     /// ChromaDB, the vector store: managed by the operator (the default) or external.
     #[serde(default)]
     pub chroma: ChromaSpec,
@@ -167,6 +173,24 @@ pub struct ApiSpec {
     #[serde(default = "defaults::migration_timeout")]
     #[schemars(range(min = 10, max = 86400))]
     pub migration_timeout_seconds: i32,
+}
+
+/// Separate document workers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    /// Worker pods; 0 processes documents inside the API pods.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+
+    /// CPU and memory requests and limits of a worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Scheduling and pod metadata overrides for the worker pods.
+    #[serde(default)]
+    pub pod: PodOverrides,
 }
 
 /// Image pull policy.
