@@ -31,3 +31,62 @@ pub fn render(yaml: &str, namespace: Option<&str>) -> Result<String, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_committed_crd_is_the_generated_one() {
+        for (path, committed) in [
+            (
+                "crds/oylplatforms.oyl.dev.yaml",
+                include_str!("../../crds/oylplatforms.oyl.dev.yaml"),
+            ),
+            (
+                "charts/oyl-operator/files/oylplatforms.oyl.dev.yaml",
+                include_str!("../../charts/oyl-operator/files/oylplatforms.oyl.dev.yaml"),
+            ),
+        ] {
+            assert!(
+                committed == super::crd_yaml(),
+                "{path} is stale: run `cargo run -p oyl-operator -- crd | tee crds/oylplatforms.oyl.dev.yaml > charts/oyl-operator/files/oylplatforms.oyl.dev.yaml`"
+            );
+        }
+    }
+
+    #[test]
+    fn render_prints_every_child_and_redacts_secrets() {
+        let sample = include_str!("../../config/samples/oylplatform-production.yaml");
+        let out = super::render(sample, None).unwrap();
+        let docs: Vec<serde_yaml::Value> = out
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_yaml::from_str(d).unwrap())
+            .collect();
+        let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert!(
+            kinds.contains(&"Deployment")
+                && kinds.contains(&"HorizontalPodAutoscaler")
+                && kinds.contains(&"CronJob")
+        );
+        assert!(
+            !docs
+                .iter()
+                .any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "oyl-prod-postgres"),
+            "external PostgreSQL: no PostgreSQL Deployment"
+        );
+        assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "oyl"));
+        let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
+        // base64 of "<generated-by-operator>": no real secret is ever printed.
+        assert_eq!(
+            secret["data"]["SECRET_KEY"],
+            "PGdlbmVyYXRlZC1ieS1vcGVyYXRvcj4="
+        );
+        assert!(super::render("kind: Nope", None).is_err());
+        let invalid = "apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata: {name: x}\nspec: {api: {autoscaling: {minReplicas: 3, maxReplicas: 1}}}\n";
+        assert!(
+            super::render(invalid, None)
+                .unwrap_err()
+                .contains("spec.api.autoscaling.minReplicas")
+        );
+    }
+}
