@@ -625,3 +625,141 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     drop(again);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `moto_server` and the `aws` CLI from PyPI (installed by .ci/run into this venv).
+fn s3_venv() -> PathBuf {
+    let dir = std::env::var("OYL_S3_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/oyl/s3-venv")
+        });
+    assert!(
+        dir.join("bin/aws").exists(),
+        "{}: pip install moto[server] awscli (.ci/run does)",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
+async fn s3_keeps_exactly_the_complete_backups_the_volume_keeps() {
+    let venv = s3_venv();
+    let port = free_port();
+    let mut moto = Command::new(venv.join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_for(Duration::from_secs(30), "moto_server", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let aws = |args: &[&str]| {
+        Command::new(venv.join("bin/aws"))
+            .arg("--endpoint-url")
+            .arg(&endpoint)
+            .args(args)
+            .envs(creds)
+            .output()
+            .unwrap()
+    };
+    assert!(aws(&["s3", "mb", "s3://oyl-backups"]).status.success());
+
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap().to_string();
+    let source = fresh_database("bk_s3");
+    assert!(
+        script(
+            "backup.sh",
+            &[
+                ("DATABASE_URL", &database_url(&source)),
+                ("BACKUP_DIR", &dir_s)
+            ]
+        )
+        .status
+        .success()
+    );
+    std::fs::write(dir.join(".postgres-20991231T000000Z.dump.partial"), b"half").unwrap();
+    let sync = |dir: &str| {
+        let mut env: Vec<(&str, &str)> = creds.to_vec();
+        env.extend([
+            ("BACKUP_DIR", dir),
+            ("S3_BUCKET", "oyl-backups"),
+            ("S3_PREFIX", "team-a/acme"),
+            ("S3_ENDPOINT_URL", endpoint.as_str()),
+            ("PATH", path.as_str()),
+        ]);
+        script("backup-s3.sh", &env)
+    };
+    let out = sync(&dir_s);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = |prefix: &str| {
+        let out = aws(&[
+            "s3",
+            "ls",
+            "--recursive",
+            &format!("s3://oyl-backups/{prefix}"),
+        ]);
+        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last().map(String::from))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let local = dumps(&dir).remove(0);
+    assert_eq!(
+        listed("team-a/acme/"),
+        [
+            format!("team-a/acme/{local}"),
+            format!("team-a/acme/{local}.sha256")
+        ],
+        "no partial files"
+    );
+    // The object is the dump, byte for byte.
+    let copy = dir.join("downloaded");
+    assert!(
+        aws(&[
+            "s3",
+            "cp",
+            &format!("s3://oyl-backups/team-a/acme/{local}"),
+            copy.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(dir.join(&local)).unwrap()
+    );
+    std::fs::remove_file(&copy).unwrap();
+
+    // Retention removed it from the volume: the next sync removes it from the bucket.
+    std::fs::remove_file(dir.join(&local)).unwrap();
+    std::fs::remove_file(dir.join(format!("{local}.sha256"))).unwrap();
+    assert!(sync(&dir_s).status.success());
+    assert!(listed("team-a/acme/").is_empty());
+    let _ = moto.kill();
+    let _ = moto.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

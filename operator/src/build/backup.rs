@@ -23,6 +23,8 @@ use kube::ResourceExt;
 pub const POSTGRES_SCRIPT: &str = include_str!("../../scripts/backup.sh");
 pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
 pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/backup-chroma.sh");
+pub const S3_SCRIPT: &str = include_str!("../../scripts/backup-s3.sh");
+pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
 /// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
 /// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
@@ -189,6 +191,38 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
     );
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
+        if let Some(s3) = &spec.s3 {
+            // The dumps run first (init containers, in order), then the copy to the bucket.
+            pod.init_containers = Some(std::mem::take(&mut pod.containers));
+            let prefix = s3.prefix.clone().unwrap_or_else(|| {
+                format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
+            });
+            let mut env = vec![
+                env_value("BACKUP_DIR", "/backups"),
+                env_value("S3_BUCKET", &s3.bucket),
+                env_value("S3_PREFIX", &prefix),
+                env_value("AWS_DEFAULT_REGION", &s3.region),
+                env_value("HOME", "/tmp"),
+                env_from_secret(
+                    "AWS_ACCESS_KEY_ID",
+                    &s3.credentials_secret,
+                    "AWS_ACCESS_KEY_ID",
+                ),
+                env_from_secret(
+                    "AWS_SECRET_ACCESS_KEY",
+                    &s3.credentials_secret,
+                    "AWS_SECRET_ACCESS_KEY",
+                ),
+            ];
+            if let Some(endpoint) = &s3.endpoint {
+                env.push(env_value("S3_ENDPOINT_URL", endpoint));
+            }
+            let image = s3
+                .image
+                .clone()
+                .unwrap_or_else(|| AWS_CLI_IMAGE.to_string());
+            pod.containers = vec![script_container("s3", image, UID, S3_SCRIPT, env)];
+        }
         if let Some(required) = chroma_affinity {
             let affinity = pod.affinity.get_or_insert_with(Affinity::default);
             affinity.pod_affinity = required.pod_affinity;

@@ -39,6 +39,9 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     let mut spec: JobSpec = backup_job_spec(p);
     spec.backoff_limit = Some(3);
     let pod = spec.template.spec.as_mut()?;
+    if let Some(dumps) = pod.init_containers.take() {
+        pod.containers = dumps; // with S3 the dump containers run as init containers
+    }
     pod.containers.truncate(1); // the PostgreSQL container only
     pod.affinity = p.spec.backup.pod.affinity.clone();
     if let Some(volumes) = pod.volumes.as_mut() {

@@ -1106,3 +1106,76 @@ fn separate_workers_take_the_queue_off_the_api() {
             .all(|e| e.name != "WORKER_ENABLED")
     );
 }
+
+#[test]
+fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
+    let c = children(&platform(
+        "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+    ));
+    let cron = c
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .unwrap();
+    let pod = cron
+        .spec
+        .job_template
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let init: Vec<_> = pod
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(init, ["postgres", "redis", "chroma"]);
+    assert_eq!(pod.containers.len(), 1);
+    let s3 = &pod.containers[0];
+    assert_eq!(s3.command.as_ref().unwrap()[2], backup::S3_SCRIPT);
+    assert_eq!(
+        env_source(s3, "S3_BUCKET").0.as_deref(),
+        Some("oyl-backups")
+    );
+    assert_eq!(
+        env_source(s3, "S3_PREFIX").0.as_deref(),
+        Some("team-a/acme")
+    );
+    assert_eq!(
+        env_source(s3, "S3_ENDPOINT_URL").0.as_deref(),
+        Some("https://minio.example:9000")
+    );
+    assert_eq!(
+        env_source(s3, "AWS_SECRET_ACCESS_KEY").1,
+        Some(("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))
+    );
+    assert!(
+        s3.security_context
+            .as_ref()
+            .unwrap()
+            .run_as_non_root
+            .unwrap()
+    );
+    // The restore Job still runs restore.sh in the PostgreSQL container.
+    let restore = c.iter().find_map(|c| match c {
+        Child::Job(j) => Some(j),
+        _ => None,
+    });
+    assert!(restore.is_none(), "fresh rollout: no restore state yet");
+    let job = crate::build::restore::job(&platform(
+        "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+    ))
+    .unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert!(pod.init_containers.is_none());
+    assert_eq!(
+        pod.containers[0].command.as_ref().unwrap()[2],
+        crate::build::restore::SCRIPT
+    );
+}

@@ -12,6 +12,9 @@ pub(super) fn version() -> String {
 pub(super) fn api_replicas() -> i32 {
     1
 }
+pub(super) fn s3_region() -> String {
+    "us-east-1".to_string()
+}
 pub(super) fn latest() -> String {
     "latest".to_string()
 }
@@ -112,6 +115,7 @@ impl Default for BackupSpec {
             retention: backup_retention(),
             suspend: false,
             storage: VolumeSpec::default(),
+            s3: None,
             pod: PodOverrides::default(),
         }
     }

@@ -429,9 +429,44 @@ pub struct BackupSpec {
     #[serde(default)]
     pub storage: VolumeSpec,
 
+    /// Also keep the backups in S3-compatible object storage: after each backup the volume's
+    /// backups are copied to the bucket, which then holds exactly what the volume holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Spec>,
+
     /// Scheduling and pod metadata overrides for backup pods.
     #[serde(default)]
     pub pod: PodOverrides,
+}
+
+/// An S3-compatible bucket (AWS S3, MinIO, Ceph RGW, ...).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Spec {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+
+    /// Key prefix; `<namespace>/<name>` of the platform when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+
+    /// Endpoint URL of an S3-compatible service; AWS when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^https?://"))]
+    pub endpoint: Option<String>,
+
+    /// Region.
+    #[serde(default = "defaults::s3_region")]
+    pub region: String,
+
+    /// Secret (in the platform's namespace) with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: String,
+
+    /// Image with the `aws` CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Data retention.
