@@ -43,6 +43,10 @@ OYL_E2E_KUBECONFIG="$(tests/cluster/up.sh | tail -n 1)"
 export OYL_E2E_KUBECONFIG PATH="$TOOLS_PATH:$PATH"
 
 stage "tests (unit, integration, end-to-end)"
-cargo test --workspace -- --include-ignored
+# The docs pages are also rendered in a real headless browser with no internet.
+if [ -z "${TEST_BROWSER:-}" ] && command -v chromium-headless-shell >/dev/null; then
+  export TEST_BROWSER=chromium-headless-shell
+fi
+cargo test --workspace --no-fail-fast -- --include-ignored
 
 stage "done"
