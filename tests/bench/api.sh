@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# API load benchmark: oyl-server (release) on SQLite and PostgreSQL, driven by wrk, beside a bare
+# axum handler (tests/bench/src/bin/ceiling.rs) on the same machine as the ceiling.
+#
+#   tests/bench/api.sh                      # everything: ~20 min with the defaults
+#   RUNS=1 DURATION=5 BACKENDS=sqlite ENDPOINTS="get" CONNS=64 tests/bench/api.sh   # one cell
+#
+# Endpoints: health (GET /health), get (authenticated GET /api/v1/tenants/{id}), list (GET
+# /api/v1/tenants/{id}/workspaces?limit=20&offset=20 over 100 workspaces), post (POST
+# /api/v1/tenants/{id}/workspaces), rag (POST /api/v1/teammates/{id}/query over 10 000 chunks,
+# built-in hashing embedder, embedded vector store, extractive answer).
+# Each cell: WARMUP s unrecorded, then DURATION s measured, RUNS times; the table shows medians.
+# Peak RSS is the server's VmHWM during the measured runs of that cell (reset before each one).
+# "other CPU" is the machine's busy CPU not used by oyl-server or wrk during the measurement, in
+# % of all cores: other engineers' work (and PostgreSQL itself on the postgres rows).
+#
+# Environment: DURATION (10), WARMUP (2), RUNS (3), CONNS ("1 16 64"), BACKENDS ("sqlite
+# postgres"), ENDPOINTS ("health get list post rag"), CEILING (1), WRK_THREADS (2),
+# OYL_SERVER_BIN (skip the release build and use this binary), OUT (results directory),
+# BENCH_LOG_LEVEL (warn).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RUNS=${RUNS:-3}
+CONNS=${CONNS:-"1 16 64"}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+ENDPOINTS=${ENDPOINTS:-"health get list post rag"}
+CEILING=${CEILING:-1}
+WRK_THREADS=${WRK_THREADS:-2}
+RAG_DOCS=${RAG_DOCS:-100}
+RAG_CHARS=${RAG_CHARS:-79600}
+RAG_QUERY=${RAG_QUERY:-"When is the invoice payment deadline and what is the refund policy?"}
+OUT=${OUT:-/tmp/oyl-bench/api-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.tsv"
+: >"$RESULTS"
+
+ensure_apt_tools wrk:wrk time:time
+build_helpers
+SERVER_BIN="$(release_bin oyl-server oyl-server "${OYL_SERVER_BIN:-}")"
+machine_facts | tee "$OUT/machine.txt" >&2
+
+SERVER_PID=
+cleanup() { stop_server; [ -n "${CEILING_PID:-}" ] && kill "$CEILING_PID" 2>/dev/null; true; }
+trap cleanup EXIT
+
+# measure TARGET BACKEND ENDPOINT CONNS PID URL: warm-up, then RUNS measured wrk runs.
+measure() {
+  local target=$1 backend=$2 endpoint=$3 conns=$4 pid=$5 url=$6 threads run
+  threads=$(( conns < WRK_THREADS ? conns : WRK_THREADS ))
+  wrk -t"$threads" -c"$conns" -d"${WARMUP}s" --timeout 30s -s "$BENCH_DIR/wrk.lua" "$url" >/dev/null 2>&1 || true
+  for ((run = 1; run <= RUNS; run++)); do
+    rss_reset "$pid"
+    local load busy0 busy1 srv0 srv1 out json wrk_cpu other
+    load=$(loadavg); busy0=$(machine_busy_seconds); srv0=$(cpu_seconds "$pid")
+    out=$(/usr/bin/time -f 'WRK_CPU %U %S' wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 30s \
+      -s "$BENCH_DIR/wrk.lua" "$url" 2>&1) || { echo "$out" >&2; die "wrk failed"; }
+    busy1=$(machine_busy_seconds); srv1=$(cpu_seconds "$pid")
+    json=$(echo "$out" | sed -n 's/^BENCH_JSON //p')
+    [ -n "$json" ] || { echo "$out" >&2; die "no result from wrk"; }
+    wrk_cpu=$(echo "$out" | awk '/^WRK_CPU/ {print $2 + $3}')
+    other=$(awk -v b="$busy1" -v a="$busy0" -v s1="$srv1" -v s0="$srv0" -v w="$wrk_cpu" -v d="$DURATION" -v n="$(nproc)" \
+      'BEGIN {o = ((b - a) - (s1 - s0) - w) / (d * n) * 100; if (o < 0) o = 0; printf "%.0f", o}')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$backend" "$endpoint" "$conns" "$run" \
+      "$(echo "$json" | jq -r .rps)" "$(echo "$json" | jq -r '.p50_us / 1000')" "$(echo "$json" | jq -r '.p99_us / 1000')" \
+      "$(echo "$json" | jq -r '.non2xx + .connect_errors + .read_errors + .write_errors + .timeouts')" \
+      "$(rss_peak_mb "$pid")" "$load" "$other" >>"$RESULTS"
+    log "$target/$backend $endpoint c=$conns run $run: $(echo "$json" | jq -c '{rps, p50_ms: (.p50_us/1000), p99_ms: (.p99_us/1000), non2xx}') other CPU ${other}%"
+  done
+}
+
+# The RAG corpus: RAG_DOCS deterministic Markdown files (100 x 79 600 characters = 10 000 chunks).
+CORPUS="$OYL_CACHE/bench-corpus/rag-$RAG_DOCS-$RAG_CHARS"
+[ -d "$CORPUS" ] || "$BENCH_BIN/corpus" --dir "$CORPUS" --docs "$RAG_DOCS" --chars "$RAG_CHARS" --format md
+
+for backend in $BACKENDS; do
+  work="$OUT/$backend"; mkdir -p "$work"
+  url="$(bench_database "$backend" "$work")"
+  server_env "$url" "$work"
+  seed_tenant "$SERVER_BIN" "Bench Tenant B"; TENANT_B=$TENANT_ID TOKEN_B=$TOKEN
+  seed_tenant "$SERVER_BIN" "Bench Tenant A"
+  start_server "$SERVER_BIN" "$work/server.log"
+  sleep 2
+  printf 'idle\t%s\tstart\t0\t0\t0\t0\t0\t0\t%s\t%s\t0\n' "$backend" "$(rss_now_mb "$SERVER_PID")" "$(loadavg)" >>"$RESULTS"
+  log "$backend: idle RSS $(rss_now_mb "$SERVER_PID") MiB"
+  auth=(-H "Authorization: Bearer $TOKEN" -H "X-Tenant-ID: $TENANT_ID" -H "content-type: application/json")
+  for i in $(seq 1 100); do
+    curl -fsS -o /dev/null "${auth[@]}" -d "{\"name\": \"Workspace $i\"}" "$BASE/api/v1/tenants/$TENANT_ID/workspaces"
+  done
+  if [[ " $ENDPOINTS " == *" rag "* ]]; then
+    log "$backend: ingesting the RAG corpus ($RAG_DOCS documents)"
+    upload_dir "$CORPUS" 4
+    chunks=$(process_batch)
+    log "$backend: $chunks chunks indexed"
+    echo "$chunks" >"$work/chunks"
+  fi
+  for endpoint in $ENDPOINTS; do
+    for c in $CONNS; do
+      export BENCH_METHOD=GET BENCH_BODY= BENCH_TOKEN=$TOKEN BENCH_TENANT=$TENANT_ID
+      case $endpoint in
+        health) BENCH_TOKEN= BENCH_TENANT= ; path=/health ;;
+        get) path="/api/v1/tenants/$TENANT_ID" ;;
+        list) path="/api/v1/tenants/$TENANT_ID/workspaces?limit=20&offset=20" ;;
+        post) BENCH_METHOD=POST BENCH_BODY='{"name": "Bench workspace", "description": "created by tests/bench/api.sh"}'
+              BENCH_TOKEN=$TOKEN_B BENCH_TENANT=$TENANT_B; path="/api/v1/tenants/$TENANT_B/workspaces" ;;
+        rag) BENCH_METHOD=POST BENCH_BODY="{\"query\": \"$RAG_QUERY\"}"; path="/api/v1/teammates/$TEAMMATE_ID/query" ;;
+        *) die "unknown endpoint $endpoint" ;;
+      esac
+      export BENCH_TOKEN BENCH_TENANT BENCH_METHOD BENCH_BODY
+      measure oyl-server "$backend" "$endpoint" "$c" "$SERVER_PID" "$BASE$path"
+    done
+  done
+  sleep 2
+  printf 'idle\t%s\tafter load\t0\t0\t0\t0\t0\t0\t%s\t%s\t0\n' "$backend" "$(rss_now_mb "$SERVER_PID")" "$(loadavg)" >>"$RESULTS"
+  stop_server
+  drop_bench_database "$url"
+done
+
+if [ "$CEILING" = 1 ]; then
+  port=$(free_port)
+  "$BENCH_BIN/ceiling" --port "$port" & CEILING_PID=$!
+  wait_http "http://127.0.0.1:$port/health" 10 || die "ceiling did not start"
+  printf 'idle\tnone\tstart\t0\t0\t0\t0\t0\t0\t%s\t%s\t0\n' "$(rss_now_mb "$CEILING_PID")" "$(loadavg)" >>"$RESULTS"
+  export BENCH_METHOD=GET BENCH_BODY= BENCH_TOKEN=x BENCH_TENANT=00000000-0000-0000-0000-000000000000
+  for c in $CONNS; do
+    measure bare-axum none health "$c" "$CEILING_PID" "http://127.0.0.1:$port/health"
+    measure bare-axum none get "$c" "$CEILING_PID" "http://127.0.0.1:$port/api/v1/tenants/00000000-0000-0000-0000-000000000000"
+  done
+  kill "$CEILING_PID"; wait "$CEILING_PID" 2>/dev/null || true; CEILING_PID=
+fi
+
+"$BENCH_DIR/report.sh" api "$OUT"

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Operator benchmark on the local control plane (tests/cluster/up.sh: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kwok): time from `kubectl apply` to every child
+# created and to Ready, for 1 platform and for PLATFORMS (100) at once; the API requests the
+# operator makes in steady state over STEADY (300) s; operator peak RSS and CPU time.
+#
+#   tests/bench/operator.sh
+#   PLATFORMS=20 STEADY=60 RUNS_ONE=1 tests/bench/operator.sh     # a quicker look
+#
+# How it measures: the operator (release build, its own namespace, the shipped ClusterRole bound
+# to its ServiceAccount, as in the e2e tests) talks to the apiserver through kproxy
+# (src/bin/kproxy.rs), a counting reverse proxy that logs every request it forwards: time,
+# verb, resource, status, and the phase of status writes. So the counts are the operator's and
+# no one else's (the control plane is shared; apiserver_request_total has no per-client label),
+# "children created" is the time of the last 201 answer to the operator's apply of a child, and
+# "Ready" the time the operator wrote phase Ready (checked with kubectl at the end). The
+# steady-state window starts SETTLE (30) s after the last platform is Ready.
+# Peak RSS is the operator's VmHWM; CPU time its utime+stime from /proc.
+#
+# Environment: PLATFORMS (100), STEADY (300), SETTLE (30), RUNS_ONE (3: runs of the 1-platform
+# case), OYL_OPERATOR_BIN (skip the release build), OUT, KEEP_NAMESPACES (0).
+# The control plane is started if needed and left running (other users share it).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PLATFORMS=${PLATFORMS:-100}
+STEADY=${STEADY:-300}
+SETTLE=${SETTLE:-30}
+RUNS_ONE=${RUNS_ONE:-3}
+KEEP_NAMESPACES=${KEEP_NAMESPACES:-0}
+OUT=${OUT:-/tmp/oyl-bench/operator-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.tsv"
+: >"$RESULTS"
+
+build_helpers
+OPERATOR_BIN="$(release_bin oyl-operator oyl-operator "${OYL_OPERATOR_BIN:-}")"
+KUBECONFIG="$("$REPO_ROOT/tests/cluster/up.sh" | tail -n1)"; export KUBECONFIG
+. "$REPO_ROOT/tests/cluster/lib.sh"
+export PATH="$TOOLS_PATH:$PATH"
+machine_facts | tee "$OUT/machine.txt" >&2
+echo "control plane: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION (simulated pods), etcd $ETCD_VERSION" | tee -a "$OUT/machine.txt" >&2
+
+record() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; log "$1: $2"; }
+now() { date +%s.%N; }
+
+# The CRD of the binary under test and the shipped ClusterRole, applied as the e2e tests do.
+"$OPERATOR_BIN" crd | kubectl apply --server-side --force-conflicts --field-manager oyl-e2e -f - >/dev/null
+kubectl wait crd/oylplatforms.oyl.dev --for=condition=Established --timeout=60s >/dev/null
+kubectl apply --server-side --force-conflicts --field-manager oyl-e2e -f "$REPO_ROOT/config/rbac/cluster_role.yaml" >/dev/null
+
+# Children of one default platform, as the operator renders them.
+sample=$(mktemp); printf 'apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: p\nspec: {}\n' >"$sample"
+CHILDREN=$("$OPERATOR_BIN" render -f "$sample" -n bench | grep -c '^kind:')
+rm -f "$sample"
+echo "children per default platform: $CHILDREN ($("$OPERATOR_BIN" render -f <(printf 'apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: p\nspec: {}\n') -n bench | sed -n 's/^kind: //p' | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}'))" | tee -a "$OUT/machine.txt" >&2
+
+NAMESPACES=()
+OPERATOR_PID= PROXY_PID=
+cleanup() {
+  [ -n "$OPERATOR_PID" ] && kill "$OPERATOR_PID" 2>/dev/null
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null
+  if [ "$KEEP_NAMESPACES" != 1 ]; then
+    for ns in "${NAMESPACES[@]}"; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+  fi
+}
+trap cleanup EXIT
+
+# A namespace with the operator's ServiceAccount bound to the shipped ClusterRole, the counting
+# proxy and the operator (through the proxy, with the ServiceAccount's token).
+start_operator() { # start_operator NAMESPACE
+  local ns=$1 token server ca proxy_port metrics_port
+  NAMESPACES+=("$ns")
+  kubectl create namespace "$ns" >/dev/null
+  kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted \
+    pod-security.kubernetes.io/enforce-version=latest oyl.dev/bench=true >/dev/null
+  kubectl -n "$ns" create serviceaccount oyl-operator >/dev/null
+  kubectl -n "$ns" create rolebinding oyl-operator --clusterrole=oyl-operator --serviceaccount="$ns:oyl-operator" >/dev/null
+  token=$(kubectl -n "$ns" create token oyl-operator --duration=4h)
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca="$OUT/ca.crt"
+  kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$ca"
+  proxy_port=$(free_port)
+  PROXY_LOG="$OUT/$ns.requests.jsonl"
+  "$BENCH_BIN/kproxy" serve --listen "127.0.0.1:$proxy_port" --upstream "$server" --ca "$ca" --log "$PROXY_LOG" \
+    2>"$OUT/$ns.kproxy.log" & PROXY_PID=$!
+  cat >"$OUT/$ns.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: bench, cluster: {server: "http://127.0.0.1:$proxy_port"}}]
+users: [{name: operator, user: {token: "$token"}}]
+contexts: [{name: bench, context: {cluster: bench, user: operator, namespace: "$ns"}}]
+current-context: bench
+KC
+  metrics_port=$(free_port)
+  OPERATOR_METRICS="http://127.0.0.1:$metrics_port/metrics"
+  KUBECONFIG="$OUT/$ns.kubeconfig" "$OPERATOR_BIN" run --namespace "$ns" --metrics-addr "127.0.0.1:$metrics_port" \
+    2>"$OUT/$ns.operator.log" & OPERATOR_PID=$!
+  wait_http "http://127.0.0.1:$metrics_port/readyz" 60 || { tail "$OUT/$ns.operator.log" >&2; die "the operator did not become ready"; }
+  sleep 1
+}
+
+stop_operator() {
+  kill "$OPERATOR_PID" 2>/dev/null; wait "$OPERATOR_PID" 2>/dev/null || true; OPERATOR_PID=
+  kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=
+}
+
+manifests() { # manifests N: N default platforms p000, p001, ...
+  local i
+  for ((i = 0; i < $1; i++)); do
+    printf -- '---\napiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: p%03d\nspec: {}\n' "$i"
+  done
+}
+
+# apply_and_wait N LABEL: applies N platforms at once, waits until the operator has written Ready
+# for all of them; records the timings. Sets T_READY (UNIX time the last one was Ready).
+apply_and_wait() {
+  local n=$1 label=$2 t0 timings deadline
+  manifests "$n" >"$OUT/platforms-$n.yaml"
+  t0=$(now)
+  kubectl -n "$NS" apply -f "$OUT/platforms-$n.yaml" >/dev/null
+  record "$label: kubectl apply itself (s)" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')"
+  deadline=$(( $(date +%s) + 600 ))
+  while :; do
+    timings=$("$BENCH_BIN/kproxy" timings --log "$PROXY_LOG" --since "$t0" --children "$CHILDREN" --platforms "$n")
+    [ "$(echo "$timings" | jq -r .all_ready_s)" != null ] && break
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "$timings" >&2; kubectl -n "$NS" get oylplatforms >&2; die "platforms not Ready after 600 s"; }
+    sleep 1
+  done
+  echo "$timings" >"$OUT/$NS.timings.json"
+  record "$label: apply -> first child created (s)" "$(echo "$timings" | jq -r .first_write_s)"
+  record "$label: apply -> all children created (s)" "$(echo "$timings" | jq -r '.all_children_created_s // "nan"')"
+  record "$label: apply -> first Ready (s)" "$(echo "$timings" | jq -r .first_ready_s)"
+  record "$label: apply -> all Ready (s)" "$(echo "$timings" | jq -r .all_ready_s)"
+  T_READY=$(awk -v a="$t0" -v r="$(echo "$timings" | jq -r .all_ready_s)" 'BEGIN {printf "%.3f", a + r}')
+  # Cross-check with the API: every platform says Ready.
+  local ready
+  ready=$(kubectl -n "$NS" get oylplatforms -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Ready$' || true)
+  [ "$ready" -eq "$n" ] || log "warning: kubectl shows $ready of $n platforms Ready"
+}
+
+suffix() { printf '%04x' $(( RANDOM % 65536 )); }
+
+# 1. One platform (RUNS_ONE times, a fresh namespace and operator each).
+for ((run = 1; run <= RUNS_ONE; run++)); do
+  NS="oyl-bench-1-$(suffix)"
+  start_operator "$NS"
+  apply_and_wait 1 "1 platform"
+  record "1 platform: operator peak RSS (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
+  stop_operator
+  [ "$KEEP_NAMESPACES" = 1 ] || kubectl delete namespace "$NS" --wait=false >/dev/null
+done
+
+# 2. PLATFORMS platforms at once, then the steady state.
+NS="oyl-bench-$PLATFORMS-$(suffix)"
+start_operator "$NS"
+cpu0=$(cpu_seconds "$OPERATOR_PID")
+apply_and_wait "$PLATFORMS" "$PLATFORMS platforms"
+record "$PLATFORMS platforms: operator CPU time, apply -> all Ready (s)" "$(awk -v a="$cpu0" -v b="$(cpu_seconds "$OPERATOR_PID")" 'BEGIN {printf "%.2f", b - a}')"
+record "$PLATFORMS platforms: operator peak RSS until all Ready (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
+log "steady state: settling ${SETTLE}s, then counting requests for ${STEADY}s"
+sleep "$SETTLE"
+peak_ramp=$(rss_peak_mb "$OPERATOR_PID")
+t_s=$(now); cpu_s=$(cpu_seconds "$OPERATOR_PID"); rss_reset "$OPERATOR_PID"
+reconciles0=$(curl -fs "$OPERATOR_METRICS" | awk '/^controller_runtime_reconcile_total/ {s += $NF} END {print s + 0}')
+sleep "$STEADY"
+t_e=$(now)
+reconciles1=$(curl -fs "$OPERATOR_METRICS" | awk '/^controller_runtime_reconcile_total/ {s += $NF} END {print s + 0}')
+summary=$("$BENCH_BIN/kproxy" summary --log "$PROXY_LOG" --from "$t_s" --to "$t_e")
+echo "$summary" | jq . >"$OUT/steady-state.json"
+per() { awk -v v="$1" -v n="$PLATFORMS" 'BEGIN {printf "%.2f", v / n}'; }
+record "steady state: window (s)" "$STEADY"
+record "steady state: requests per platform in 5 min" "$(per "$(echo "$summary" | jq .total)")"
+record "steady state: reads per platform in 5 min" "$(per "$(echo "$summary" | jq .reads)")"
+record "steady state: writes per platform in 5 min" "$(per "$(echo "$summary" | jq .writes)")"
+record "steady state: reconciles per platform in 5 min" "$(per "$(( reconciles1 - reconciles0 ))")"
+record "steady state: operator CPU time over the window (s)" "$(awk -v a="$cpu_s" -v b="$(cpu_seconds "$OPERATOR_PID")" 'BEGIN {printf "%.2f", b - a}')"
+record "steady state: operator peak RSS (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
+record "operator peak RSS, whole run with $PLATFORMS platforms (MiB)" "$(awk -v a="$peak_ramp" -v b="$(rss_peak_mb "$OPERATOR_PID")" 'BEGIN {print (a > b ? a : b)}')"
+record "operator total CPU time with $PLATFORMS platforms (s)" "$(cpu_seconds "$OPERATOR_PID")"
+curl -fs "$OPERATOR_METRICS" | grep -E '^(controller_runtime_reconcile_total|oyl_operator_children_applied_total)' >"$OUT/operator-metrics.txt" || true
+echo "steady-state requests by verb and resource (all $PLATFORMS platforms, ${STEADY}s):" >&2
+echo "$summary" | jq -r '.by_verb_resource | to_entries[] | "  \(.value)\t\(.key)"' >&2
+stop_operator
+
+"$BENCH_DIR/report.sh" operator "$OUT"
