@@ -26,6 +26,9 @@ done
 stage "checkov on the chart and on what the operator renders"
 tests/chart/checkov.sh
 
+stage "server tests on the embedded defaults (SQLite, in-process limiter and cache, embedded vectors)"
+env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u TEST_CHROMA_URL cargo test -p oyl-server --no-fail-fast
+
 stage "services for the server tests"
 cleanup=("tests/cluster/down.sh")
 for svc in postgres redis chroma; do
@@ -42,7 +45,7 @@ stage "control plane (build on first use, then start)"
 OYL_E2E_KUBECONFIG="$(tests/cluster/up.sh | tail -n 1)"
 export OYL_E2E_KUBECONFIG PATH="$TOOLS_PATH:$PATH"
 
-stage "tests (unit, integration, end-to-end)"
+stage "tests (unit, integration, end-to-end; the server's against PostgreSQL, Redis and ChromaDB)"
 # The docs pages are also rendered in a real headless browser with no internet.
 if [ -z "${TEST_BROWSER:-}" ] && command -v chromium-headless-shell >/dev/null; then
   export TEST_BROWSER=chromium-headless-shell
