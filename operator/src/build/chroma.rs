@@ -6,7 +6,8 @@ use super::{Child, env_value};
 use crate::crd::{ManagedSpec, OylPlatform};
 use k8s_openapi::api::core::v1::Container;
 
-pub const IMAGE: &str = "docker.io/chromadb/chroma:1.0.20";
+/// The ChromaDB release the server is tested against (tests/services/chroma.sh).
+pub const IMAGE: &str = "docker.io/chromadb/chroma:1.5.9";
 pub const PORT: i32 = 8000;
 /// The user ChromaDB (and the backup container reading its files) runs as.
 pub const UID: i64 = 1000;
