@@ -71,6 +71,27 @@ fn pod_templates(children: &[Child]) -> Vec<(String, PodTemplateSpec)> {
         .collect()
 }
 
+fn cronjob(children: &[Child]) -> &k8s_openapi::api::batch::v1::CronJob {
+    children
+        .iter()
+        .find_map(|c| match c {
+            Child::CronJob(j) => Some(j),
+            _ => None,
+        })
+        .expect("the backup CronJob")
+}
+
+fn backup_pod(cron: &k8s_openapi::api::batch::v1::CronJob) -> k8s_openapi::api::core::v1::PodSpec {
+    cron.spec
+        .job_template
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+}
+
 fn api_container(children: &[Child]) -> Container {
     deployment(children, "acme-api")
         .spec
@@ -221,13 +242,7 @@ fn external_postgres_deploys_nothing_and_wires_the_users_secret() {
             .contains_key(secrets::DATABASE_URL)
     );
     // The backup job dumps the external database through the same Secret.
-    let cron = c
-        .iter()
-        .find_map(|c| match c {
-            Child::CronJob(j) => Some(j),
-            _ => None,
-        })
-        .unwrap();
+    let cron = cronjob(&c);
     let job_container = &cron
         .spec
         .job_template
@@ -601,13 +616,7 @@ fn backup_cronjob_never_overlaps_and_runs_the_shipped_script() {
     let c = children(&platform(
         "  backup: {schedule: '*/30 * * * *', retention: 3, suspend: true, timeZone: Europe/Berlin}",
     ));
-    let cron = c
-        .iter()
-        .find_map(|c| match c {
-            Child::CronJob(j) => Some(j),
-            _ => None,
-        })
-        .unwrap();
+    let cron = cronjob(&c);
     assert_eq!(cron.spec.schedule, "*/30 * * * *");
     assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
     assert_eq!(cron.spec.suspend, Some(true));
@@ -988,22 +997,8 @@ mod restore {
 #[test]
 fn the_backup_job_archives_chroma_read_only_next_to_it() {
     let c = children(&platform(""));
-    let cron = c
-        .iter()
-        .find_map(|c| match c {
-            Child::CronJob(j) => Some(j),
-            _ => None,
-        })
-        .unwrap();
-    let pod = cron
-        .spec
-        .job_template
-        .spec
-        .clone()
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let cron = cronjob(&c);
+    let pod = backup_pod(cron);
     let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["postgres", "redis", "chroma"]);
     let chroma = &pod.containers[2];
@@ -1041,22 +1036,8 @@ fn the_backup_job_archives_chroma_read_only_next_to_it() {
     );
     // External ChromaDB: nothing to archive.
     let c = children(&platform("  chroma: {external: {host: c}}"));
-    let cron = c
-        .iter()
-        .find_map(|c| match c {
-            Child::CronJob(j) => Some(j),
-            _ => None,
-        })
-        .unwrap();
-    let pod = cron
-        .spec
-        .job_template
-        .spec
-        .clone()
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let cron = cronjob(&c);
+    let pod = backup_pod(cron);
     assert_eq!(pod.containers.len(), 2);
     assert!(pod.affinity.is_none());
 }
@@ -1112,22 +1093,8 @@ fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
     let c = children(&platform(
         "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {file: latest}",
     ));
-    let cron = c
-        .iter()
-        .find_map(|c| match c {
-            Child::CronJob(j) => Some(j),
-            _ => None,
-        })
-        .unwrap();
-    let pod = cron
-        .spec
-        .job_template
-        .spec
-        .clone()
-        .unwrap()
-        .template
-        .spec
-        .unwrap();
+    let cron = cronjob(&c);
+    let pod = backup_pod(cron);
     let init: Vec<_> = pod
         .init_containers
         .as_ref()
