@@ -3,7 +3,7 @@
 //! fill a database through the API, back it up, restore it into an empty database, serve that
 //! and compare every resource through the API.
 
-use oyl_e2e::{free_port, http, repo_root, wait_for, workspace_bin};
+use oyl_e2e::{free_port, http, http_raw, repo_root, wait_for, workspace_bin};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -171,13 +171,74 @@ impl Server {
                             None,
                         )
                         .await;
-                    teammates.push(json!({"teammate": tm, "assistants": asst}));
+                    let mut assistants = vec![];
+                    for a in list(&asst) {
+                        let aid = a["id"].as_str().unwrap();
+                        let path = |what: &str| format!("/api/v1/assistants/{aid}/{what}");
+                        let instruction = self
+                            .call(&token, Some(&tid), "GET", &path("instruction"), None)
+                            .await;
+                        let mut knowledge = self
+                            .call(&token, Some(&tid), "GET", &path("knowledge/status"), None)
+                            .await;
+                        sort_documents(&mut knowledge);
+                        assistants.push(json!({"assistant": a, "instruction": instruction, "knowledge": knowledge}));
+                    }
+                    teammates.push(json!({"teammate": tm, "assistants": assistants}));
                 }
                 workspaces.push(json!({"workspace": w, "teammates": teammates}));
             }
             out.push(json!({"tenant": t, "workspaces": workspaces}));
         }
         Value::Array(out)
+    }
+}
+
+/// Asks a teammate the test's question; the answer without its timing.
+async fn ask(s: &Server, token: &str, tenant: &str, teammate: &str) -> Value {
+    let question = json!({"query": "What is the lighthouse keeper's cat called?"});
+    let path = format!("/api/v1/teammates/{teammate}/query");
+    let mut a = s
+        .call(token, Some(tenant), "POST", &path, Some(question))
+        .await;
+    a.as_object_mut().unwrap().remove("processing_time_ms");
+    a
+}
+
+/// Documents in a stable order, so two snapshots compare equal when their content does.
+fn sort_documents(status: &mut Value) {
+    if let Some(docs) = status["documents"].as_array_mut() {
+        docs.sort_by_key(|d| d["id"].as_str().unwrap_or_default().to_string());
+    }
+}
+
+impl Server {
+    async fn upload(
+        &self,
+        token: &str,
+        tenant: &str,
+        assistant: &str,
+        name: &str,
+        text: &str,
+    ) -> Value {
+        let boundary = "oylboundary7d1c";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
+        );
+        let auth = format!("Bearer {token}");
+        let (status, out) = http_raw(
+            self.port,
+            "POST",
+            &format!("/api/v1/assistants/{assistant}/knowledge/upload"),
+            &[("Authorization", &auth), ("X-Tenant-ID", tenant)],
+            Some((
+                &format!("multipart/form-data; boundary={boundary}"),
+                body.as_bytes(),
+            )),
+        )
+        .await;
+        assert_eq!(status, 201, "upload: {out}");
+        serde_json::from_str(&out).unwrap()
     }
 }
 
@@ -256,6 +317,62 @@ async fn a_backup_restores_into_an_empty_database_with_every_resource_identical(
             }
         }
     }
+    // Knowledge: a document, processed into chunks and vectors (the embedded store lives in the
+    // database, so it is part of the backup), and a query that finds it.
+    let first = &server.snapshot().await[0];
+    let tid = first["tenant"]["id"].as_str().unwrap().to_string();
+    let teammate = first["workspaces"][0]["teammates"][0]["teammate"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let assistant = first["workspaces"][0]["teammates"][0]["assistants"][0]["assistant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .upload(
+            &token,
+            &tid,
+            &assistant,
+            "notes.txt",
+            "The lighthouse keeper's cat is called Biscuit and sleeps on the lamp.",
+        )
+        .await;
+    // The in-process worker may take the document first; process-batch covers the rest.
+    server
+        .call(
+            &token,
+            Some(&tid),
+            "POST",
+            &format!("/api/v1/assistants/{assistant}/knowledge/process-batch"),
+            Some(json!({})),
+        )
+        .await;
+    wait_for(
+        Duration::from_secs(30),
+        "the document to be completed",
+        || async {
+            let st = server
+                .call(
+                    &token,
+                    Some(&tid),
+                    "GET",
+                    &format!("/api/v1/assistants/{assistant}/knowledge/status"),
+                    None,
+                )
+                .await;
+            (st["completed"] == 1).then_some(())
+        },
+    )
+    .await;
+    let answer_before = ask(&server, &token, &tid, &teammate).await;
+    assert!(
+        answer_before["answer"]
+            .as_str()
+            .unwrap()
+            .contains("Biscuit"),
+        "{answer_before}"
+    );
     let before = server.snapshot().await;
     assert_eq!(before.as_array().unwrap().len(), 2);
     drop(server);

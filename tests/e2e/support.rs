@@ -337,24 +337,48 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&serde_json::Value>,
 ) -> (u16, String) {
+    match body {
+        Some(b) => {
+            http_raw(
+                port,
+                method,
+                path,
+                headers,
+                Some(("application/json", b.to_string().as_bytes())),
+            )
+            .await
+        }
+        None => http_raw(port, method, path, headers, None).await,
+    }
+}
+
+/// Like [`http`], with a body of any content type.
+pub async fn http_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("server listening");
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let payload = body.map(|(_, b)| b).unwrap_or_default();
     let mut req = format!(
         "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
         payload.len()
     );
-    if body.is_some() {
-        req.push_str("Content-Type: application/json\r\n");
+    if let Some((content_type, _)) = body {
+        req.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    req.push_str(&payload);
-    s.write_all(req.as_bytes()).await.unwrap();
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(payload);
+    s.write_all(&bytes).await.unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
