@@ -92,7 +92,8 @@ for backend in $BACKENDS; do
   if [[ " $ENDPOINTS " == *" rag "* ]]; then
     log "$backend: ingesting the RAG corpus ($RAG_DOCS documents)"
     upload_dir "$CORPUS" 4
-    chunks=$(process_batch)
+    process_batch >/dev/null
+    chunks=$(wait_processed 600)
     log "$backend: $chunks chunks indexed"
     echo "$chunks" >"$work/chunks"
   fi

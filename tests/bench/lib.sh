@@ -15,7 +15,11 @@ machine_facts() {
   local model
   model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
   echo "machine: $(nproc) cores ($model), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
-  echo "commit:  $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO_ROOT" status --porcelain -- server operator 2>/dev/null | grep -q . && echo ' (server/ or operator/ modified in the work tree)')"
+  if [ -n "${OYL_SERVER_BIN:-}${OYL_OPERATOR_BIN:-}" ]; then
+    echo "binary:  ${OYL_SERVER_BIN:-}${OYL_OPERATOR_BIN:+ $OYL_OPERATOR_BIN} (prebuilt; built from ${BENCH_COMMIT:-an unrecorded commit})"
+  else
+    echo "commit:  $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO_ROOT" status --porcelain -- server operator 2>/dev/null | grep -q . && echo ' (server/ or operator/ modified in the work tree)')"
+  fi
   echo "date:    $(date -u +%Y-%m-%dT%H:%MZ); load average at start: $(loadavg)"
 }
 
@@ -178,4 +182,20 @@ ensure_apt_tools() { # ensure_apt_tools CMD:PACKAGE...
   else
     sudo -n sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing[*]}" >&2
   fi
+}
+
+# Waits until no document of the assistant is pending or processing (the in-process worker may
+# still hold some after process-batch answered); prints the total of completed chunks.
+wait_processed() { # wait_processed [TIMEOUT_S]
+  local secs=${1:-600} i s
+  for ((i = 0; i < secs * 2; i++)); do
+    s=$(curl -fsS -H "Authorization: Bearer $TOKEN" -H "X-Tenant-ID: $TENANT_ID" \
+      "$BASE/api/v1/assistants/$ASSISTANT_ID/knowledge/status")
+    if [ "$(echo "$s" | jq '.pending + .processing')" = 0 ]; then
+      echo "$s" | jq '[.documents[] | select(.processed_status == "completed") | .chunk_count] | add // 0'
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "documents still pending after ${secs}s"
 }

@@ -168,7 +168,8 @@ t_e=$(now)
 reconciles1=$(curl -fs "$OPERATOR_METRICS" | awk '/^controller_runtime_reconcile_total/ {s += $NF} END {print s + 0}')
 summary=$("$BENCH_BIN/kproxy" summary --log "$PROXY_LOG" --from "$t_s" --to "$t_e")
 echo "$summary" | jq . >"$OUT/steady-state.json"
-per() { awk -v v="$1" -v n="$PLATFORMS" 'BEGIN {printf "%.2f", v / n}'; }
+# Per platform, scaled to 5 minutes (exact when STEADY=300).
+per() { awk -v v="$1" -v n="$PLATFORMS" -v s="$STEADY" 'BEGIN {printf "%.2f", v / n * 300 / s}'; }
 record "steady state: window (s)" "$STEADY"
 record "steady state: requests per platform in 5 min" "$(per "$(echo "$summary" | jq .total)")"
 record "steady state: reads per platform in 5 min" "$(per "$(echo "$summary" | jq .reads)")"
