@@ -70,7 +70,10 @@ impl Server {
             .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
             .env("DATABASE_URL", database_url)
             .env("SECRET_KEY", SECRET_KEY)
-            .env("UPLOAD_DIR", std::env::temp_dir().join(format!("oyl-uploads-{port}")))
+            .env(
+                "UPLOAD_DIR",
+                std::env::temp_dir().join(format!("oyl-uploads-{port}")),
+            )
             .env("LOG_LEVEL", "warn")
             // The test fills the database faster than any tenant's default budget allows.
             .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "1000000")
