@@ -75,6 +75,10 @@ for pair in $STORES; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$store" "$backend" "$docs" "$chunks" "$row" \
       "$(rss_peak_mb "$SERVER_PID")" "$load" "$other" >>"$RESULTS"
     log "$store/$backend run $run: $docs docs, $chunks chunks; upload/process/embed/total s: $(echo "$row" | tr '\t' ' '); other CPU ${other}% (includes curl)"
+    if [ "$store" = chroma ]; then # drop the run's vectors (a database per tenant in ChromaDB)
+      curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $("$SERVER_BIN" token --admin 2>/dev/null)" \
+        -H "X-Tenant-ID: $TENANT_ID" "$BASE/api/v1/tenants/$TENANT_ID" || log "could not delete the run's tenant"
+    fi
     stop_server
     drop_bench_database "$url"
     unset CHROMA_HOST CHROMA_PORT

@@ -132,7 +132,10 @@ start_server() { # start_server BIN LOGFILE
 }
 
 stop_server() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  if [ -n "${SERVER_PID:-}" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
   SERVER_PID=
 }
 
@@ -161,7 +164,7 @@ process_batch() {
 }
 
 # A metric's value from oyl-server's /metrics (first sample whose line starts with $1).
-metric() { curl -fs "$BASE/metrics" | awk -v m="$1" 'index($0, m) == 1 {print $NF; exit}'; }
+metric() { { curl -fs "$BASE/metrics" || true; } | awk -v m="$1" 'index($0, m) == 1 && !done {print $NF; done = 1}'; }
 
 # Busy CPU time of the whole machine so far, in seconds (user+nice+system+irq+softirq+steal).
 machine_busy_seconds() {

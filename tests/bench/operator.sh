@@ -44,6 +44,17 @@ echo "control plane: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION (simulated pods
 record() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; log "$1: $2"; }
 now() { date +%s.%N; }
 
+# Capacity: the control plane has one fake node of 64 CPUs (tests/cluster/kwok-node.yaml), and a
+# default platform requests 0.7 CPU (PostgreSQL 250m, ChromaDB 250m, Redis 100m, API 100m), so 100
+# platforms do not fit on it: their last pods would stay Pending ("Insufficient cpu") and never be
+# Ready. Add fake nodes kwok-node-bench-1..K (one per 80 platforms), the same as the first. They
+# are left in place: other users' pods may run on them by then, and they cost nothing.
+for ((i = 1; i <= (PLATFORMS + 79) / 80; i++)); do
+  sed "s/kwok-node-0/kwok-node-bench-$i/g" "$REPO_ROOT/tests/cluster/kwok-node.yaml" | kubectl apply -f - >/dev/null
+  kubectl wait "node/kwok-node-bench-$i" --for=condition=Ready --timeout=60s >/dev/null
+done
+echo "nodes: $(kubectl get nodes --no-headers | wc -l) fake (kwok) nodes of 64 CPUs" | tee -a "$OUT/machine.txt" >&2
+
 # The CRD of the binary under test and the shipped ClusterRole, applied as the e2e tests do.
 "$OPERATOR_BIN" crd | kubectl apply --server-side --force-conflicts --field-manager oyl-e2e -f - >/dev/null
 kubectl wait crd/oylplatforms.oyl.dev --for=condition=Established --timeout=60s >/dev/null
