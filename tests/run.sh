@@ -27,7 +27,9 @@ stage "checkov on the chart and on what the operator renders"
 tests/chart/checkov.sh
 
 stage "server tests on the embedded defaults (SQLite, in-process limiter and cache, embedded vectors)"
-env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u TEST_CHROMA_URL cargo test -p oyl-server --no-fail-fast
+# --workspace (not -p oyl-server) reuses the workspace build instead of re-resolving features;
+# without --include-ignored this runs only what needs no services.
+env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u TEST_CHROMA_URL cargo test --workspace --no-fail-fast
 
 stage "services for the server tests"
 cleanup=("tests/cluster/down.sh")
