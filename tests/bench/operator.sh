@@ -17,7 +17,7 @@
 # steady-state window starts SETTLE (30) s after the last platform is Ready.
 # Peak RSS is the operator's VmHWM; CPU time its utime+stime from /proc.
 #
-# Environment: PLATFORMS (100), STEADY (300), SETTLE (30), RUNS_ONE (3: runs of the 1-platform
+# Environment: PLATFORMS (100), STEADY (300; 0 skips the steady state), SETTLE (30), RUNS_ONE (3: runs of the 1-platform
 # case), OYL_OPERATOR_BIN (skip the release build), OUT, KEEP_NAMESPACES (0).
 # The control plane is started if needed and left running (other users share it).
 set -euo pipefail
@@ -152,6 +152,20 @@ apply_and_wait() {
 
 suffix() { printf '%04x' $(( RANDOM % 65536 )); }
 
+# Namespaces of earlier runs are deleted in the background (hundreds of pods for the garbage
+# collector and kwok): wait until they are gone, so their deletion does not load the control plane
+# during a measurement.
+wait_namespaces_gone() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    kubectl get namespaces -l oyl.dev/bench=true \
+      -o jsonpath='{range .items[?(@.status.phase=="Terminating")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | grep -q . || return 0
+    sleep 2
+  done
+  log "warning: bench namespaces still terminating after 600 s"
+}
+wait_namespaces_gone
+
 # 1. One platform (RUNS_ONE times, a fresh namespace and operator each).
 for ((run = 1; run <= RUNS_ONE; run++)); do
   NS="oyl-bench-1-$(suffix)"
@@ -160,15 +174,23 @@ for ((run = 1; run <= RUNS_ONE; run++)); do
   record "1 platform: operator peak RSS (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
   stop_operator
   [ "$KEEP_NAMESPACES" = 1 ] || kubectl delete namespace "$NS" --wait=false >/dev/null
+  wait_namespaces_gone
 done
 
 # 2. PLATFORMS platforms at once, then the steady state.
+wait_namespaces_gone
 NS="oyl-bench-$PLATFORMS-$(suffix)"
 start_operator "$NS"
 cpu0=$(cpu_seconds "$OPERATOR_PID")
 apply_and_wait "$PLATFORMS" "$PLATFORMS platforms"
 record "$PLATFORMS platforms: operator CPU time, apply -> all Ready (s)" "$(awk -v a="$cpu0" -v b="$(cpu_seconds "$OPERATOR_PID")" 'BEGIN {printf "%.2f", b - a}')"
 record "$PLATFORMS platforms: operator peak RSS until all Ready (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
+if [ "$STEADY" = 0 ]; then
+  record "operator peak RSS, whole run with $PLATFORMS platforms (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
+  stop_operator
+  "$BENCH_DIR/report.sh" operator "$OUT"
+  exit 0
+fi
 log "steady state: settling ${SETTLE}s, then counting requests for ${STEADY}s"
 sleep "$SETTLE"
 peak_ramp=$(rss_peak_mb "$OPERATOR_PID")
