@@ -48,7 +48,7 @@ fn api(dir: &str) {
     type Key = (String, String, String, u32);
     let mut cells: BTreeMap<Key, Vec<&Vec<String>>> = BTreeMap::new();
     let mut idle = Vec::new();
-    let order = |e: &str| ["health", "get", "list", "post", "rag"].iter().position(|x| *x == e).unwrap_or(9);
+    let order = |e: &str| ["health", "get", "list", "rag", "post"].iter().position(|x| *x == e).unwrap_or(9);
     for r in &rows {
         if r[0] == "idle" {
             idle.push(format!("{} ({}): {} MiB", r[1], r[2], r[9]));
