@@ -30,16 +30,39 @@ const SYLLABLES: &[&str] = &[
 /// Words a business knowledge base would contain, mixed into the generated vocabulary so that
 /// queries about them retrieve something.
 const TOPICAL: &[&str] = &[
-    "invoice", "deadline", "payment", "contract", "delivery", "customer", "warranty", "refund",
-    "policy", "shipping", "account", "support", "renewal", "license", "pricing", "discount",
-    "onboarding", "security", "password", "backup", "storage", "report", "quarter", "budget",
+    "invoice",
+    "deadline",
+    "payment",
+    "contract",
+    "delivery",
+    "customer",
+    "warranty",
+    "refund",
+    "policy",
+    "shipping",
+    "account",
+    "support",
+    "renewal",
+    "license",
+    "pricing",
+    "discount",
+    "onboarding",
+    "security",
+    "password",
+    "backup",
+    "storage",
+    "report",
+    "quarter",
+    "budget",
 ];
 
 fn vocabulary(rng: &mut Rng, size: usize) -> Vec<String> {
     let mut words: Vec<String> = TOPICAL.iter().map(|w| w.to_string()).collect();
     while words.len() < size {
         let n = 1 + rng.below(3);
-        let w: String = (0..n).map(|_| SYLLABLES[rng.below(SYLLABLES.len())]).collect();
+        let w: String = (0..n)
+            .map(|_| SYLLABLES[rng.below(SYLLABLES.len())])
+            .collect();
         words.push(w);
     }
     words
@@ -99,7 +122,9 @@ fn main() {
         let content = match format.as_str() {
             "md" => format!("# Document {d}\n\n{body}"),
             "html" => {
-                let mut h = format!("<html><head><title>Document {d}</title></head><body><h1>Document {d}</h1>");
+                let mut h = format!(
+                    "<html><head><title>Document {d}</title></head><body><h1>Document {d}</h1>"
+                );
                 for p in body.split("\n\n").filter(|p| !p.is_empty()) {
                     let _ = write!(h, "<p>{p}</p>");
                 }

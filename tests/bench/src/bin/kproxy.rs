@@ -92,7 +92,9 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
-fn forwardable(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, &axum::http::HeaderValue)> {
+fn forwardable(
+    headers: &HeaderMap,
+) -> impl Iterator<Item = (&HeaderName, &axum::http::HeaderValue)> {
     headers
         .iter()
         .filter(|(k, _)| !HOP_BY_HOP.contains(&k.as_str()))
@@ -135,7 +137,10 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request) -> Response<Body> {
     let started = now();
     let upstream = builder.body(body).send().await;
     let (verb, resource, sub, ns, name) = classify(method.as_str(), &path, &query, &content_type);
-    let status = upstream.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
+    let status = upstream
+        .as_ref()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(502);
     let line = json!({
         "t": now(), "start": started, "method": method.as_str(), "verb": verb,
         "resource": resource, "sub": sub, "ns": ns, "name": name, "status": status,
@@ -244,9 +249,18 @@ fn summary(args: &[String]) {
 /// `--platforms` platforms) and when it wrote `phase: Ready` for each, in seconds after `--since`.
 fn timings(args: &[String]) {
     let log = arg(args, "--log").expect("--log FILE");
-    let since: f64 = arg(args, "--since").expect("--since SECS").parse().expect("--since SECS");
-    let children: usize = arg(args, "--children").expect("--children N").parse().expect("N");
-    let platforms: usize = arg(args, "--platforms").expect("--platforms N").parse().expect("N");
+    let since: f64 = arg(args, "--since")
+        .expect("--since SECS")
+        .parse()
+        .expect("--since SECS");
+    let children: usize = arg(args, "--children")
+        .expect("--children N")
+        .parse()
+        .expect("N");
+    let platforms: usize = arg(args, "--platforms")
+        .expect("--platforms N")
+        .parse()
+        .expect("N");
     let file = std::io::BufReader::new(std::fs::File::open(&log).expect("log"));
     let mut created: BTreeMap<String, f64> = BTreeMap::new();
     let mut ready: BTreeMap<String, f64> = BTreeMap::new();
@@ -303,7 +317,9 @@ async fn main() {
         Some("summary") => summary(&args[2..]),
         Some("timings") => timings(&args[2..]),
         _ => {
-            eprintln!("usage: kproxy serve --listen ADDR --upstream URL --ca FILE --log FILE | kproxy summary --log FILE [--from T] [--to T]");
+            eprintln!(
+                "usage: kproxy serve --listen ADDR --upstream URL --ca FILE --log FILE | kproxy summary --log FILE [--from T] [--to T]"
+            );
             std::process::exit(2);
         }
     }
@@ -319,14 +335,34 @@ mod tests {
             let (v, r, s, n, name) = classify(m, p, q, ct);
             format!("{v} {r} {s} {n} {name}")
         };
-        assert_eq!(c("GET", "/api/v1/namespaces/a/secrets", "labelSelector=x", ""), "list secrets  a ");
-        assert_eq!(c("GET", "/api/v1/namespaces/a/secrets", "watch=true", ""), "watch secrets  a ");
-        assert_eq!(c("GET", "/apis/apps/v1/namespaces/a/deployments/d", "", ""), "get deployments  a d");
         assert_eq!(
-            c("PATCH", "/apis/oyl.dev/v1alpha1/namespaces/a/oylplatforms/p/status", "", "application/apply-patch+yaml"),
+            c("GET", "/api/v1/namespaces/a/secrets", "labelSelector=x", ""),
+            "list secrets  a "
+        );
+        assert_eq!(
+            c("GET", "/api/v1/namespaces/a/secrets", "watch=true", ""),
+            "watch secrets  a "
+        );
+        assert_eq!(
+            c("GET", "/apis/apps/v1/namespaces/a/deployments/d", "", ""),
+            "get deployments  a d"
+        );
+        assert_eq!(
+            c(
+                "PATCH",
+                "/apis/oyl.dev/v1alpha1/namespaces/a/oylplatforms/p/status",
+                "",
+                "application/apply-patch+yaml"
+            ),
             "apply oylplatforms status a p"
         );
-        assert_eq!(c("GET", "/apis/oyl.dev/v1alpha1/oylplatforms", "", ""), "list oylplatforms   ");
-        assert_eq!(c("POST", "/apis/events.k8s.io/v1/namespaces/a/events", "", ""), "create events  a ");
+        assert_eq!(
+            c("GET", "/apis/oyl.dev/v1alpha1/oylplatforms", "", ""),
+            "list oylplatforms   "
+        );
+        assert_eq!(
+            c("POST", "/apis/events.k8s.io/v1/namespaces/a/events", "", ""),
+            "create events  a "
+        );
     }
 }

@@ -14,7 +14,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn rows(dir: &str) -> Vec<Vec<String>> {
@@ -35,11 +39,21 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn fmt_rps(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 fn fmt_ms(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// api.sh: target backend endpoint conns run rps p50_ms p99_ms errors peak_rss_mb load other_cpu
@@ -48,7 +62,12 @@ fn api(dir: &str) {
     type Key = (String, String, String, u32);
     let mut cells: BTreeMap<Key, Vec<&Vec<String>>> = BTreeMap::new();
     let mut idle = Vec::new();
-    let order = |e: &str| ["health", "get", "list", "rag", "post"].iter().position(|x| *x == e).unwrap_or(9);
+    let order = |e: &str| {
+        ["health", "get", "list", "rag", "post"]
+            .iter()
+            .position(|x| *x == e)
+            .unwrap_or(9)
+    };
     for r in &rows {
         if r[0] == "idle" {
             idle.push(format!("{} ({}): {} MiB", r[1], r[2], r[9]));
@@ -62,42 +81,78 @@ fn api(dir: &str) {
         );
         cells.entry(key).or_default().push(r);
     }
-    println!("| server | database | endpoint | conns | req/s | p50 ms | p99 ms | errors | peak RSS MiB | load avg | other CPU % | runs |");
+    println!(
+        "| server | database | endpoint | conns | req/s | p50 ms | p99 ms | errors | peak RSS MiB | load avg | other CPU % | runs |"
+    );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut med: BTreeMap<(String, String, String, u32), (f64, f64, f64)> = BTreeMap::new();
+    let mut med: BTreeMap<Key, (f64, f64, f64)> = BTreeMap::new();
     for ((b, e, target, c), runs) in &cells {
         let col = |i: usize| runs.iter().map(|r| num(&r[i])).collect::<Vec<_>>();
         let (rps, p50, p99) = (median(col(5)), median(col(6)), median(col(7)));
         let errors: f64 = col(8).iter().sum();
         let rss = col(9).into_iter().fold(0.0, f64::max);
         let (backend, endpoint) = (&b[1..], &e[1..]);
-        med.insert((target.clone(), backend.to_string(), endpoint.to_string(), *c), (rps, p50, p99));
+        med.insert(
+            (
+                target.clone(),
+                backend.to_string(),
+                endpoint.to_string(),
+                *c,
+            ),
+            (rps, p50, p99),
+        );
         println!(
             "| {target} | {backend} | {endpoint} | {c} | {} | {} | {} | {errors:.0} | {rss:.1} | {:.2} | {:.0} | {} |",
-            fmt_rps(rps), fmt_ms(p50), fmt_ms(p99), median(col(10)), median(col(11)), runs.len()
+            fmt_rps(rps),
+            fmt_ms(p50),
+            fmt_ms(p99),
+            median(col(10)),
+            median(col(11)),
+            runs.len()
         );
     }
     if !idle.is_empty() {
         println!("\nIdle RSS: {}", idle.join("; "));
     }
     println!("\nTargets (issue 8):");
-    let get = |t: &str, b: &str, e: &str, c: u32| med.get(&(t.into(), b.into(), e.into(), c)).copied();
+    let get =
+        |t: &str, b: &str, e: &str, c: u32| med.get(&(t.into(), b.into(), e.into(), c)).copied();
     if let Some((rps, _, p99)) = get("oyl-server", "sqlite", "get", 64) {
-        println!("- authenticated GET by id, SQLite, 64 connections: {} req/s (target >= 20000): {}", fmt_rps(rps), verdict(rps >= 20000.0));
-        println!("- ... p99 {} ms (target <= 10 ms): {}", fmt_ms(p99), verdict(p99 <= 10.0));
+        println!(
+            "- authenticated GET by id, SQLite, 64 connections: {} req/s (target >= 20000): {}",
+            fmt_rps(rps),
+            verdict(rps >= 20000.0)
+        );
+        println!(
+            "- ... p99 {} ms (target <= 10 ms): {}",
+            fmt_ms(p99),
+            verdict(p99 <= 10.0)
+        );
         if let Some((ceil, _, _)) = get("bare-axum", "none", "get", 64) {
-            println!("- ... within 2x of the bare-axum ceiling ({} req/s, ratio {:.2}): {}", fmt_rps(ceil), ceil / rps, verdict(ceil / rps <= 2.0));
+            println!(
+                "- ... within 2x of the bare-axum ceiling ({} req/s, ratio {:.2}): {}",
+                fmt_rps(ceil),
+                ceil / rps,
+                verdict(ceil / rps <= 2.0)
+            );
         }
     }
     for r in &rows {
         if r[0] == "idle" && r[1] == "sqlite" && r[2] == "start" {
             let v = num(&r[9]);
-            println!("- idle RSS (SQLite, after start): {v:.1} MiB (target <= 25 MiB): {}", verdict(v <= 25.0));
+            println!(
+                "- idle RSS (SQLite, after start): {v:.1} MiB (target <= 25 MiB): {}",
+                verdict(v <= 25.0)
+            );
         }
     }
     for c in [1, 16, 64] {
         if let Some((_, p50, _)) = get("oyl-server", "sqlite", "rag", c) {
-            println!("- RAG query over 10 000 chunks, embedded store, SQLite, {c} connection(s): p50 {} ms (target <= 20 ms): {}", fmt_ms(p50), verdict(p50 <= 20.0));
+            println!(
+                "- RAG query over 10 000 chunks, embedded store, SQLite, {c} connection(s): p50 {} ms (target <= 20 ms): {}",
+                fmt_ms(p50),
+                verdict(p50 <= 20.0)
+            );
         }
     }
 }
@@ -107,9 +162,14 @@ fn ingest(dir: &str) {
     let rows = rows(dir);
     let mut cells: BTreeMap<(String, String), Vec<&Vec<String>>> = BTreeMap::new();
     for r in &rows {
-        cells.entry((r[0].clone(), r[1].clone())).or_default().push(r);
+        cells
+            .entry((r[0].clone(), r[1].clone()))
+            .or_default()
+            .push(r);
     }
-    println!("| vector store | database | docs | chunks | extract (upload) docs/s | chunk+embed+index chunks/s | embed chunks/s | end to end docs/s | end to end chunks/s | peak RSS MiB | load avg | other CPU % | runs |");
+    println!(
+        "| vector store | database | docs | chunks | extract (upload) docs/s | chunk+embed+index chunks/s | embed chunks/s | end to end docs/s | end to end chunks/s | peak RSS MiB | load avg | other CPU % | runs |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((store, db), runs) in &cells {
         let col = |i: usize| runs.iter().map(|r| num(&r[i])).collect::<Vec<_>>();
@@ -121,8 +181,15 @@ fn ingest(dir: &str) {
         let total = median(col(7));
         println!(
             "| {store} | {db} | {docs:.0} | {chunks:.0} | {:.1} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.2} | {:.0} | {} |",
-            docs / upload, chunks / process, chunks / embed, docs / total, chunks / total,
-            col(8).into_iter().fold(0.0, f64::max), median(col(9)), median(col(10)), runs.len()
+            docs / upload,
+            chunks / process,
+            chunks / embed,
+            docs / total,
+            chunks / total,
+            col(8).into_iter().fold(0.0, f64::max),
+            median(col(9)),
+            median(col(10)),
+            runs.len()
         );
     }
 }
@@ -147,16 +214,28 @@ fn operator(dir: &str) {
     let m = |k: &str| values.get(k).map(|v| median(v.clone()));
     println!("\nTargets (issue 8):");
     if let Some(v) = m("1 platform: apply -> all children created (s)") {
-        println!("- one platform applied -> all children created: {v:.2} s (target <= 2 s): {}", verdict(v <= 2.0));
+        println!(
+            "- one platform applied -> all children created: {v:.2} s (target <= 2 s): {}",
+            verdict(v <= 2.0)
+        );
     }
     if let Some(v) = m("100 platforms: apply -> all Ready (s)") {
-        println!("- 100 platforms Ready: {v:.1} s (target <= 60 s): {}", verdict(v <= 60.0));
+        println!(
+            "- 100 platforms Ready: {v:.1} s (target <= 60 s): {}",
+            verdict(v <= 60.0)
+        );
     }
     if let Some(v) = m("steady state: writes per platform in 5 min") {
-        println!("- writes in steady state: {v} per platform (target 0): {}", verdict(v == 0.0));
+        println!(
+            "- writes in steady state: {v} per platform (target 0): {}",
+            verdict(v == 0.0)
+        );
     }
     if let Some(v) = m("operator peak RSS, whole run with 100 platforms (MiB)") {
-        println!("- operator RSS with 100 platforms: {v:.1} MiB (target <= 50 MiB): {}", verdict(v <= 50.0));
+        println!(
+            "- operator RSS with 100 platforms: {v:.1} MiB (target <= 50 MiB): {}",
+            verdict(v <= 50.0)
+        );
     }
 }
 
