@@ -38,7 +38,7 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
 
-ensure_apt_tools wrk:wrk time:time
+ensure_apt_tools wrk:wrk time:time jq:jq curl:curl
 build_helpers
 SERVER_BIN="$(release_bin oyl-server oyl-server "${OYL_SERVER_BIN:-}")"
 machine_facts | tee "$OUT/machine.txt" >&2

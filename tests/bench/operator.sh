@@ -33,6 +33,7 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
 
+ensure_apt_tools jq:jq curl:curl
 build_helpers
 OPERATOR_BIN="$(release_bin oyl-operator oyl-operator "${OYL_OPERATOR_BIN:-}")"
 KUBECONFIG="$("$REPO_ROOT/tests/cluster/up.sh" | tail -n1)"; export KUBECONFIG
