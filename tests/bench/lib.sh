@@ -176,7 +176,8 @@ machine_busy_seconds() {
 ensure_apt_tools() { # ensure_apt_tools CMD:PACKAGE...
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/bin/${pair%%:*}" ] || missing+=("${pair#*:}")
+    # type -P: a file on PATH (not bash's `time` keyword)
+    type -P "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]} from apt"
