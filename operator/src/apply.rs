@@ -184,7 +184,7 @@ pub async fn prune(
 ) -> Result<Vec<String>, kube::Error> {
     let mut pruned = Vec::new();
     for (kind, name) in observed.stale(owner_uid, desired) {
-        let result = match kind {
+        let result = match kind.as_str() {
             "Secret" => delete::<Secret>(client, ns, &name).await,
             "PersistentVolumeClaim" => delete::<PersistentVolumeClaim>(client, ns, &name).await,
             "Service" => delete::<Service>(client, ns, &name).await,
@@ -220,11 +220,11 @@ where
 
 impl Observed {
     /// (kind, name) of every observed object owned by `owner_uid` that `desired` lacks.
-    pub fn stale(&self, owner_uid: &str, desired: &[Child]) -> Vec<(&'static str, String)> {
+    pub fn stale(&self, owner_uid: &str, desired: &[Child]) -> Vec<(String, String)> {
         fn owned<K: ResourceExt + Resource<DynamicType = ()>>(
             items: &[K],
             owner_uid: &str,
-        ) -> impl Iterator<Item = (&'static str, String)> {
+        ) -> impl Iterator<Item = (String, String)> {
             items
                 .iter()
                 .filter(move |o| {
@@ -232,7 +232,7 @@ impl Observed {
                         .iter()
                         .any(|r| r.uid == owner_uid && r.controller == Some(true))
                 })
-                .map(|o| (kind_of::<K>(), o.name_any()))
+                .map(|o| (K::kind(&()).into_owned(), o.name_any()))
         }
         // Destructured without `..`: a new kind of child does not compile until it is listed here.
         let Observed {
@@ -261,21 +261,6 @@ impl Observed {
                     .any(|c| c.kind() == *kind && c.name() == *name)
             })
             .collect()
-    }
-}
-
-fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
-    match K::kind(&()).as_ref() {
-        "Secret" => "Secret",
-        "PersistentVolumeClaim" => "PersistentVolumeClaim",
-        "Service" => "Service",
-        "Deployment" => "Deployment",
-        "HorizontalPodAutoscaler" => "HorizontalPodAutoscaler",
-        "CronJob" => "CronJob",
-        "NetworkPolicy" => "NetworkPolicy",
-        "PodDisruptionBudget" => "PodDisruptionBudget",
-        "Job" => "Job",
-        _ => "Unknown",
     }
 }
 

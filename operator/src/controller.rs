@@ -1,7 +1,7 @@
 //! The reconcile loop: validate → observe → build → apply → prune → status.
 
 use crate::apply::{self, Observed};
-use crate::build::{self, Child, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
+use crate::build::{self, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
 use crate::crd::{OylPlatform, OylPlatformStatus, Phase};
 use crate::metrics::Metrics;
 use crate::status::{self, PassOutcome};
@@ -191,7 +191,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     }
 
     // 6. Check what the platform references but does not own, and the migration gate.
-    outcome.degraded = check_external_secrets(p, ctx, &ns, &desired).await?;
+    outcome.degraded = check_external_secrets(p, ctx, &ns).await?;
     let migration_job = build::migrate::job_name(p, &build::api::image(p));
     let serving = rollout.serving_image.clone().unwrap_or_default();
     match rollout.migration {
@@ -297,7 +297,6 @@ async fn check_external_secrets(
     p: &OylPlatform,
     ctx: &Context,
     ns: &str,
-    _desired: &[Child],
 ) -> Result<Option<(String, String)>, Error> {
     let refs = [
         ("postgres", p.spec.postgres.external.as_ref()),

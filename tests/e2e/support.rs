@@ -8,7 +8,7 @@
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use oyl_operator::crd::OylPlatform;
@@ -283,7 +283,14 @@ impl OperatorProcess {
     /// The value of the first sample of `name` whose labels contain `label_part`, from the
     /// operator's /metrics endpoint.
     pub async fn metric(&self, name: &str, label_part: &str) -> Option<f64> {
-        let body = http_get(self.metrics_port, "/metrics").await?;
+        // Not listening yet (starting) or gone: no sample.
+        tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .ok()?;
+        let (status, body) = http(self.metrics_port, "GET", "/metrics", &[], None).await;
+        if status != 200 {
+            return None;
+        }
         body.lines()
             .find(|l| l.starts_with(name) && !l.starts_with('#') && l.contains(label_part))
             .and_then(|l| l.rsplit(' ').next())
@@ -310,23 +317,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A minimal HTTP/1.0 GET on loopback (no HTTP client crate needed for /metrics).
-pub async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.ok()?;
-    let (head, body) = buf.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200")
-        .then(|| body.to_string())
-        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
 }
 
 /// One HTTP/1.0 request on loopback: (status, body). HTTP/1.0 keeps responses unchunked.
@@ -401,12 +391,4 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// Deletes an object if present (test cleanup helper).
-pub async fn delete_if_exists<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let _ = api.delete(name, &DeleteParams::default()).await;
 }

@@ -66,18 +66,18 @@ pub fn url(p: &OylPlatform) -> String {
 pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
     use contract::*;
     let creds = credentials_name(p);
-    let database_url = match &p.spec.postgres.external {
-        Some(ext) => env_from_secret(
-            DATABASE_URL,
-            &ext.url_secret_ref.name,
-            &ext.url_secret_ref.key,
-        ),
-        None => env_from_secret(DATABASE_URL, &creds, secrets::DATABASE_URL),
-    };
-    let redis_url = match &p.spec.redis.external {
-        Some(ext) => env_from_secret(REDIS_URL, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
-        None => env_from_secret(REDIS_URL, &creds, secrets::REDIS_URL),
-    };
+    let database_url = secrets::url_env(
+        DATABASE_URL,
+        p.spec.postgres.external.as_ref(),
+        p,
+        secrets::DATABASE_URL,
+    );
+    let redis_url = secrets::url_env(
+        REDIS_URL,
+        p.spec.redis.external.as_ref(),
+        p,
+        secrets::REDIS_URL,
+    );
     let (chroma_host, chroma_port) = chroma::endpoint(p);
     let mut env = vec![
         env_value(HOST, "0.0.0.0"),

@@ -9,7 +9,7 @@ use super::common::{
     resources, scratch_volume,
 };
 use super::managed::volume_claim;
-use super::secrets::{self, credentials_name};
+use super::secrets::{self, url_env};
 use super::{Child, chroma, content_hash, env_from_secret, env_value, postgres, redis};
 use crate::crd::OylPlatform;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
@@ -29,18 +29,6 @@ pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
 /// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
 pub const JOB_COMPONENT: &str = "backup";
-
-fn url_env(
-    name: &str,
-    external: Option<&crate::crd::ExternalUrlSpec>,
-    p: &OylPlatform,
-    key: &str,
-) -> EnvVar {
-    match external {
-        Some(ext) => env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
-        None => env_from_secret(name, &credentials_name(p), key),
-    }
-}
 
 fn script_container(
     name: &str,

@@ -99,6 +99,22 @@ pub fn secret(p: &OylPlatform, c: &Credentials) -> Secret {
     }
 }
 
+/// An env var holding a connection URL: from the user's Secret when the service is external,
+/// else from the generated credentials under `key`.
+pub fn url_env(
+    name: &str,
+    external: Option<&crate::crd::ExternalUrlSpec>,
+    p: &OylPlatform,
+    key: &str,
+) -> k8s_openapi::api::core::v1::EnvVar {
+    match external {
+        Some(ext) => {
+            super::env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key)
+        }
+        None => super::env_from_secret(name, &credentials_name(p), key),
+    }
+}
+
 pub fn credentials_name(p: &OylPlatform) -> String {
     child_name(p, Component::Credentials)
 }
