@@ -92,10 +92,36 @@ async fn get_tenant(
     PathId(id): PathId,
 ) -> ApiResult<Json<Tenant>> {
     same_tenant(&auth, &id)?;
-    let tenant = db::tenants::get(&state.db, &auth.scope)
+    let tenant = cached_tenant(&state, &auth.scope)
         .await?
         .ok_or_else(|| ApiError::not_found("Tenant"))?;
     Ok(Json(tenant))
+}
+
+/// The tenant row through the metadata cache (invalidated by every write inside the tenant,
+/// see `crate::cache`); the database on a miss or when the cache fails.
+async fn cached_tenant(
+    state: &AppState,
+    scope: &crate::auth::TenantScope,
+) -> ApiResult<Option<Tenant>> {
+    let cache = state.cache.as_ref();
+    let key = crate::cache::generation(cache, scope.tenant_id())
+        .await
+        .ok()
+        .map(|g| crate::cache::key(scope.tenant_id(), g, "tenant"));
+    if let Some(key) = &key
+        && let Ok(Some(json)) = cache.get(key).await
+        && let Ok(tenant) = serde_json::from_str::<Tenant>(&json)
+    {
+        return Ok(Some(tenant));
+    }
+    let tenant = db::tenants::get(&state.db, scope).await?;
+    if let (Some(key), Some(t)) = (key, &tenant)
+        && let Ok(json) = serde_json::to_string(t)
+    {
+        let _ = cache.set(&key, json, crate::cache::TTL).await;
+    }
+    Ok(tenant)
 }
 
 /// Rename a tenant.
