@@ -3,21 +3,22 @@
 //! knows about Oyl; it sees `Child`ren, labels and owner references.
 
 use crate::build::Child;
-use crate::build::common::{FIELD_MANAGER, children_selector};
+use crate::build::common::FIELD_MANAGER;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt::Debug;
 
-/// The children of one platform as the API server has them now (selected by label).
+/// The children of one platform as the watch caches have them (selected by label, see
+/// `crate::children`).
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub secrets: Vec<Secret>,
@@ -32,36 +33,7 @@ pub struct Observed {
     pub jobs: Vec<Job>,
 }
 
-async fn list<K>(client: &Client, ns: &str, lp: &ListParams) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    Ok(Api::<K>::namespaced(client.clone(), ns)
-        .list(lp)
-        .await?
-        .items)
-}
-
 impl Observed {
-    /// Lists every labelled child of the platform `name` in `ns`.
-    pub async fn list(client: &Client, ns: &str, name: &str) -> Result<Self, kube::Error> {
-        let lp = ListParams::default().labels(&children_selector(name));
-        Ok(Self {
-            secrets: list(client, ns, &lp).await?,
-            pvcs: list(client, ns, &lp).await?,
-            services: list(client, ns, &lp).await?,
-            deployments: list(client, ns, &lp).await?,
-            hpas: list(client, ns, &lp).await?,
-            cronjobs: list(client, ns, &lp).await?,
-            network_policies: list(client, ns, &lp).await?,
-            pdbs: list(client, ns, &lp).await?,
-            jobs: list(client, ns, &lp).await?,
-        })
-    }
-
     /// The observed object of the same kind and name as `child`, as JSON.
     fn counterpart(&self, child: &Child) -> Option<Value> {
         fn find<K: Serialize + ResourceExt>(items: &[K], name: &str) -> Option<Value> {

@@ -2,16 +2,12 @@
 
 use crate::apply::{self, Observed};
 use crate::build::{self, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
+use crate::children::{ChildStores, ChildWriters};
 use crate::crd::{OylPlatform, OylPlatformStatus, Phase};
 use crate::metrics::Metrics;
 use crate::status::{self, PassOutcome};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -56,6 +52,8 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub metrics: Metrics,
+    /// What every reconcile observes: the watch caches of the children.
+    pub children: ChildStores,
     pub reporter: Reporter,
     /// Consecutive failures per platform, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -64,10 +62,11 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Metrics) -> Self {
+    pub fn new(client: Client, metrics: Metrics, children: ChildStores) -> Self {
         Self {
             client,
             metrics,
+            children,
             reporter: Reporter {
                 controller: "oyl-operator".into(),
                 instance: std::env::var("POD_NAME").ok(),
@@ -113,7 +112,7 @@ pub async fn reconcile(p: Arc<OylPlatform>, ctx: Arc<Context>) -> Result<Action,
                 degraded: Some((e.reason().to_string(), e.to_string())),
                 ..PassOutcome::default()
             };
-            if let Ok(observed) = observe(&p, &ctx).await {
+            if let Ok(observed) = observe(&p, &ctx) {
                 let s = status::compute(&p, &observed, &degraded, now());
                 let _ = write_status(&p, &ctx, s).await;
             }
@@ -127,9 +126,9 @@ pub fn error_policy(p: Arc<OylPlatform>, _error: &Error, ctx: Arc<Context>) -> A
     Action::requeue(ctx.backoff(&status::platform_ref(&p)))
 }
 
-async fn observe(p: &OylPlatform, ctx: &Context) -> Result<Observed, Error> {
+fn observe(p: &OylPlatform, ctx: &Context) -> Result<Observed, Error> {
     let ns = p.namespace().ok_or(Error::NoNamespace)?;
-    Ok(Observed::list(&ctx.client, &ns, &p.name_any()).await?)
+    Ok(ctx.children.observe(&ns, &p.name_any()))
 }
 
 async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Error> {
@@ -151,11 +150,22 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         return Ok(Action::await_change());
     }
 
-    // 2. Observe the children as they are.
-    let observed = observe(p, ctx).await?;
+    // 2. Observe the children as the watch caches have them.
+    let observed = observe(p, ctx)?;
 
-    // 3. Build the desired set; generated secrets are reused from the existing Secret.
-    let credentials = Credentials::reuse_or_generate(observed.secret(&credentials_name(p)))?;
+    // 3. Build the desired set; generated secrets are reused from the existing Secret. The
+    //    caches are per kind and may lag each other, so a Secret missing from its cache is read
+    //    from the API server before new credentials replace ones that are in use.
+    let secret_name = credentials_name(p);
+    let existing_secret = match observed.secret(&secret_name) {
+        Some(s) => Some(s.clone()),
+        None => {
+            Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&secret_name)
+                .await?
+        }
+    };
+    let credentials = Credentials::reuse_or_generate(existing_secret.as_ref())?;
     let api_deployment =
         observed.deployment(&build::common::child_name(p, build::common::Component::Api));
     let rollout = build::Rollout::observe(p, api_deployment, &observed.jobs);
@@ -368,7 +378,11 @@ fn now() -> Time {
 /// Runs the controller until SIGTERM or Ctrl-C. Watches OylPlatforms in `namespace` (or all
 /// namespaces) and the children the operator labels, so a child edited or deleted by hand is
 /// reconciled back at once.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::Result<()> {
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    writers: ChildWriters,
+) -> anyhow_like::Result<()> {
     let client = ctx.client.clone();
     fn scoped<K>(client: &Client, ns: &Option<String>) -> Api<K>
     where
@@ -392,36 +406,29 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) -> anyhow_like::R
         attempt += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let children = watcher::Config::default().labels(&format!(
-        "{}={}",
-        crate::build::common::LABEL_MANAGED_BY,
-        crate::build::common::MANAGED_BY
-    ));
+    // The children's watches fill their caches before the first reconcile reads them; the
+    // tasks stop when `run` returns.
+    let mut watches = tokio::task::JoinSet::new();
+    let triggers = writers.watch(&client, namespace.as_deref(), &mut watches);
+    ctx.children.wait_until_ready().await?;
+    info!(objects = ctx.children.len(), "children cached");
     ctx.ready.store(true, Ordering::SeqCst);
     info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
         "controller starting"
     );
     Controller::new(platforms, watcher::Config::default())
-        .owns(scoped::<Deployment>(&client, &namespace), children.clone())
-        .owns(scoped::<Service>(&client, &namespace), children.clone())
-        .owns(scoped::<Secret>(&client, &namespace), children.clone())
-        .owns(
-            scoped::<HorizontalPodAutoscaler>(&client, &namespace),
-            children.clone(),
-        )
-        .owns(scoped::<CronJob>(&client, &namespace), children.clone())
-        .owns(
-            scoped::<NetworkPolicy>(&client, &namespace),
-            children.clone(),
-        )
-        .owns(
-            scoped::<PodDisruptionBudget>(&client, &namespace),
-            children.clone(),
-        )
+        .owns_stream(triggers.deployments.map(Ok))
+        .owns_stream(triggers.services.map(Ok))
+        .owns_stream(triggers.secrets.map(Ok))
+        .owns_stream(triggers.pvcs.map(Ok))
+        .owns_stream(triggers.hpas.map(Ok))
+        .owns_stream(triggers.cronjobs.map(Ok))
+        .owns_stream(triggers.network_policies.map(Ok))
+        .owns_stream(triggers.pdbs.map(Ok))
         // Jobs: backups made by the CronJob are owned by it, not by the platform, so they are
         // mapped to their platform by label.
-        .watches(scoped::<Job>(&client, &namespace), children, |job| {
+        .watches_stream(triggers.jobs.map(Ok), |job| {
             let name = job
                 .labels()
                 .get(crate::build::common::LABEL_INSTANCE)?

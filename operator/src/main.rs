@@ -136,7 +136,8 @@ async fn request_backup(
 async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
     telemetry::init(!args.log_text);
     let client = kube::Client::try_default().await?;
-    let ctx = Arc::new(Context::new(client, Metrics::new()));
+    let (children, writers) = oyl_operator::children::stores();
+    let ctx = Arc::new(Context::new(client, Metrics::new(), children));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
     let server = axum::serve(listener, http::router(ctx.clone()));
@@ -159,11 +160,11 @@ async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
             ctx.ready.store(true, std::sync::atomic::Ordering::SeqCst);
             election.acquire().await?;
             tokio::select! {
-                r = controller::run(ctx.clone(), args.namespace) => r,
+                r = controller::run(ctx.clone(), args.namespace, writers) => r,
                 () = election.hold() => Err("leadership lost; exiting so a new leader takes over".into()),
             }
         } else {
-            controller::run(ctx.clone(), args.namespace).await
+            controller::run(ctx.clone(), args.namespace, writers).await
         }
     };
     tokio::select! {
