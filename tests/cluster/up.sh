@@ -69,6 +69,8 @@ start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT"
   --profiling=false --enable-priority-and-fairness=false
 wait_for 120 kube-apiserver kubectl --kubeconfig="$K" get --raw=/readyz
 
+# --kube-api-qps/burst: the default client limit (20 requests/s) throttled the volumes and pods
+# of many platforms created at once for minutes (BENCHMARKS.md, operator).
 start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
   --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
   --bind-address=127.0.0.1 --secure-port="${KCP_KCM_PORT:-10257}" --leader-elect=false \
@@ -76,7 +78,8 @@ start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
   --root-ca-file="$P/ca.crt" --service-account-private-key-file="$P/sa.key" \
   --use-service-account-credentials=false --controllers='*' \
   --concurrent-gc-syncs=5 --horizontal-pod-autoscaler-sync-period=5s \
-  --enable-hostpath-provisioner
+  --enable-hostpath-provisioner \
+  --kube-api-qps=200 --kube-api-burst=400
 start kube-scheduler kube-scheduler --kubeconfig="$K" \
   --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
   --bind-address=127.0.0.1 --secure-port="${KCP_SCHEDULER_PORT:-10259}" --leader-elect=false
