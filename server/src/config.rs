@@ -35,6 +35,7 @@ pub mod env {
     pub const CHUNK_SIZE: &str = "CHUNK_SIZE";
     pub const CHUNK_OVERLAP: &str = "CHUNK_OVERLAP";
     pub const MAX_RETRIEVED_CHUNKS: &str = "MAX_RETRIEVED_CHUNKS";
+    pub const VECTOR_CACHE_MAX_BYTES: &str = "VECTOR_CACHE_MAX_BYTES";
     pub const RATE_LIMIT_REQUESTS_PER_MINUTE: &str = "RATE_LIMIT_REQUESTS_PER_MINUTE";
     pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
     pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
@@ -83,6 +84,7 @@ pub mod env {
         CHUNK_SIZE,
         CHUNK_OVERLAP,
         MAX_RETRIEVED_CHUNKS,
+        VECTOR_CACHE_MAX_BYTES,
         RATE_LIMIT_REQUESTS_PER_MINUTE,
         RATE_LIMIT_BURST,
         MAX_UPLOAD_BYTES,
@@ -119,6 +121,7 @@ pub const DEFAULT_UPLOAD_DIR: &str = ".oyl/uploads";
 pub const DEFAULT_PORT: u16 = 8000;
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
+pub const DEFAULT_VECTOR_CACHE_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Values that appear in example configuration files; never acceptable outside debug mode.
 const EXAMPLE_SECRET_KEYS: &[&str] = &[
@@ -211,6 +214,9 @@ pub struct Config {
     pub chunk_size: usize,
     pub chunk_overlap: usize,
     pub max_retrieved_chunks: usize,
+    /// Memory for the embedded vector store's in-memory index (least recently used knowledge
+    /// bases evicted first); 0: no index, every search reads the database.
+    pub vector_cache_max_bytes: usize,
     pub rate_limit_requests_per_minute: u32,
     pub rate_limit_burst: u32,
     pub max_upload_bytes: u64,
@@ -318,6 +324,11 @@ impl Config {
                 env::MAX_RETRIEVED_CHUNKS,
                 get(env::MAX_RETRIEVED_CHUNKS),
                 5,
+            )?,
+            vector_cache_max_bytes: parse_num(
+                env::VECTOR_CACHE_MAX_BYTES,
+                get(env::VECTOR_CACHE_MAX_BYTES),
+                DEFAULT_VECTOR_CACHE_MAX_BYTES,
             )?,
             rate_limit_requests_per_minute: parse_num(
                 env::RATE_LIMIT_REQUESTS_PER_MINUTE,
@@ -642,6 +653,13 @@ mod tests {
             (c.rate_limit_requests_per_minute, c.rate_limit_burst),
             (60, 10)
         );
+        assert_eq!(c.vector_cache_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(
+            config(&[("VECTOR_CACHE_MAX_BYTES", "0")])
+                .unwrap()
+                .vector_cache_max_bytes,
+            0
+        );
         assert!(c.run_migrations);
         assert!(!c.is_postgres());
         assert_eq!(c.cors_origins, CorsOrigins::None);
@@ -677,6 +695,7 @@ mod tests {
         assert!(config(&[("ALGORITHM", "RS256")]).is_err());
         assert!(config(&[("CHUNK_SIZE", "100"), ("CHUNK_OVERLAP", "100")]).is_err());
         assert!(config(&[("DATABASE_POOL_SIZE", "0")]).is_err());
+        assert!(config(&[("VECTOR_CACHE_MAX_BYTES", "-1")]).is_err());
     }
 
     #[test]

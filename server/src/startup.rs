@@ -123,7 +123,10 @@ fn vector_store(config: &Config, db: &Db) -> anyhow::Result<Arc<dyn VectorStore>
             )
             .map_err(anyhow::Error::msg)?,
         ),
-        None => Arc::new(DbVectorStore::new(db.clone())),
+        None => Arc::new(DbVectorStore::new(
+            db.clone(),
+            config.vector_cache_max_bytes,
+        )),
     })
 }
 

@@ -2,11 +2,15 @@
 //! application database, searched by brute-force cosine similarity within one knowledge base).
 //! Every call is tenant-scoped.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
 use uuid::Uuid;
 
 use super::{BoxFut, ProviderError};
 use crate::auth::TenantScope;
 use crate::db::{Db, new_id, now};
+use crate::rag::embed::cosine;
 use crate::with_pool;
 
 /// Where chunk vectors live. Implementations must make [`VectorStore::replace_document`]
@@ -47,35 +51,49 @@ pub trait VectorStore: Send + Sync {
     }
 }
 
-/// The embedded store. Rows cascade with their documents, so the delete calls have nothing to do.
+/// The embedded store. Rows cascade with their documents, so the delete calls only drop what
+/// this process holds in memory.
+///
+/// Searches go through an in-memory index: per (tenant, knowledge base), the embeddings of its
+/// completed documents in one matrix, with the version of the knowledge base they were read at
+/// (see [`KbVersion`]). Every search first reads the version from the database, so changes made
+/// by any process (`oyl-server worker`, other replicas) are seen at once; the matrix is re-read
+/// only when the version changed. The index is bounded by bytes (least recently used knowledge
+/// bases are evicted first); a limit of 0 disables it, and every search scans the database.
 pub struct DbVectorStore {
     db: Db,
-    /// Per (tenant, knowledge base): the embeddings of its completed documents, normalised, in
-    /// one matrix, with the version of the knowledge base they were read at.
-    index: std::sync::Mutex<std::collections::HashMap<(Uuid, Uuid), Arc<KbIndex>>>,
+    /// `None`: no in-memory index.
+    index: Option<IndexCache>,
 }
 
 impl DbVectorStore {
-    pub fn new(db: Db) -> Self {
+    /// `max_index_bytes`: the memory the in-memory index may use (`VECTOR_CACHE_MAX_BYTES`);
+    /// 0 disables it.
+    pub fn new(db: Db, max_index_bytes: usize) -> Self {
         DbVectorStore {
             db,
-            index: Default::default(),
+            index: (max_index_bytes > 0).then(|| IndexCache::new(max_index_bytes)),
         }
     }
-}
 
-use std::sync::Arc;
+    /// The knowledge bases held in memory, as (tenant, knowledge base), least recently used first.
+    pub fn cached_knowledge_bases(&self) -> Vec<(Uuid, Uuid)> {
+        self.index
+            .as_ref()
+            .map(|c| c.lock().order.values().copied().collect())
+            .unwrap_or_default()
+    }
 
-/// (completed documents, their chunks, the latest change among them): changes whenever a
-/// document is completed, re-processed, deleted or renamed, by this process or any other.
-type KbVersion = (i64, i64, Option<String>);
+    /// The bytes the in-memory index holds now.
+    pub fn cached_bytes(&self) -> usize {
+        self.index.as_ref().map_or(0, |c| c.lock().bytes)
+    }
 
-struct KbIndex {
-    version: KbVersion,
-    ids: Vec<Uuid>,
-    chunk_index: Vec<i32>,
-    dim: usize,
-    vectors: Vec<f32>,
+    fn forget(&self, matches: impl Fn(&Key) -> bool) {
+        if let Some(cache) = &self.index {
+            cache.lock().remove_where(matches);
+        }
+    }
 }
 
 fn db_error(e: sqlx::Error) -> ProviderError {
@@ -108,27 +126,39 @@ impl VectorStore for DbVectorStore {
         k: usize,
     ) -> BoxFut<'a, Result<Vec<ScoredChunk>, ProviderError>> {
         Box::pin(async move {
-            search(self, scope, knowledge_base_id, query, k)
-                .await
-                .map_err(db_error)
+            match &self.index {
+                Some(cache) => {
+                    search_indexed(&self.db, cache, scope, knowledge_base_id, query, k).await
+                }
+                None => scan(&self.db, scope, knowledge_base_id, query, k).await,
+            }
+            .map_err(db_error)
         })
     }
+    // The rows go with their documents (cascades); the version check would notice, but the memory
+    // can be given back now.
     fn delete_document<'a>(
         &'a self,
-        _: &'a TenantScope,
-        _: Uuid,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
         _: Uuid,
     ) -> BoxFut<'a, Result<(), ProviderError>> {
+        self.forget(|k| *k == (scope.tenant_id(), knowledge_base_id));
         Box::pin(async { Ok(()) })
     }
     fn delete_knowledge_base<'a>(
         &'a self,
-        _: &'a TenantScope,
-        _: Uuid,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
     ) -> BoxFut<'a, Result<(), ProviderError>> {
+        self.forget(|k| *k == (scope.tenant_id(), knowledge_base_id));
         Box::pin(async { Ok(()) })
     }
-    fn delete_tenant<'a>(&'a self, _: &'a TenantScope) -> BoxFut<'a, Result<(), ProviderError>> {
+    fn delete_tenant<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+    ) -> BoxFut<'a, Result<(), ProviderError>> {
+        self.forget(|k| k.0 == scope.tenant_id());
         Box::pin(async { Ok(()) })
     }
 }
@@ -146,7 +176,6 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-#[cfg(test)]
 fn from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -189,17 +218,296 @@ async fn replace_document_chunks(
     })
 }
 
-/// The `k` chunks of a knowledge base most similar to `query`: a cheap version query on the
-/// documents table, the in-memory matrix of the knowledge base (re-read from the database only
-/// when the version changed), then the text of the `k` best chunks only.
-async fn search(
-    store: &DbVectorStore,
+/// The ranking of search results, the same with and without the in-memory index: best score
+/// first, then lower chunk index, then document id (so ties never depend on row order).
+fn rank(a: (f32, i32, Uuid), b: (f32, i32, Uuid)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+}
+
+/// The `k` chunks of a knowledge base most similar to `query`, by reading every chunk of the
+/// knowledge base (the path without the in-memory index).
+async fn scan(
+    db: &Db,
     scope: &TenantScope,
     knowledge_base_id: Uuid,
     query: &[f32],
     k: usize,
 ) -> Result<Vec<ScoredChunk>, sqlx::Error> {
-    let db = &store.db;
+    let rows: Vec<(Uuid, String, i32, String, Vec<u8>)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT c.document_id, d.file_name, c.chunk_index, c.content, c.embedding FROM chunks c \
+             JOIN documents d ON d.id = c.document_id \
+             WHERE c.knowledge_base_id = $1 AND c.tenant_id = $2 AND d.processed_status = 'completed'",
+        )
+        .bind(knowledge_base_id)
+        .bind(scope.tenant_id())
+        .fetch_all(pool)
+        .await
+    })?;
+    let mut scored: Vec<ScoredChunk> = rows
+        .into_iter()
+        .map(
+            |(document_id, file_name, chunk_index, content, embedding)| ScoredChunk {
+                score: cosine(query, &from_bytes(&embedding)),
+                document_id,
+                file_name,
+                chunk_index,
+                content,
+            },
+        )
+        .collect();
+    scored.sort_by(|a, b| {
+        rank(
+            (a.score, a.chunk_index, a.document_id),
+            (b.score, b.chunk_index, b.document_id),
+        )
+    });
+    scored.truncate(k);
+    Ok(scored)
+}
+
+type Key = (Uuid, Uuid);
+
+/// (completed documents, their chunks, the latest change among them): changes whenever a
+/// document is completed, re-processed, deleted or renamed, by this process or any other.
+type KbVersion = (i64, i64, Option<String>);
+
+/// One knowledge base in memory: its chunks' embeddings as read from the database (one row of
+/// `dim` values per chunk) and what is needed to score and find them again.
+struct KbIndex {
+    version: KbVersion,
+    dim: usize,
+    rows: Vec<IndexRow>,
+    vectors: Vec<f32>,
+}
+
+struct IndexRow {
+    chunk_id: Uuid,
+    document_id: Uuid,
+    chunk_index: i32,
+    /// The embedding's L2 norm, computed exactly as [`cosine`] does; 0 for an embedding of
+    /// another dimension (which [`cosine`] scores 0).
+    norm: f32,
+}
+
+impl KbIndex {
+    /// What the entry costs in memory (approximately: the allocations and the map's share).
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<KbIndex>()
+            + 64
+            + self.rows.capacity() * std::mem::size_of::<IndexRow>()
+            + self.vectors.capacity() * std::mem::size_of::<f32>()
+    }
+
+    fn build(version: KbVersion, dim: usize, rows: Vec<(Uuid, Uuid, i32, Vec<u8>)>) -> KbIndex {
+        let mut index = KbIndex {
+            version,
+            dim,
+            rows: Vec::with_capacity(rows.len()),
+            vectors: Vec::with_capacity(rows.len() * dim),
+        };
+        for (chunk_id, document_id, chunk_index, bytes) in rows {
+            let start = index.vectors.len();
+            let norm = if bytes.len() == dim * 4 {
+                index.vectors.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
+                index.vectors[start..]
+                    .iter()
+                    .map(|x| x * x)
+                    .sum::<f32>()
+                    .sqrt()
+            } else {
+                index.vectors.resize(start + dim, 0.0);
+                0.0
+            };
+            index.rows.push(IndexRow {
+                chunk_id,
+                document_id,
+                chunk_index,
+                norm,
+            });
+        }
+        index
+    }
+
+    /// The positions of the `k` best rows for `query`, best first, with their scores: the same
+    /// scores (bit for bit) and order as [`scan`].
+    fn top_k(&self, query: &[f32], k: usize) -> Vec<(f32, usize)> {
+        let query_norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let mut scored: Vec<(f32, usize)> = self
+            .vectors
+            .chunks_exact(self.dim.max(1))
+            .zip(&self.rows)
+            .enumerate()
+            .map(|(i, (v, row))| {
+                let score = if query_norm == 0.0 || row.norm == 0.0 {
+                    0.0
+                } else {
+                    let dot: f32 = query.iter().zip(v).map(|(x, y)| x * y).sum();
+                    dot / (query_norm * row.norm)
+                };
+                (score, i)
+            })
+            .collect();
+        let key = |&(score, i): &(f32, usize)| {
+            let row = &self.rows[i];
+            (score, row.chunk_index, row.document_id)
+        };
+        let order = |a: &(f32, usize), b: &(f32, usize)| rank(key(a), key(b));
+        if k == 0 {
+            return Vec::new();
+        }
+        if scored.len() > k {
+            scored.select_nth_unstable_by(k - 1, order);
+            scored.truncate(k);
+        }
+        scored.sort_by(order);
+        scored
+    }
+}
+
+/// The in-memory index: knowledge bases by key, least recently used evicted first once the
+/// bytes go over the limit.
+struct IndexCache {
+    max_bytes: usize,
+    lru: Mutex<Lru>,
+    /// One loader per knowledge base at a time: concurrent searches on a knowledge base whose
+    /// version changed wait for the first one's read instead of all reading it.
+    loading: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Default)]
+struct Lru {
+    entries: HashMap<Key, (Arc<KbIndex>, u64)>,
+    /// Last use → key.
+    order: BTreeMap<u64, Key>,
+    tick: u64,
+    bytes: usize,
+}
+
+impl Lru {
+    /// The entry for `key` if it is at `version` (and `dim`), marked as just used.
+    fn get(&mut self, key: &Key, version: &KbVersion, dim: usize) -> Option<Arc<KbIndex>> {
+        let (index, used) = self.entries.get_mut(key)?;
+        if index.version != *version || index.dim != dim {
+            return None;
+        }
+        self.tick += 1;
+        self.order.remove(used);
+        *used = self.tick;
+        self.order.insert(self.tick, *key);
+        Some(index.clone())
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some((index, used)) = self.entries.remove(key) {
+            self.order.remove(&used);
+            self.bytes -= index.bytes();
+        }
+    }
+
+    fn remove_where(&mut self, matches: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self
+            .entries
+            .keys()
+            .filter(|k| matches(k))
+            .copied()
+            .collect();
+        for key in keys {
+            self.remove(&key);
+        }
+    }
+
+    /// Keeps `index` for `key` (replacing what was there), then evicts the least recently used
+    /// entries until the total fits in `max_bytes`. An index larger than the limit on its own
+    /// is not kept.
+    fn insert(&mut self, key: Key, index: Arc<KbIndex>, max_bytes: usize) {
+        self.remove(&key);
+        let size = index.bytes();
+        if size > max_bytes {
+            return;
+        }
+        while self.bytes + size > max_bytes {
+            let Some((_, oldest)) = self.order.first_key_value() else {
+                break;
+            };
+            let oldest = *oldest;
+            tracing::debug!(tenant_id = %oldest.0, knowledge_base_id = %oldest.1, "vector index evicted");
+            self.remove(&oldest);
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, key);
+        self.entries.insert(key, (index, self.tick));
+        self.bytes += size;
+    }
+}
+
+impl IndexCache {
+    fn new(max_bytes: usize) -> Self {
+        IndexCache {
+            max_bytes,
+            lru: Mutex::default(),
+            loading: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.lru.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &Key, version: &KbVersion, dim: usize) -> Option<Arc<KbIndex>> {
+        self.lock().get(key, version, dim)
+    }
+
+    /// The loader lock of `key` (dropped from the map by [`LoadGate`] when nobody uses it).
+    fn gate(&self, key: Key) -> LoadGate<'_> {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        LoadGate {
+            cache: self,
+            key,
+            gate: loading.entry(key).or_default().clone(),
+        }
+    }
+}
+
+struct LoadGate<'a> {
+    cache: &'a IndexCache,
+    key: Key,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for LoadGate<'_> {
+    fn drop(&mut self) {
+        let mut loading = self.cache.loading.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are only made under this lock: 2 = the map's and ours, nobody else waits.
+        if Arc::strong_count(&self.gate) == 2 {
+            loading.remove(&self.key);
+        }
+    }
+}
+
+/// The `k` chunks of a knowledge base most similar to `query`: a cheap version query on the
+/// documents table, the in-memory matrix of the knowledge base (re-read from the database only
+/// when the version changed), then the text of the `k` best chunks only.
+async fn search_indexed(
+    db: &Db,
+    cache: &IndexCache,
+    scope: &TenantScope,
+    knowledge_base_id: Uuid,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<ScoredChunk>, sqlx::Error> {
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    if query.is_empty() {
+        return scan(db, scope, knowledge_base_id, query, k).await;
+    }
+    let key = (scope.tenant_id(), knowledge_base_id);
+    // Read before the matrix: an index is never labelled with a version newer than its content.
     let version: KbVersion = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT COUNT(*), CAST(COALESCE(SUM(chunk_count), 0) AS BIGINT), CAST(MAX(updated_at) AS TEXT) FROM documents \
@@ -210,101 +518,58 @@ async fn search(
         .fetch_one(pool)
         .await
     })?;
-    let key = (scope.tenant_id(), knowledge_base_id);
-    let cached = store
-        .index
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .filter(|i| i.version == version)
-        .cloned();
-    let index = match cached {
+    let dim = query.len();
+    let index = match cache.get(&key, &version, dim) {
         Some(index) => index,
         None => {
-            let rows: Vec<(Uuid, i32, Vec<u8>)> = with_pool!(db, pool => {
-                sqlx::query_as(
-                    "SELECT c.id, c.chunk_index, c.embedding FROM chunks c \
-                     JOIN documents d ON d.id = c.document_id \
-                     WHERE c.knowledge_base_id = $1 AND c.tenant_id = $2 AND d.processed_status = 'completed'",
-                )
-                .bind(knowledge_base_id)
-                .bind(scope.tenant_id())
-                .fetch_all(pool)
-                .await
-            })?;
-            let dim = query.len();
-            let mut index = KbIndex {
-                version,
-                ids: Vec::with_capacity(rows.len()),
-                chunk_index: Vec::with_capacity(rows.len()),
-                dim,
-                vectors: Vec::with_capacity(rows.len() * dim),
-            };
-            for (id, chunk_index, bytes) in rows {
-                if bytes.len() != dim * 4 {
-                    continue;
+            let gate = cache.gate(key);
+            let _loading = gate.gate.lock().await;
+            match cache.get(&key, &version, dim) {
+                Some(index) => index,
+                None => {
+                    let index = Arc::new(load(db, scope, knowledge_base_id, version, dim).await?);
+                    cache.lock().insert(key, index.clone(), cache.max_bytes);
+                    index
                 }
-                let start = index.vectors.len();
-                index.vectors.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                crate::rag::embed::normalise(&mut index.vectors[start..]);
-                index.ids.push(id);
-                index.chunk_index.push(chunk_index);
             }
-            let index = Arc::new(index);
-            store
-                .index
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, index.clone());
-            index
         }
     };
-    let query_norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if query_norm == 0.0 || index.dim != query.len() {
+    let best = index.top_k(query, k);
+    if best.is_empty() {
         return Ok(Vec::new());
     }
-    let mut scored: Vec<(f32, i32, usize)> = index
-        .vectors
-        .chunks_exact(index.dim)
-        .enumerate()
-        .map(|(i, v)| {
-            let dot: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
-            (dot / query_norm, index.chunk_index[i], i)
-        })
-        .collect();
-    let order =
-        |a: &(f32, i32, usize), b: &(f32, i32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if scored.len() > k && k > 0 {
-        scored.select_nth_unstable_by(k - 1, order);
-        scored.truncate(k);
-    }
-    scored.sort_by(order);
-    scored.truncate(k);
-    if scored.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (0..scored.len()).map(|i| format!("${}", i + 2)).collect();
+    let placeholders: Vec<String> = (0..best.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = format!(
         "SELECT c.id, c.document_id, d.file_name, c.chunk_index, c.content FROM chunks c \
-         JOIN documents d ON d.id = c.document_id WHERE c.tenant_id = $1 AND c.id IN ({})",
+         JOIN documents d ON d.id = c.document_id \
+         WHERE c.tenant_id = $1 AND d.processed_status = 'completed' AND c.id IN ({})",
         placeholders.join(", ")
     );
     let texts: Vec<(Uuid, Uuid, String, i32, String)> = with_pool!(db, pool => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(scope.tenant_id());
-        for (_, _, i) in &scored {
-            q = q.bind(index.ids[*i]);
+        for (_, i) in &best {
+            q = q.bind(index.rows[*i].chunk_id);
         }
         q.fetch_all(pool).await
     })?;
-    Ok(scored
+    if texts.len() < best.len() {
+        // Chunks replaced or removed without the version showing it (e.g. a document completed
+        // and deleted again while the index was read): read the truth, and the index again on
+        // the next search.
+        cache.lock().remove(&key);
+        return scan(db, scope, knowledge_base_id, query, k).await;
+    }
+    let mut texts: HashMap<Uuid, (Uuid, String, i32, String)> = texts
+        .into_iter()
+        .map(|(id, document_id, file_name, chunk_index, content)| {
+            (id, (document_id, file_name, chunk_index, content))
+        })
+        .collect();
+    Ok(best
         .iter()
-        .filter_map(|(score, _, i)| {
-            let (_, document_id, file_name, chunk_index, content) =
-                texts.iter().find(|t| t.0 == index.ids[*i])?.clone();
+        .filter_map(|(score, i)| {
+            let (document_id, file_name, chunk_index, content) =
+                texts.remove(&index.rows[*i].chunk_id)?;
             Some(ScoredChunk {
                 document_id,
                 file_name,
@@ -316,6 +581,31 @@ async fn search(
         .collect())
 }
 
+/// Reads a knowledge base's embeddings (its completed documents') into a new index.
+async fn load(
+    db: &Db,
+    scope: &TenantScope,
+    knowledge_base_id: Uuid,
+    version: KbVersion,
+    dim: usize,
+) -> Result<KbIndex, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid, i32, Vec<u8>)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT c.id, c.document_id, c.chunk_index, c.embedding FROM chunks c \
+             JOIN documents d ON d.id = c.document_id \
+             WHERE c.knowledge_base_id = $1 AND c.tenant_id = $2 AND d.processed_status = 'completed'",
+        )
+        .bind(knowledge_base_id)
+        .bind(scope.tenant_id())
+        .fetch_all(pool)
+        .await
+    })?;
+    // Decoding 10 000 embeddings takes milliseconds: off the async threads.
+    tokio::task::spawn_blocking(move || KbIndex::build(version, dim, rows))
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("building the vector index failed: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +614,88 @@ mod tests {
     fn embeddings_round_trip_through_bytes() {
         let v = vec![0.5f32, -1.25, 3.0e-7];
         assert_eq!(from_bytes(&to_bytes(&v)), v);
+    }
+
+    fn index(rows: &[(i32, Vec<f32>)]) -> KbIndex {
+        let doc = Uuid::from_u128(7);
+        KbIndex::build(
+            (rows.len() as i64, 0, None),
+            3,
+            rows.iter()
+                .enumerate()
+                .map(|(i, (chunk_index, v))| {
+                    (Uuid::from_u128(i as u128), doc, *chunk_index, to_bytes(v))
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn top_k_scores_exactly_as_cosine_does() {
+        let rows = vec![
+            (0, vec![0.1f32, 0.7, -0.3]),
+            (1, vec![3.0, 1.0, 2.0]),
+            (2, vec![0.0, 0.0, 0.0]),
+            (3, vec![1.0, 2.0]), // another dimension: scored 0, as cosine does
+            (4, vec![-0.2, 0.33, 0.9]),
+            (5, vec![0.1, 0.7, -0.3]), // a tie with chunk 0: the lower chunk index first
+        ];
+        let idx = index(&rows);
+        let query = [0.25f32, 0.5, -0.125];
+        let got = idx.top_k(&query, 10);
+        let mut want: Vec<(f32, i32)> = rows
+            .iter()
+            .map(|(ci, v)| (cosine(&query, v), *ci))
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let got_pairs: Vec<(u32, i32)> = got
+            .iter()
+            .map(|(s, i)| (s.to_bits(), idx.rows[*i].chunk_index))
+            .collect();
+        let want_pairs: Vec<(u32, i32)> = want.iter().map(|(s, c)| (s.to_bits(), *c)).collect();
+        assert_eq!(got_pairs, want_pairs);
+        assert_eq!(idx.top_k(&query, 2).len(), 2);
+        assert_eq!(idx.top_k(&query, 2), got[..2].to_vec());
+        assert!(idx.top_k(&query, 0).is_empty());
+        // A zero query scores everything 0 (then by chunk index), like cosine.
+        let zero: Vec<i32> = idx
+            .top_k(&[0.0, 0.0, 0.0], 3)
+            .iter()
+            .map(|(s, i)| {
+                assert_eq!(*s, 0.0);
+                idx.rows[*i].chunk_index
+            })
+            .collect();
+        assert_eq!(zero, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn the_index_is_bounded_by_bytes_least_recently_used_first() {
+        let one = Arc::new(index(&[(0, vec![1.0, 0.0, 0.0])]));
+        let size = one.bytes();
+        let mut lru = Lru::default();
+        let key = |n: u128| (Uuid::from_u128(1), Uuid::from_u128(n));
+        let v = one.version.clone();
+        lru.insert(key(1), one.clone(), size * 2);
+        lru.insert(key(2), one.clone(), size * 2);
+        assert!(lru.get(&key(1), &v, 3).is_some()); // 1 is now the most recent
+        lru.insert(key(3), one.clone(), size * 2);
+        assert!(
+            lru.get(&key(2), &v, 3).is_none(),
+            "2 was the least recently used"
+        );
+        assert!(lru.get(&key(1), &v, 3).is_some());
+        assert!(lru.get(&key(3), &v, 3).is_some());
+        assert_eq!(lru.bytes, size * 2);
+        // Another version or dimension is a miss.
+        assert!(lru.get(&key(1), &(9, 9, None), 3).is_none());
+        assert!(lru.get(&key(1), &v, 4).is_none());
+        // Too large on its own: not kept, and nothing else is evicted for it.
+        lru.insert(key(4), one.clone(), size - 1);
+        assert!(lru.get(&key(4), &v, 3).is_none());
+        lru.remove_where(|k| k.1 == Uuid::from_u128(1));
+        assert_eq!(lru.entries.len(), 1);
+        assert_eq!(lru.order.len(), 1);
+        assert_eq!(lru.bytes, size);
     }
 }

@@ -18,5 +18,6 @@ mod ratelimit;
 mod readiness;
 mod teammates;
 mod tenants;
+mod vector_index;
 mod vectors;
 mod workspaces;
