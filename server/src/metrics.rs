@@ -156,9 +156,10 @@ impl Metrics {
         self.queue_depth.set(depth);
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// `status`: the numeric code, e.g. `StatusCode::as_str()`.
+    pub fn observe_request(&self, method: &str, route: &str, status: &str, seconds: f64) {
         self.http_requests
-            .with_label_values(&[method, route, &status.to_string()])
+            .with_label_values(&[method, route, status])
             .inc();
         self.http_duration
             .with_label_values(&[method, route])

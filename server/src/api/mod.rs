@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, OpenAPI document, and the layers every request goes through
 //! (request id + access log + metrics + timeout, panic catcher, CORS, body limit).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -159,28 +160,59 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
 }
 
 /// An incoming request id is kept when it is short and printable; otherwise a new one is made.
-fn request_id(req: &Request) -> String {
+fn request_id(req: &Request) -> HeaderValue {
     req.headers()
         .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id)
+}
+
+/// A new request id: a UUID (version 4 format) made of a random per-process prefix and a
+/// per-process counter, scrambled by a bijection (so ids are unique in the process, unique across
+/// processes but with a chance of 2^-60, and do not show how many requests came before), without
+/// a `getrandom` system call per request.
+fn new_request_id() -> HeaderValue {
+    static SEED: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (prefix, key) = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+    // 62 bits: the top two of byte 8 become the variant.
+    bytes[8..].copy_from_slice(&scramble62(n ^ key).to_be_bytes());
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
+        .expect("a UUID is a header value")
+}
+
+/// A bijection of the numbers below 2^62 (splitmix64's finaliser, with every step kept to 62 bits).
+fn scramble62(x: u64) -> u64 {
+    const MASK: u64 = (1 << 62) - 1;
+    let mut x = x & MASK;
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9) & MASK;
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb) & MASK;
+    x ^ (x >> 31)
 }
 
 /// Request id, access log, metrics by route template and the request timeout, in one place.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
+    // Checked printable ASCII (incoming) or a UUID (generated).
+    let id_str = id.to_str().unwrap_or_default();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let route_label = route.as_deref().unwrap_or("unmatched").to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
+        request_id = %id_str,
         method = %method,
         route = %route_label,
         path = %req.uri().path(),
@@ -193,12 +225,15 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let mutating = matches!(
         method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !route.as_deref().is_some_and(|r| r.ends_with("/query"));
-    let tenant = req
-        .headers()
-        .get(crate::auth::TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok());
+    ) && !route_label.ends_with("/query");
+    let tenant = if mutating {
+        req.headers()
+            .get(crate::auth::TENANT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
+    } else {
+        None
+    };
     let in_flight = InFlight::start(&state.metrics.http_in_flight);
     let timeout = state.config.request_timeout;
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))
@@ -211,25 +246,26 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         }
     };
     drop(in_flight);
-    if mutating
+    if let Some(tenant) = tenant
         && response.status().is_success()
-        && let Some(tenant) = tenant
         && let Err(e) = crate::cache::bump(state.cache.as_ref(), tenant).await
     {
         span.in_scope(|| tracing::warn!(error = %e, "could not invalidate the cache"));
     }
     let elapsed = start.elapsed();
-    let status = response.status().as_u16();
-    state
-        .metrics
-        .observe_request(method.as_str(), &route_label, status, elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    let status = response.status();
+    state.metrics.observe_request(
+        method.as_str(),
+        route_label,
+        status.as_str(),
+        elapsed.as_secs_f64(),
+    );
+    let status = status.as_u16();
     let quiet = matches!(
-        route.as_deref(),
+        route.as_ref().map(MatchedPath::as_str),
         Some(LIVENESS_PATH) | Some(READINESS_PATH) | Some("/metrics")
     );
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
     span.in_scope(|| {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if quiet && status < 400 {
@@ -244,17 +280,77 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 }
 
 /// Counts a request as in flight until dropped (also when the client goes away mid-request).
-struct InFlight(prometheus::IntGauge);
+struct InFlight<'a>(&'a prometheus::IntGauge);
 
-impl InFlight {
-    fn start(gauge: &prometheus::IntGauge) -> Self {
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a prometheus::IntGauge) -> Self {
         gauge.inc();
-        InFlight(gauge.clone())
+        InFlight(gauge)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_distinct_uuids() {
+        let ids: std::collections::HashSet<String> = (0..50_000)
+            .map(|_| new_request_id().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 50_000);
+        for id in ids.iter().take(100) {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(id.len(), 36);
+        }
+    }
+
+    #[test]
+    fn scramble62_stays_in_62_bits_without_collisions() {
+        let top = 1u64 << 62;
+        let mut seen = std::collections::HashSet::new();
+        for x in (0..100_000).chain(top - 100_000..top) {
+            let y = scramble62(x);
+            assert!(y < top);
+            assert!(seen.insert(y), "{x}");
+        }
+        // Neighbours land far apart.
+        assert!(scramble62(1).abs_diff(scramble62(2)) > 1 << 40);
+    }
+
+    #[test]
+    fn incoming_request_ids_are_kept_when_short_and_printable() {
+        let with = |value: &[u8]| {
+            let mut req = Request::new(axum::body::Body::empty());
+            req.headers_mut()
+                .insert(REQUEST_ID_HEADER, HeaderValue::from_bytes(value).unwrap());
+            request_id(&req)
+        };
+        assert_eq!(with(b"abc-123"), "abc-123");
+        let long = "x".repeat(128);
+        assert_eq!(with(long.as_bytes()), long.as_str());
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"tab\there",
+            &[b'x'; 129],
+            b"caf\xc3\xa9",
+        ] {
+            let got = with(bad);
+            assert_ne!(got.as_bytes(), bad);
+            assert_eq!(got.len(), 36);
+        }
+        assert_eq!(
+            request_id(&Request::new(axum::body::Body::empty())).len(),
+            36
+        );
     }
 }
