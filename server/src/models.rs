@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::impl_from_row;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,

@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -90,20 +91,28 @@ async fn get_tenant(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Json<Tenant>> {
+) -> ApiResult<Response> {
     same_tenant(&auth, &id)?;
-    let tenant = cached_tenant(&state, &auth.scope)
+    let json = cached_tenant_json(&state, &auth.scope)
         .await?
         .ok_or_else(|| ApiError::not_found("Tenant"))?;
-    Ok(Json(tenant))
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
 }
 
-/// The tenant row through the metadata cache (invalidated by every write inside the tenant,
-/// see `crate::cache`); the database on a miss or when the cache fails.
-async fn cached_tenant(
+/// The tenant's JSON through the metadata cache (invalidated by every write inside the tenant,
+/// see `crate::cache`), served as cached: a hit neither parses nor serialises the tenant. The
+/// database on a miss or when the cache fails.
+async fn cached_tenant_json(
     state: &AppState,
     scope: &crate::auth::TenantScope,
-) -> ApiResult<Option<Tenant>> {
+) -> ApiResult<Option<String>> {
     let cache = state.cache.as_ref();
     let key = crate::cache::generation(cache, scope.tenant_id())
         .await
@@ -111,17 +120,17 @@ async fn cached_tenant(
         .map(|g| crate::cache::key(scope.tenant_id(), g, "tenant"));
     if let Some(key) = &key
         && let Ok(Some(json)) = cache.get(key).await
-        && let Ok(tenant) = serde_json::from_str::<Tenant>(&json)
     {
-        return Ok(Some(tenant));
+        return Ok(Some(json));
     }
-    let tenant = db::tenants::get(&state.db, scope).await?;
-    if let (Some(key), Some(t)) = (key, &tenant)
-        && let Ok(json) = serde_json::to_string(t)
-    {
-        let _ = cache.set(&key, json, crate::cache::TTL).await;
+    let Some(tenant) = db::tenants::get(&state.db, scope).await? else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string(&tenant).map_err(|e| ApiError::Internal(e.into()))?;
+    if let Some(key) = key {
+        let _ = cache.set(&key, json.clone(), crate::cache::TTL).await;
     }
-    Ok(tenant)
+    Ok(Some(json))
 }
 
 /// Rename a tenant.

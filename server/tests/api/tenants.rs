@@ -175,6 +175,8 @@ async fn patch_put_and_delete_with_cascade() {
     let t = app.create_tenant("old").await;
     let other = app.create_tenant("taken").await;
     let path = format!("/api/v1/tenants/{}", t.id);
+    // Read first, so the tenant is in the metadata cache when it is renamed.
+    assert_eq!(app.get(&t.caller, &path).await.body["name"], "old");
 
     let renamed = app.patch(&t.caller, &path, json!({"name": "new"})).await;
     assert_eq!(
@@ -187,6 +189,14 @@ async fn patch_put_and_delete_with_cascade() {
         (put.status, put.body["name"].as_str()),
         (200, Some("newer"))
     );
+    let read = app.get(&t.caller, &path).await;
+    assert_eq!(
+        (read.status, read.body["name"].as_str()),
+        (200, Some("newer")),
+        "a rename is seen at once by reads through the cache"
+    );
+    assert_eq!(read.body["updated_at"], put.body["updated_at"]);
+    assert_eq!(read.headers["content-type"], "application/json");
     let noop = app.patch(&t.caller, &path, json!({})).await;
     assert_eq!(
         (noop.status, noop.body["name"].as_str()),
