@@ -670,6 +670,41 @@ mod tests {
     }
 
     #[test]
+    fn scores_of_many_rows_are_bit_for_bit_those_of_cosine() {
+        // Values of mixed sign and magnitude in a realistic dimension, so that any change in the
+        // order of the additions shows in the last bits.
+        let dim = 97;
+        let value = |r: usize, j: usize| {
+            let x = ((r * 7919 + j * 104_729) % 1000) as f32 / 997.0 - 0.5;
+            x * if j.is_multiple_of(5) { 1000.0 } else { 0.001 }
+        };
+        let rows: Vec<(i32, Vec<f32>)> = (0..29)
+            .map(|r| (r as i32, (0..dim).map(|j| value(r, j)).collect()))
+            .collect();
+        let query: Vec<f32> = (0..dim).map(|j| value(1000, j)).collect();
+        let idx = {
+            let doc = Uuid::from_u128(7);
+            KbIndex::build(
+                (rows.len() as i64, 0, None),
+                dim,
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, (ci, v))| (Uuid::from_u128(i as u128), doc, *ci, to_bytes(v)))
+                    .collect(),
+            )
+        };
+        let got = idx.top_k(&query, rows.len());
+        assert_eq!(got.len(), rows.len());
+        for (score, i) in got {
+            assert_eq!(
+                score.to_bits(),
+                cosine(&query, &rows[i].1).to_bits(),
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
     fn the_index_is_bounded_by_bytes_least_recently_used_first() {
         let one = Arc::new(index(&[(0, vec![1.0, 0.0, 0.0])]));
         let size = one.bytes();
