@@ -272,13 +272,21 @@ type Key = (Uuid, Uuid);
 /// document is completed, re-processed, deleted or renamed, by this process or any other.
 type KbVersion = (i64, i64, Option<String>);
 
-/// One knowledge base in memory: its chunks' embeddings as read from the database (one row of
-/// `dim` values per chunk) and what is needed to score and find them again.
+/// Rows stored side by side in [`KbIndex::blocks`].
+const LANES: usize = 8;
+
+/// One knowledge base in memory: its chunks' embeddings as read from the database and what is
+/// needed to score and find them again. The embeddings are stored `LANES` rows side by side
+/// (`blocks[b * dim + j][lane]` is value `j` of row `b * LANES + lane`, missing rows are zeros),
+/// so the dot products of `LANES` rows advance together, one vector instruction per value,
+/// while each row's sum still adds its products in order (the same scores, to the bit, as
+/// [`cosine`]): a single sum is bound by the latency of its additions, and scoring was 65 % of
+/// a query's time over 10 000 chunks.
 struct KbIndex {
     version: KbVersion,
     dim: usize,
     rows: Vec<IndexRow>,
-    vectors: Vec<f32>,
+    blocks: Vec<[f32; LANES]>,
 }
 
 struct IndexRow {
@@ -296,7 +304,7 @@ impl KbIndex {
         std::mem::size_of::<KbIndex>()
             + 64
             + self.rows.capacity() * std::mem::size_of::<IndexRow>()
-            + self.vectors.capacity() * std::mem::size_of::<f32>()
+            + self.blocks.capacity() * std::mem::size_of::<[f32; LANES]>()
     }
 
     fn build(version: KbVersion, dim: usize, rows: Vec<(Uuid, Uuid, i32, Vec<u8>)>) -> KbIndex {
@@ -304,24 +312,20 @@ impl KbIndex {
             version,
             dim,
             rows: Vec::with_capacity(rows.len()),
-            vectors: Vec::with_capacity(rows.len() * dim),
+            blocks: vec![[0.0; LANES]; rows.len().div_ceil(LANES) * dim],
         };
-        for (chunk_id, document_id, chunk_index, bytes) in rows {
-            let start = index.vectors.len();
+        for (r, (chunk_id, document_id, chunk_index, bytes)) in rows.into_iter().enumerate() {
             let norm = if bytes.len() == dim * 4 {
-                index.vectors.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                );
-                index.vectors[start..]
-                    .iter()
-                    .map(|x| x * x)
-                    .sum::<f32>()
-                    .sqrt()
+                let (block, lane) = (r / LANES, r % LANES);
+                let mut squares = -0.0f32; // what `Sum for f32` starts from
+                for (j, b) in bytes.chunks_exact(4).enumerate() {
+                    let x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    index.blocks[block * dim + j][lane] = x;
+                    squares += x * x;
+                }
+                squares.sqrt()
             } else {
-                index.vectors.resize(start + dim, 0.0);
-                0.0
+                0.0 // left as zeros
             };
             index.rows.push(IndexRow {
                 chunk_id,
@@ -333,20 +337,39 @@ impl KbIndex {
         index
     }
 
+    /// `query · row` for every row, each summed in order from -0.0 as `Sum for f32` does.
+    fn dots(&self, query: &[f32]) -> Vec<f32> {
+        let dim = self.dim;
+        if dim == 0 || query.len() != dim {
+            return vec![0.0; self.rows.len()];
+        }
+        let mut out = Vec::with_capacity(self.blocks.len() / dim * LANES);
+        for block in self.blocks.chunks_exact(dim) {
+            let mut acc = [-0.0f32; LANES];
+            for (q, values) in query.iter().zip(block) {
+                for (a, v) in acc.iter_mut().zip(values) {
+                    *a += q * v;
+                }
+            }
+            out.extend_from_slice(&acc);
+        }
+        out.truncate(self.rows.len());
+        out
+    }
+
     /// The positions of the `k` best rows for `query`, best first, with their scores: the same
     /// scores (bit for bit) and order as [`scan`].
     fn top_k(&self, query: &[f32], k: usize) -> Vec<(f32, usize)> {
         let query_norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
         let mut scored: Vec<(f32, usize)> = self
-            .vectors
-            .chunks_exact(self.dim.max(1))
+            .dots(query)
+            .into_iter()
             .zip(&self.rows)
             .enumerate()
-            .map(|(i, (v, row))| {
+            .map(|(i, (dot, row))| {
                 let score = if query_norm == 0.0 || row.norm == 0.0 {
                     0.0
                 } else {
-                    let dot: f32 = query.iter().zip(v).map(|(x, y)| x * y).sum();
                     dot / (query_norm * row.norm)
                 };
                 (score, i)
