@@ -7,7 +7,7 @@
 //! before the first reconcile without the controller having to poll them.
 
 use crate::apply::Observed;
-use crate::build::common::{LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::build::common::{LABEL_MANAGED_BY, MANAGED_BY, is_child_of};
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, unbounded};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -107,8 +107,7 @@ pub fn selector() -> watcher::Config {
 }
 
 impl ChildStores {
-    /// The cached children of platform `name` in `ns` (the same selection as the label selector
-    /// `children_selector(name)` in that namespace).
+    /// The cached children of platform `name` in `ns`.
     pub fn observe(&self, ns: &str, name: &str) -> Observed {
         fn select<K>(store: &Store<K>, ns: &str, name: &str) -> Vec<K>
         where
@@ -116,10 +115,7 @@ impl ChildStores {
         {
             store
                 .state_filter(|o| {
-                    let labels = o.labels();
-                    o.meta().namespace.as_deref() == Some(ns)
-                        && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(name)
-                        && labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+                    o.meta().namespace.as_deref() == Some(ns) && is_child_of(o.labels(), name)
                 })
                 .into_iter()
                 .map(|o| (*o).clone())
@@ -179,28 +175,28 @@ impl ChildWriters {
         namespace: Option<&str>,
         tasks: &mut JoinSet<()>,
     ) -> Triggers {
-        let ChildWriters {
-            secrets,
-            pvcs,
-            services,
-            deployments,
-            hpas,
-            cronjobs,
-            network_policies,
-            pdbs,
-            jobs,
-        } = self;
         Triggers {
-            secrets: watch(client, namespace, secrets, tasks),
-            pvcs: watch(client, namespace, pvcs, tasks),
-            services: watch(client, namespace, services, tasks),
-            deployments: watch(client, namespace, deployments, tasks),
-            hpas: watch(client, namespace, hpas, tasks),
-            cronjobs: watch(client, namespace, cronjobs, tasks),
-            network_policies: watch(client, namespace, network_policies, tasks),
-            pdbs: watch(client, namespace, pdbs, tasks),
-            jobs: watch(client, namespace, jobs, tasks),
+            secrets: watch(client, namespace, self.secrets, tasks),
+            pvcs: watch(client, namespace, self.pvcs, tasks),
+            services: watch(client, namespace, self.services, tasks),
+            deployments: watch(client, namespace, self.deployments, tasks),
+            hpas: watch(client, namespace, self.hpas, tasks),
+            cronjobs: watch(client, namespace, self.cronjobs, tasks),
+            network_policies: watch(client, namespace, self.network_policies, tasks),
+            pdbs: watch(client, namespace, self.pdbs, tasks),
+            jobs: watch(client, namespace, self.jobs, tasks),
         }
+    }
+}
+
+/// The API of a namespaced kind in `namespace`, or in all namespaces.
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 
@@ -219,10 +215,7 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let api: Api<K> = scoped(client, namespace);
     let (tx, rx) = unbounded();
     // managedFields are the largest part of most objects and nothing here reads them.
     let events = watcher(api, selector())
@@ -253,6 +246,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::common::LABEL_INSTANCE;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;
 

@@ -384,16 +384,7 @@ pub async fn run(
     writers: ChildWriters,
 ) -> anyhow_like::Result<()> {
     let client = ctx.client.clone();
-    fn scoped<K>(client: &Client, ns: &Option<String>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    let platforms: Api<OylPlatform> = scoped(&client, &namespace);
+    let platforms: Api<OylPlatform> = crate::children::scoped(&client, namespace.as_deref());
     // Wait (not ready) until the CRD is served and RBAC allows the watch, saying why.
     let mut attempt = 0u32;
     while let Err(e) = platforms

@@ -67,9 +67,11 @@ pub fn selector_labels(p: &OylPlatform, c: Component) -> BTreeMap<String, String
     ])
 }
 
-/// Label selector (as a string) matching every child of a platform.
-pub fn children_selector(platform_name: &str) -> String {
-    format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_INSTANCE}={platform_name}")
+/// Whether an object with `labels` is a child of the platform `platform_name` (of its
+/// namespace): managed by the operator and labelled with the platform as its instance.
+pub fn is_child_of(labels: &BTreeMap<String, String>, platform_name: &str) -> bool {
+    labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+        && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(platform_name)
 }
 
 /// Standard labels of every child. The platform version is only on the API's objects: a
