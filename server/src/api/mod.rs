@@ -261,10 +261,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         elapsed.as_secs_f64(),
     );
     let status = status.as_u16();
-    let quiet = matches!(
-        route.as_ref().map(MatchedPath::as_str),
-        Some(LIVENESS_PATH) | Some(READINESS_PATH) | Some("/metrics")
-    );
+    let quiet = matches!(route_label, LIVENESS_PATH | READINESS_PATH | "/metrics");
     response.headers_mut().insert(REQUEST_ID_HEADER, id);
     span.in_scope(|| {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;

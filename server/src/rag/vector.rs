@@ -360,6 +360,9 @@ impl KbIndex {
     /// The positions of the `k` best rows for `query`, best first, with their scores: the same
     /// scores (bit for bit) and order as [`scan`].
     fn top_k(&self, query: &[f32], k: usize) -> Vec<(f32, usize)> {
+        if k == 0 {
+            return Vec::new();
+        }
         let query_norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
         let mut scored: Vec<(f32, usize)> = self
             .dots(query)
@@ -380,9 +383,6 @@ impl KbIndex {
             (score, row.chunk_index, row.document_id)
         };
         let order = |a: &(f32, usize), b: &(f32, usize)| rank(key(a), key(b));
-        if k == 0 {
-            return Vec::new();
-        }
         if scored.len() > k {
             scored.select_nth_unstable_by(k - 1, order);
             scored.truncate(k);
@@ -639,11 +639,11 @@ mod tests {
         assert_eq!(from_bytes(&to_bytes(&v)), v);
     }
 
-    fn index(rows: &[(i32, Vec<f32>)]) -> KbIndex {
+    fn index(dim: usize, rows: &[(i32, Vec<f32>)]) -> KbIndex {
         let doc = Uuid::from_u128(7);
         KbIndex::build(
             (rows.len() as i64, 0, None),
-            3,
+            dim,
             rows.iter()
                 .enumerate()
                 .map(|(i, (chunk_index, v))| {
@@ -663,7 +663,7 @@ mod tests {
             (4, vec![-0.2, 0.33, 0.9]),
             (5, vec![0.1, 0.7, -0.3]), // a tie with chunk 0: the lower chunk index first
         ];
-        let idx = index(&rows);
+        let idx = index(3, &rows);
         let query = [0.25f32, 0.5, -0.125];
         let got = idx.top_k(&query, 10);
         let mut want: Vec<(f32, i32)> = rows
@@ -705,17 +705,7 @@ mod tests {
             .map(|r| (r as i32, (0..dim).map(|j| value(r, j)).collect()))
             .collect();
         let query: Vec<f32> = (0..dim).map(|j| value(1000, j)).collect();
-        let idx = {
-            let doc = Uuid::from_u128(7);
-            KbIndex::build(
-                (rows.len() as i64, 0, None),
-                dim,
-                rows.iter()
-                    .enumerate()
-                    .map(|(i, (ci, v))| (Uuid::from_u128(i as u128), doc, *ci, to_bytes(v)))
-                    .collect(),
-            )
-        };
+        let idx = index(dim, &rows);
         let got = idx.top_k(&query, rows.len());
         assert_eq!(got.len(), rows.len());
         for (score, i) in got {
@@ -729,7 +719,7 @@ mod tests {
 
     #[test]
     fn the_index_is_bounded_by_bytes_least_recently_used_first() {
-        let one = Arc::new(index(&[(0, vec![1.0, 0.0, 0.0])]));
+        let one = Arc::new(index(3, &[(0, vec![1.0, 0.0, 0.0])]));
         let size = one.bytes();
         let mut lru = Lru::default();
         let key = |n: u128| (Uuid::from_u128(1), Uuid::from_u128(n));
