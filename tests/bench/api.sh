@@ -33,10 +33,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 RAG_DOCS=${RAG_DOCS:-100}
 RAG_CHARS=${RAG_CHARS:-79600}
 RAG_QUERY=${RAG_QUERY:-"When is the invoice payment deadline and what is the refund policy?"}
-OUT=${OUT:-/tmp/oyl-bench/api-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-RESULTS="$OUT/results.tsv"
-: >"$RESULTS"
+start_results api
 
 ensure_apt_tools wrk:wrk time:time jq:jq curl:curl
 build_helpers

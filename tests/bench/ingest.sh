@@ -23,10 +23,7 @@ DOCS=${DOCS:-100}
 CHARS=${CHARS:-79600}
 PARALLEL=${PARALLEL:-4}
 STORES=${STORES:-"embedded:sqlite embedded:postgres chroma:sqlite"}
-OUT=${OUT:-/tmp/oyl-bench/ingest-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-RESULTS="$OUT/results.tsv"
-: >"$RESULTS"
+start_results ingest
 
 ensure_apt_tools jq:jq curl:curl
 build_helpers

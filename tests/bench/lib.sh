@@ -172,6 +172,13 @@ machine_busy_seconds() {
   awk -v t="$tck" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / t; exit}' /proc/stat
 }
 
+start_results() { # start_results NAME: OUT (default /tmp/oyl-bench/NAME-<time>) and an empty RESULTS in it
+  OUT=${OUT:-/tmp/oyl-bench/$1-$(date +%Y%m%d-%H%M%S)}
+  mkdir -p "$OUT"
+  RESULTS="$OUT/results.tsv"
+  : >"$RESULTS"
+}
+
 # Tools from Debian's packages: wrk (load generator) and GNU time (its CPU use).
 ensure_apt_tools() { # ensure_apt_tools CMD:PACKAGE...
   local missing=() pair

@@ -28,10 +28,7 @@ STEADY=${STEADY:-300}
 SETTLE=${SETTLE:-30}
 RUNS_ONE=${RUNS_ONE:-3}
 KEEP_NAMESPACES=${KEEP_NAMESPACES:-0}
-OUT=${OUT:-/tmp/oyl-bench/operator-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-RESULTS="$OUT/results.tsv"
-: >"$RESULTS"
+start_results operator
 
 ensure_apt_tools jq:jq curl:curl
 build_helpers
