@@ -1,14 +1,45 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the unit and integration tests of every crate, and the
 # end-to-end suites against a local Kubernetes control plane that this script starts (building
-# its binaries on first use) and always stops again.
-# Services the server tests use (PostgreSQL, Redis, Chroma) are started by tests/services/*.sh
-# when present and their TEST_* variables are not already set.
+# its binaries on first use) and always stops again. It first installs or builds every tool it
+# needs (tests/setup.sh), so it passes on a fresh machine with only the toolchains.
+#
+#   tests/run.sh          warm: reuses $OYL_CACHE (default ~/.cache/oyl) and the target dir
+#   tests/run.sh --cold   proves a cold start: a fresh empty OYL_CACHE and CARGO_TARGET_DIR
+#                         (removed afterwards unless --keep), so nothing cached is reused
+#
+# Honours OYL_CACHE and CARGO_TARGET_DIR. Services the server tests use (PostgreSQL, Redis,
+# Chroma) are started by tests/services/*.sh unless their TEST_* variables are already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cold=false keep=false
+for arg in "$@"; do
+  case "$arg" in
+    --cold) cold=true ;;
+    --keep) keep=true ;;
+    *) echo "usage: tests/run.sh [--cold [--keep]]" >&2; exit 2 ;;
+  esac
+done
+if $cold; then
+  cold_root="$(mktemp -d /var/tmp/oyl-cold.XXXXXX)"
+  chmod 755 "$cold_root"   # the postgres user runs the test database under it
+  export OYL_CACHE="$cold_root/cache" CARGO_TARGET_DIR="$cold_root/target"
+  # A control plane of its own, on other ports, so a running warm one is left alone.
+  export KCP_API_PORT=26443 KCP_ETCD_PORT=22379 KCP_KCM_PORT=20257 KCP_SCHEDULER_PORT=20259
+  # The test services' installs (ChromaDB's venv) and data, fresh too.
+  export OYL_TEST_CHROMA_DIR="$cold_root/chroma" OYL_TEST_PG_DIR="$cold_root/postgres"
+  mkdir -p "$OYL_CACHE" "$CARGO_TARGET_DIR"
+  echo "cold start: OYL_CACHE=$OYL_CACHE CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+  $keep || trap 'chmod -R u+w "$cold_root" 2>/dev/null; rm -rf "$cold_root"' EXIT
+fi
 . tests/cluster/lib.sh
-stage_start=$(date +%s)
-stage() { local now; now=$(date +%s); printf '\n==> [%4ss] %s\n' "$((now - stage_start))" "$*"; }
+export OYL_CACHE STAGE_T0
+OPERATOR_BIN="$TARGET_DIR/debug/oyl-operator"
+export OYL_OPERATOR_BIN="$OPERATOR_BIN"
+
+stage "tools: install and build what is missing (apt, PyPI, Go module proxy)"
+tests/setup.sh
+export PATH="$TOOLS_PATH:$PATH"
 
 stage "format and lint"
 cargo fmt --all -- --check
@@ -19,8 +50,8 @@ cargo build --workspace --all-targets
 
 stage "CRD is generated from the Rust types (crds/ and the chart's copy)"
 for copy in crds/oylplatforms.oyl.dev.yaml charts/oyl-operator/files/oylplatforms.oyl.dev.yaml; do
-  diff -q "$copy" <(target/debug/oyl-operator crd) >/dev/null || { echo "$copy is stale: run" \
-    "'target/debug/oyl-operator crd | tee crds/oylplatforms.oyl.dev.yaml > charts/oyl-operator/files/oylplatforms.oyl.dev.yaml'" >&2; exit 1; }
+  diff -q "$copy" <("$OPERATOR_BIN" crd) >/dev/null || { echo "$copy is stale: run" \
+    "'cargo run -p oyl-operator -- crd | tee crds/oylplatforms.oyl.dev.yaml > charts/oyl-operator/files/oylplatforms.oyl.dev.yaml'" >&2; exit 1; }
 done
 
 stage "checkov on the chart and on what the operator renders"
@@ -41,11 +72,13 @@ for svc in postgres redis chroma; do
     [ -x "tests/services/$svc-down.sh" ] && cleanup+=("tests/services/$svc-down.sh")
   fi
 done
-trap 'for c in "${cleanup[@]}"; do "$c" >/dev/null 2>&1 || true; done' EXIT
+# Runs before the --cold trap's removal: bash keeps one EXIT trap, so chain it.
+prev_trap="$(trap -p EXIT | sed -n "s/^trap -- '\(.*\)' EXIT$/\1/p")"
+trap 'for c in "${cleanup[@]}"; do "$c" >/dev/null 2>&1 || true; done; '"$prev_trap" EXIT
 
-stage "control plane (build on first use, then start)"
+stage "control plane (start)"
 OYL_E2E_KUBECONFIG="$(tests/cluster/up.sh | tail -n 1)"
-export OYL_E2E_KUBECONFIG PATH="$TOOLS_PATH:$PATH"
+export OYL_E2E_KUBECONFIG
 
 stage "tests (unit, integration, end-to-end; the server's against PostgreSQL, Redis and ChromaDB)"
 # The docs pages are also rendered in a real headless browser with no internet.

@@ -138,7 +138,7 @@ impl FromRequestParts<AppState> for TenantAuth {
             }
         }
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
-        enforce_rate_limit(state, tenant_id).await?;
+        enforce_rate_limit(state, tenant_id, Budget::of(&parts.method)).await?;
         Ok(TenantAuth {
             scope: TenantScope { tenant_id },
             claims,
@@ -146,22 +146,51 @@ impl FromRequestParts<AppState> for TenantAuth {
     }
 }
 
-/// The tenant's request budget (`RATE_LIMIT_REQUESTS_PER_MINUTE`, `RATE_LIMIT_BURST`; 0 per
-/// minute disables it). A limiter failure lets the request through (logged, counted).
-async fn enforce_rate_limit(state: &AppState, tenant_id: Uuid) -> Result<(), ApiError> {
+/// A tenant has two budgets, so that polling never uses up the budget for work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// GET and HEAD: cheap reads such as status polling.
+    Reads,
+    /// Everything else: uploads, queries, creates, updates, deletes.
+    Work,
+}
+
+impl Budget {
+    pub fn of(method: &axum::http::Method) -> Self {
+        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            Budget::Reads
+        } else {
+            Budget::Work
+        }
+    }
+}
+
+/// The tenant's budget for this kind of request (`RATE_LIMIT_REQUESTS_PER_MINUTE` and
+/// `RATE_LIMIT_BURST` for work, `RATE_LIMIT_READS_PER_MINUTE` and `RATE_LIMIT_READ_BURST` for
+/// reads; 0 per minute disables one). A limiter failure lets the request through (logged, counted).
+async fn enforce_rate_limit(
+    state: &AppState,
+    tenant_id: Uuid,
+    budget: Budget,
+) -> Result<(), ApiError> {
     let config = &state.config;
-    if config.rate_limit_requests_per_minute == 0 {
+    let (per_minute, burst, key) = match budget {
+        Budget::Work => (
+            config.rate_limit_requests_per_minute,
+            config.rate_limit_burst,
+            format!("tenant:{tenant_id}"),
+        ),
+        Budget::Reads => (
+            config.rate_limit_reads_per_minute,
+            config.rate_limit_read_burst,
+            format!("tenant:{tenant_id}:reads"),
+        ),
+    };
+    if per_minute == 0 {
         return Ok(());
     }
-    let quota = Quota {
-        per_minute: config.rate_limit_requests_per_minute,
-        burst: config.rate_limit_burst,
-    };
-    match state
-        .limiter
-        .check(&format!("tenant:{tenant_id}"), quota)
-        .await
-    {
+    let quota = Quota { per_minute, burst };
+    match state.limiter.check(&key, quota).await {
         Ok(decision) if decision.allowed => Ok(()),
         Ok(decision) => {
             state.metrics.rate_limited.inc();

@@ -38,6 +38,8 @@ pub mod env {
     pub const VECTOR_CACHE_MAX_BYTES: &str = "VECTOR_CACHE_MAX_BYTES";
     pub const RATE_LIMIT_REQUESTS_PER_MINUTE: &str = "RATE_LIMIT_REQUESTS_PER_MINUTE";
     pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
+    pub const RATE_LIMIT_READS_PER_MINUTE: &str = "RATE_LIMIT_READS_PER_MINUTE";
+    pub const RATE_LIMIT_READ_BURST: &str = "RATE_LIMIT_READ_BURST";
     pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
     pub const REQUEST_TIMEOUT_SECONDS: &str = "REQUEST_TIMEOUT_SECONDS";
@@ -87,6 +89,8 @@ pub mod env {
         VECTOR_CACHE_MAX_BYTES,
         RATE_LIMIT_REQUESTS_PER_MINUTE,
         RATE_LIMIT_BURST,
+        RATE_LIMIT_READS_PER_MINUTE,
+        RATE_LIMIT_READ_BURST,
         MAX_UPLOAD_BYTES,
         MAX_BODY_BYTES,
         REQUEST_TIMEOUT_SECONDS,
@@ -217,8 +221,14 @@ pub struct Config {
     /// Memory for the embedded vector store's in-memory index (least recently used knowledge
     /// bases evicted first); 0: no index, every search reads the database.
     pub vector_cache_max_bytes: usize,
+    /// Per-tenant budget for work: every request that is not a read (uploads, queries,
+    /// creates, updates, deletes). 0 per minute: no limit.
     pub rate_limit_requests_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// Per-tenant budget for cheap reads (GET, HEAD), such as status polling; kept apart so
+    /// that polling never uses up the budget for work. 0 per minute: no limit.
+    pub rate_limit_reads_per_minute: u32,
+    pub rate_limit_read_burst: u32,
     pub max_upload_bytes: u64,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
@@ -333,9 +343,19 @@ impl Config {
             rate_limit_requests_per_minute: parse_num(
                 env::RATE_LIMIT_REQUESTS_PER_MINUTE,
                 get(env::RATE_LIMIT_REQUESTS_PER_MINUTE),
-                60,
+                120,
             )?,
-            rate_limit_burst: parse_num(env::RATE_LIMIT_BURST, get(env::RATE_LIMIT_BURST), 10)?,
+            rate_limit_burst: parse_num(env::RATE_LIMIT_BURST, get(env::RATE_LIMIT_BURST), 30)?,
+            rate_limit_reads_per_minute: parse_num(
+                env::RATE_LIMIT_READS_PER_MINUTE,
+                get(env::RATE_LIMIT_READS_PER_MINUTE),
+                600,
+            )?,
+            rate_limit_read_burst: parse_num(
+                env::RATE_LIMIT_READ_BURST,
+                get(env::RATE_LIMIT_READ_BURST),
+                120,
+            )?,
             max_upload_bytes: parse_num(
                 env::MAX_UPLOAD_BYTES,
                 get(env::MAX_UPLOAD_BYTES),
@@ -651,7 +671,11 @@ mod tests {
         );
         assert_eq!(
             (c.rate_limit_requests_per_minute, c.rate_limit_burst),
-            (60, 10)
+            (120, 30)
+        );
+        assert_eq!(
+            (c.rate_limit_reads_per_minute, c.rate_limit_read_burst),
+            (600, 120)
         );
         assert_eq!(c.vector_cache_max_bytes, 256 * 1024 * 1024);
         assert_eq!(

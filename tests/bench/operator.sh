@@ -49,13 +49,13 @@ now() { date +%s.%N; }
 # are left in place: other users' pods may run on them by then, and they cost nothing.
 for ((i = 1; i <= (PLATFORMS + 79) / 80; i++)); do
   sed "s/kwok-node-0/kwok-node-bench-$i/g" "$REPO_ROOT/tests/cluster/kwok-node.yaml" | kubectl apply -f - >/dev/null
-  kubectl wait "node/kwok-node-bench-$i" --for=condition=Ready --timeout=60s >/dev/null
+  wait_condition 60 Ready "node/kwok-node-bench-$i" >/dev/null
 done
 echo "nodes: $(kubectl get nodes --no-headers | wc -l) fake (kwok) nodes of 64 CPUs" | tee -a "$OUT/machine.txt" >&2
 
 # The CRD of the binary under test and the shipped ClusterRole, applied as the e2e tests do.
 "$OPERATOR_BIN" crd | kubectl apply --server-side --force-conflicts --field-manager oyl-e2e -f - >/dev/null
-kubectl wait crd/oylplatforms.oyl.dev --for=condition=Established --timeout=60s >/dev/null
+wait_condition 60 Established crd/oylplatforms.oyl.dev >/dev/null
 kubectl apply --server-side --force-conflicts --field-manager oyl-e2e -f "$REPO_ROOT/config/rbac/cluster_role.yaml" >/dev/null
 
 # Children of one default platform, as the operator renders them.

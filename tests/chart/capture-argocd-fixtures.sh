@@ -17,7 +17,7 @@ stop_operator() { if [ -n "$op_pid" ]; then kill "$op_pid" 2>/dev/null || true; 
 trap 'stop_operator; kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
 
 kubectl apply --server-side --field-manager=oyl-fixtures -f crds/oylplatforms.oyl.dev.yaml >/dev/null
-kubectl wait --for=condition=Established crd/oylplatforms.oyl.dev --timeout=30s >/dev/null
+wait_condition 30 Established crd/oylplatforms.oyl.dev >/dev/null
 kubectl create namespace "$NS" >/dev/null
 kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted >/dev/null
 

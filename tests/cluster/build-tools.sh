@@ -3,7 +3,10 @@
 # A tool whose cached binary already reports the pinned version is skipped, so a warm run is instant.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw"
+# Go's caches live in OYL_CACHE too: an empty OYL_CACHE is a real cold start, and a shared
+# GOCACHE lets the tools reuse each other's compiled packages where their versions agree.
+export GOCACHE="$OYL_CACHE/go/build" GOMODCACHE="$OYL_CACHE/go/mod"
 tools="$CLUSTER_DIR/tools"
 
 have() { [ -x "$1" ] && "$1" "${@:2}" 2>/dev/null | grep -q -- "$VERSION_WANTED"; }
@@ -46,9 +49,24 @@ if [ -x "$KWOK_BIN/kwok" ]; then echo "kwok $KWOK_VERSION: cached"; else
 fi
 
 VERSION_WANTED="$HELM_VERSION"
-if have "$HELM_BIN/helm" version --short; then echo "helm $HELM_VERSION: cached"; else
+# Stamped as upstream's Makefile does: the version, the source it was built from and the default
+# Kubernetes version of `helm template`/`helm lint` (which is otherwise v1.20 and refuses the
+# chart's kubeVersion). The default is the pinned control plane's minor, not client-go's + 1 as
+# upstream derives it. The module proxy does not serve the release's git commit, so GitCommit is
+# the module's content hash from go.sum: it names exactly the source that was compiled.
+helm_kube_ok() { [ "$("$HELM_BIN/helm" template "$CLUSTER_DIR/tools/kube-version-chart" 2>/dev/null \
+  | sed -n 's/^kubeVersion: //p')" = "v1.$minor.0" ]; }
+if have "$HELM_BIN/helm" version --short && helm_kube_ok; then echo "helm $HELM_VERSION: cached"; else
   t=$(date +%s); mkdir -p "$HELM_BIN"
-  (cd "$tools/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$HELM_BIN/helm" helm.sh/helm/v3/cmd/helm)
+  sum="$(awk -v v="$HELM_VERSION" '$1=="helm.sh/helm/v3" && $2==v {print $3}' "$tools/helm/go.sum")"
+  [ -n "$sum" ] || { echo "helm.sh/helm/v3 $HELM_VERSION missing from $tools/helm/go.sum" >&2; exit 1; }
+  ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  ld+=" -X helm.sh/helm/v3/internal/version.gitCommit=$sum -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  (cd "$tools/helm" && go build -trimpath -ldflags "$ld" -o "$HELM_BIN/helm" helm.sh/helm/v3/cmd/helm)
   have "$HELM_BIN/helm" version --short || { echo "helm does not report $HELM_VERSION" >&2; exit 1; }
+  helm_kube_ok || { echo "helm's default Kubernetes version is not v1.$minor.0" >&2; exit 1; }
   stamp helm "$t"
 fi

@@ -78,6 +78,8 @@ impl Server {
             // The test fills the database faster than any tenant's default budget allows.
             .env("RATE_LIMIT_REQUESTS_PER_MINUTE", "1000000")
             .env("RATE_LIMIT_BURST", "100000")
+            .env("RATE_LIMIT_READS_PER_MINUTE", "1000000")
+            .env("RATE_LIMIT_READ_BURST", "100000")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -747,16 +749,21 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// `moto_server` and the `aws` CLI from PyPI (installed by .ci/run into this venv).
+/// `moto_server` and the `aws` CLI from PyPI (installed by tests/setup.sh into this venv).
 fn s3_venv() -> PathBuf {
     let dir = std::env::var("OYL_S3_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/oyl/s3-venv")
+            std::env::var("OYL_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| {
+                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/oyl")
+                })
+                .join("s3-venv")
         });
     assert!(
         dir.join("bin/aws").exists(),
-        "{}: pip install moto[server] awscli (.ci/run does)",
+        "{}: pip install moto[server] awscli (tests/setup.sh does)",
         dir.display()
     );
     dir

@@ -213,6 +213,8 @@ pub fn test_env(
         // Limits are exercised everywhere, but only rate-limit tests hit them.
         ("RATE_LIMIT_REQUESTS_PER_MINUTE", "6000000"),
         ("RATE_LIMIT_BURST", "100000"),
+        ("RATE_LIMIT_READS_PER_MINUTE", "6000000"),
+        ("RATE_LIMIT_READ_BURST", "100000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

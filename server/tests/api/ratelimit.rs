@@ -1,13 +1,25 @@
 //! Per-tenant rate limits: 429 with Retry-After, one budget per tenant, shared by every replica
 //! through Redis (when `TEST_REDIS_URL` is set), failing open when Redis is down.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::helpers::{Caller, redis_url, second_instance, spawn_app_with};
+use crate::helpers::{Caller, Resp, TestApp, redis_url, second_instance, spawn_app_with};
 
-const LIMITS: [(&str, &str); 2] = [
+const LIMITS: [(&str, &str); 4] = [
     ("RATE_LIMIT_REQUESTS_PER_MINUTE", "6"),
     ("RATE_LIMIT_BURST", "4"),
+    ("RATE_LIMIT_READS_PER_MINUTE", "6"),
+    ("RATE_LIMIT_READ_BURST", "4"),
+];
+
+/// The server's own defaults: the test environment's generous limits removed.
+const DEFAULT_LIMITS: [(&str, &str); 4] = [
+    ("RATE_LIMIT_REQUESTS_PER_MINUTE", ""),
+    ("RATE_LIMIT_BURST", ""),
+    ("RATE_LIMIT_READS_PER_MINUTE", ""),
+    ("RATE_LIMIT_READ_BURST", ""),
 ];
 
 #[tokio::test]
@@ -82,7 +94,9 @@ async fn replicas_share_one_budget_through_redis() {
 #[tokio::test]
 async fn a_dead_redis_lets_requests_through_and_readyz_reports_it() {
     // Nothing listens on port 1.
-    let app = spawn_app_with(&[LIMITS[0], LIMITS[1], ("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let mut env = LIMITS.to_vec();
+    env.push(("REDIS_URL", "redis://127.0.0.1:1"));
+    let app = spawn_app_with(&env).await;
     let t = app.create_tenant("t").await;
     for _ in 0..6 {
         let resp = app
@@ -129,4 +143,117 @@ async fn a_dead_redis_lets_requests_through_and_readyz_reports_it() {
         metrics.contains("cache_lookups_total{outcome=\"error\"} 1"),
         "{metrics}"
     );
+}
+
+fn assert_not_limited(resp: &Resp, what: &str) {
+    assert_ne!(resp.status, 429, "{what} was rate limited: {}", resp.text);
+    assert!(resp.status < 400, "{what}: {} {}", resp.status, resp.text);
+}
+
+/// On the defaults, one ordinary interactive session is never throttled: set up a tree, upload
+/// two documents, poll their status twice a second for 30 s while the worker processes them,
+/// and ask ten questions.
+#[tokio::test]
+async fn the_defaults_never_throttle_one_interactive_session() {
+    let mut env = DEFAULT_LIMITS.to_vec();
+    env.push(("WORKER_ENABLED", "true"));
+    let app = spawn_app_with(&env).await;
+    assert_eq!(app.config.rate_limit_requests_per_minute, 120);
+    assert_eq!(app.config.rate_limit_reads_per_minute, 600);
+    let t = app.create_tenant("interactive").await;
+    let (_, tm, asst) = app.create_tree(&t).await;
+    for (name, text) in [
+        (
+            "handbook.txt",
+            "The office opens at nine. Lunch is served at noon.",
+        ),
+        (
+            "policy.txt",
+            "Remote work is allowed on Fridays. Expenses need receipts.",
+        ),
+    ] {
+        let up = app
+            .upload(&t.caller, &asst, name, text.as_bytes().to_vec())
+            .await;
+        assert_not_limited(&up, "upload");
+    }
+    let status = format!("/api/v1/assistants/{asst}/knowledge/status");
+    // The pace is what is tested here (a person's UI polling at 2/s), not a wait for a condition.
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    for _ in 0..60 {
+        tick.tick().await;
+        assert_not_limited(&app.get(&t.caller, &status).await, "status poll");
+    }
+    for i in 0..10 {
+        let q = app
+            .post(
+                &t.caller,
+                &format!("/api/v1/teammates/{tm}/query"),
+                json!({"query": format!("When does the office open? ({i})")}),
+            )
+            .await;
+        assert_not_limited(&q, "query");
+    }
+    let metrics = app.get(&Caller::anonymous(), "/metrics").await.text;
+    assert!(metrics.contains("rate_limited_total 0"), "{metrics}");
+}
+
+async fn count_until_limited<F, Fut>(app: &TestApp, n: usize, send: F) -> (usize, Resp)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Resp>,
+{
+    for allowed in 0..n {
+        let resp = send().await;
+        if resp.status == 429 {
+            return (allowed, resp);
+        }
+        assert!(resp.status < 400, "{} {}", resp.status, resp.text);
+    }
+    let metrics = app.get(&Caller::anonymous(), "/metrics").await.text;
+    panic!("{n} requests in a burst were never limited: {metrics}");
+}
+
+/// Abuse is still limited on the defaults, per budget: reads far faster than any UI polls, and
+/// queries far faster than anyone types, each get 429 with Retry-After, and an exhausted read
+/// budget does not block work (nor the other way round).
+#[tokio::test]
+async fn the_defaults_still_limit_abuse_with_retry_after() {
+    let app = spawn_app_with(&DEFAULT_LIMITS).await;
+    let t = app.create_tenant("abusive").await;
+    let (_, tm, asst) = app.create_tree(&t).await;
+    let status = format!("/api/v1/assistants/{asst}/knowledge/status");
+    let query = format!("/api/v1/teammates/{tm}/query");
+
+    let (reads, limited) = count_until_limited(&app, 1000, || app.get(&t.caller, &status)).await;
+    // Burst 120 at 600/min: about 120 back-to-back reads, plus the few the rate refills meanwhile.
+    assert!(
+        (120..200).contains(&reads),
+        "{reads} reads before the limit"
+    );
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert_eq!(retry, 1, "one read every 100 ms, rounded up to a second");
+    assert_not_limited(
+        &app.post(&t.caller, &query, json!({"query": "still allowed"}))
+            .await,
+        "a query after the reads ran out",
+    );
+
+    let (work, limited) = count_until_limited(&app, 500, || {
+        app.post(&t.caller, &query, json!({"query": "again"}))
+    })
+    .await;
+    // Burst 30 at 120/min, less the three creates of the tree and the query above.
+    assert!((26..60).contains(&work), "{work} queries before the limit");
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert_eq!(retry, 1, "one query every 500 ms, rounded up to a second");
+    assert_eq!(limited.body["detail"], "Rate limit exceeded");
 }
