@@ -106,7 +106,7 @@ pub async fn apply(
         Some(o) => match first_difference(&desired, &o) {
             None => return Ok(false),
             Some(path) => {
-                tracing::debug!(object = %child.name(), kind = child.kind(), %path, "differs")
+                tracing::debug!(object = %child.name(), kind = child.kind(), %path, "differs");
             }
         },
         None => tracing::debug!(object = %child.name(), kind = child.kind(), "missing"),
@@ -128,17 +128,17 @@ pub async fn apply(
     match child {
         Child::Secret(_) => ssa::<Secret>(client, ns, &name, &desired).await?,
         Child::PersistentVolumeClaim(_) => {
-            ssa::<PersistentVolumeClaim>(client, ns, &name, &desired).await?
+            ssa::<PersistentVolumeClaim>(client, ns, &name, &desired).await?;
         }
         Child::Service(_) => ssa::<Service>(client, ns, &name, &desired).await?,
         Child::Deployment(_) => ssa::<Deployment>(client, ns, &name, &desired).await?,
         Child::HorizontalPodAutoscaler(_) => {
-            ssa::<HorizontalPodAutoscaler>(client, ns, &name, &desired).await?
+            ssa::<HorizontalPodAutoscaler>(client, ns, &name, &desired).await?;
         }
         Child::CronJob(_) => ssa::<CronJob>(client, ns, &name, &desired).await?,
         Child::NetworkPolicy(_) => ssa::<NetworkPolicy>(client, ns, &name, &desired).await?,
         Child::PodDisruptionBudget(_) => {
-            ssa::<PodDisruptionBudget>(client, ns, &name, &desired).await?
+            ssa::<PodDisruptionBudget>(client, ns, &name, &desired).await?;
         }
         Child::Job(_) => ssa::<Job>(client, ns, &name, &desired).await?,
     }

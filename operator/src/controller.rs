@@ -268,8 +268,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         .jobs
         .iter()
         .filter(|j| {
-            crate::build::backup::is_backup_job(j)
-                && status::job_outcome(j).is_some_and(|(_, ok)| !ok)
+            build::backup::is_backup_job(j) && status::job_outcome(j).is_some_and(|(_, ok)| !ok)
         })
         .count();
     ctx.metrics.backups(
@@ -420,10 +419,7 @@ pub async fn run(
         // Jobs: backups made by the CronJob are owned by it, not by the platform, so they are
         // mapped to their platform by label.
         .watches_stream(triggers.jobs.map(Ok), |job| {
-            let name = job
-                .labels()
-                .get(crate::build::common::LABEL_INSTANCE)?
-                .clone();
+            let name = job.labels().get(build::common::LABEL_INSTANCE)?.clone();
             Some(ObjectRef::new(&name).within(&job.namespace()?))
         })
         .with_config(ControllerConfig::default().concurrency(8))

@@ -304,7 +304,7 @@ mod tests {
             .command
         {
             Some(Command::Serve(a)) => {
-                assert_eq!((a.host.as_deref(), a.port), (Some("127.0.0.1"), Some(9000)))
+                assert_eq!((a.host.as_deref(), a.port), (Some("127.0.0.1"), Some(9000)));
             }
             other => panic!("{other:?}"),
         }

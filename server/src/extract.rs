@@ -107,7 +107,7 @@ fn json_field_error(
                     serde_path_to_error::Segment::Seq { index } => loc.push((*index).into()),
                     serde_path_to_error::Segment::Map { key } => loc.push(key.as_str().into()),
                     serde_path_to_error::Segment::Enum { variant } => {
-                        loc.push(variant.as_str().into())
+                        loc.push(variant.as_str().into());
                     }
                     serde_path_to_error::Segment::Unknown => {}
                 }

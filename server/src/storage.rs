@@ -92,7 +92,7 @@ async fn remove_logged(path: &Path, dir: bool) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove stored upload")
+            tracing::warn!(path = %path.display(), error = %e, "could not remove stored upload");
         }
     }
 }

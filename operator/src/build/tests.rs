@@ -40,7 +40,7 @@ fn names(children: &[Child], kind: &str) -> Vec<String> {
     v
 }
 
-fn deployment<'a>(children: &'a [Child], name: &str) -> &'a k8s_openapi::api::apps::v1::Deployment {
+fn deployment<'a>(children: &'a [Child], name: &str) -> &'a Deployment {
     children
         .iter()
         .find_map(|c| match c {
@@ -50,7 +50,7 @@ fn deployment<'a>(children: &'a [Child], name: &str) -> &'a k8s_openapi::api::ap
         .unwrap_or_else(|| panic!("no Deployment {name}"))
 }
 
-fn secret(children: &[Child]) -> &k8s_openapi::api::core::v1::Secret {
+fn secret(children: &[Child]) -> &Secret {
     children
         .iter()
         .find_map(|c| match c {
@@ -71,7 +71,7 @@ fn pod_templates(children: &[Child]) -> Vec<(String, PodTemplateSpec)> {
         .collect()
 }
 
-fn cronjob(children: &[Child]) -> &k8s_openapi::api::batch::v1::CronJob {
+fn cronjob(children: &[Child]) -> &CronJob {
     children
         .iter()
         .find_map(|c| match c {
@@ -81,7 +81,7 @@ fn cronjob(children: &[Child]) -> &k8s_openapi::api::batch::v1::CronJob {
         .expect("the backup CronJob")
 }
 
-fn backup_pod(cron: &k8s_openapi::api::batch::v1::CronJob) -> k8s_openapi::api::core::v1::PodSpec {
+fn backup_pod(cron: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
     cron.spec
         .job_template
         .spec
@@ -772,11 +772,11 @@ mod migration {
         Rollout {
             serving_image: Some(serving.to_string()),
             migration,
-            restore: crate::build::migrate::Restore::NotNeeded,
+            restore: migrate::Restore::NotNeeded,
         }
     }
 
-    fn job_of(c: &[Child]) -> Option<&k8s_openapi::api::batch::v1::Job> {
+    fn job_of(c: &[Child]) -> Option<&Job> {
         c.iter().find_map(|c| match c {
             Child::Job(j) => Some(j),
             _ => None,
@@ -865,7 +865,7 @@ mod migration {
         .clone();
         let r = Rollout::observe(&p, Some(&d), &[]);
         assert_eq!(r, rollout("r/oyl:1", Migration::Running));
-        let mut job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
+        let mut job: Job = serde_json::from_value(serde_json::json!({
             "metadata": {"name": job_name(&p, "r/oyl:2")},
             "status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
                        "completionTime": "2026-01-01T00:00:00Z"}})).unwrap();

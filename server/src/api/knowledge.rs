@@ -194,7 +194,7 @@ async fn upload(
                         state.queue.notify_one();
                     }
                     Err(reason) => {
-                        tracing::info!(document_id = %document.id, size, file_type = kind.as_str(), %reason, "document uploaded; extraction failed")
+                        tracing::info!(document_id = %document.id, size, file_type = kind.as_str(), %reason, "document uploaded; extraction failed");
                     }
                 }
                 let document = db::documents::get(&state.db, &auth.scope, document.id)

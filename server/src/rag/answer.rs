@@ -69,7 +69,7 @@ pub async fn answer_with(
         .map_err(|e| provider_error("vector store", e))?;
     // Only documents that exist and are completed, with their current names (an outside store
     // may still hold vectors of a document deleted or renamed since).
-    let ids: Vec<uuid::Uuid> = chunks.iter().map(|c| c.document_id).collect();
+    let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
     let names = crate::db::documents::completed_names(&state.db, scope, &ids).await?;
     let relevant: Vec<ScoredChunk> = chunks
         .into_iter()

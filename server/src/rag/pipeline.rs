@@ -66,7 +66,7 @@ impl Heartbeat {
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(document_id = %id, error = %e, "could not renew a document lease")
+                        tracing::warn!(document_id = %id, error = %e, "could not renew a document lease");
                     }
                 }
             }
@@ -107,10 +107,10 @@ pub async fn process_claimed(
     {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(document_id = %document.id, "claim expired before the result was recorded")
+            tracing::warn!(document_id = %document.id, "claim expired before the result was recorded");
         }
         Err(e) => {
-            tracing::error!(document_id = %document.id, error = %e, "could not record the processing result")
+            tracing::error!(document_id = %document.id, error = %e, "could not record the processing result");
         }
     }
     state

@@ -301,10 +301,10 @@ struct IndexRow {
 impl KbIndex {
     /// What the entry costs in memory (approximately: the allocations and the map's share).
     fn bytes(&self) -> usize {
-        std::mem::size_of::<KbIndex>()
+        size_of::<KbIndex>()
             + 64
-            + self.rows.capacity() * std::mem::size_of::<IndexRow>()
-            + self.blocks.capacity() * std::mem::size_of::<[f32; LANES]>()
+            + self.rows.capacity() * size_of::<IndexRow>()
+            + self.blocks.capacity() * size_of::<[f32; LANES]>()
     }
 
     fn build(version: KbVersion, dim: usize, rows: Vec<(Uuid, Uuid, i32, Vec<u8>)>) -> KbIndex {
@@ -739,7 +739,7 @@ mod tests {
         assert!(lru.get(&key(1), &(9, 9, None), 3).is_none());
         assert!(lru.get(&key(1), &v, 4).is_none());
         // Too large on its own: not kept, and nothing else is evicted for it.
-        lru.insert(key(4), one.clone(), size - 1);
+        lru.insert(key(4), one, size - 1);
         assert!(lru.get(&key(4), &v, 3).is_none());
         lru.remove_where(|k| k.1 == Uuid::from_u128(1));
         assert_eq!(lru.entries.len(), 1);

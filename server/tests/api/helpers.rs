@@ -640,11 +640,7 @@ pub mod files {
 
 impl TestApp {
     /// Waits until no document of the assistant is pending or processing (the worker's work).
-    pub async fn wait_until_processed(
-        &self,
-        caller: &Caller,
-        assistant_id: &str,
-    ) -> serde_json::Value {
+    pub async fn wait_until_processed(&self, caller: &Caller, assistant_id: &str) -> Value {
         let path = format!("/api/v1/assistants/{assistant_id}/knowledge/status");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -665,7 +661,7 @@ impl TestApp {
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

@@ -445,7 +445,7 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
     );
 
     // It serves its operational endpoints for probes and scraping.
-    let mut logs = tokio::io::BufReader::new(worker.stderr.take().unwrap()).lines();
+    let mut logs = BufReader::new(worker.stderr.take().unwrap()).lines();
     let address = loop {
         let line = logs
             .next_line()

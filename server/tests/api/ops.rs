@@ -37,7 +37,7 @@ async fn unknown_routes_and_methods_answer_like_fastapi() {
     );
     let resp = app.delete(&Caller::anonymous(), "/health").await;
     assert_eq!(
-        (resp.status, resp.body.clone()),
+        (resp.status, resp.body),
         (405, json!({"detail": "Method Not Allowed"}))
     );
 }

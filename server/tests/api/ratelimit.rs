@@ -201,7 +201,7 @@ async fn the_defaults_never_throttle_one_interactive_session() {
 async fn count_until_limited<F, Fut>(app: &TestApp, n: usize, send: F) -> (usize, Resp)
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Resp>,
+    Fut: Future<Output = Resp>,
 {
     for allowed in 0..n {
         let resp = send().await;
