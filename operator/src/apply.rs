@@ -2,8 +2,8 @@
 //! objects that already match, and pruning children that are no longer desired. Nothing here
 //! knows about Oyl; it sees `Child`ren, labels and owner references.
 
-use crate::build::Child;
-use crate::build::common::FIELD_MANAGER;
+use crate::desired::Child;
+use crate::desired::common::FIELD_MANAGER;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};

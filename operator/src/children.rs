@@ -7,7 +7,7 @@
 //! before the first reconcile without the controller having to poll them.
 
 use crate::apply::Observed;
-use crate::build::common::{LABEL_MANAGED_BY, MANAGED_BY, is_child_of};
+use crate::desired::common::{LABEL_MANAGED_BY, MANAGED_BY, is_child_of};
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, unbounded};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -246,7 +246,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::common::LABEL_INSTANCE;
+    use crate::desired::common::LABEL_INSTANCE;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;
 

@@ -1,9 +1,9 @@
-//! The reconcile loop: validate → observe → build → apply → prune → status.
+//! The reconcile loop: validate → observe → desired → apply → prune → status.
 
 use crate::apply::{self, Observed};
-use crate::build::{self, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
 use crate::children::{ChildStores, ChildWriters};
 use crate::crd::{OylPlatform, OylPlatformStatus, Phase};
+use crate::desired::{self, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
 use crate::metrics::Metrics;
 use crate::status::{self, PassOutcome};
 use futures::StreamExt;
@@ -32,7 +32,7 @@ pub enum Error {
     #[error("the OylPlatform has no namespace")]
     NoNamespace,
     #[error("invalid spec: {0}")]
-    Invalid(#[from] build::InvalidSpec),
+    Invalid(#[from] desired::InvalidSpec),
 }
 
 impl Error {
@@ -135,7 +135,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     let ns = p.namespace().ok_or(Error::NoNamespace)?;
 
     // 1. Validate: an invalid spec is reported once and not retried until it changes.
-    if let Err(invalid) = build::validate(p) {
+    if let Err(invalid) = desired::validate(p) {
         let s = status::invalid(p, invalid.to_string(), now());
         if write_status(p, ctx, s).await? {
             publish(
@@ -166,11 +166,13 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         }
     };
     let credentials = Credentials::reuse_or_generate(existing_secret.as_ref())?;
-    let api_deployment =
-        observed.deployment(&build::common::child_name(p, build::common::Component::Api));
-    let rollout = build::Rollout::observe(p, api_deployment, &observed.jobs);
+    let api_deployment = observed.deployment(&desired::common::child_name(
+        p,
+        desired::common::Component::Api,
+    ));
+    let rollout = desired::Rollout::observe(p, api_deployment, &observed.jobs);
     tracing::debug!(?rollout, "rollout");
-    let desired = build::build(p, &credentials, &rollout)?;
+    let desired = desired::children(p, &credentials, &rollout)?;
 
     // 4. Apply what differs.
     let mut outcome = PassOutcome::default();
@@ -202,40 +204,40 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
 
     // 6. Check what the platform references but does not own, and the migration gate.
     outcome.degraded = check_external_secrets(p, ctx, &ns).await?;
-    let migration_job = build::migrate::job_name(p, &build::api::image(p));
+    let migration_job = desired::migrate::job_name(p, &desired::api::image(p));
     let serving = rollout.serving_image.clone().unwrap_or_default();
     match rollout.migration {
-        build::migrate::Migration::Failed if outcome.degraded.is_none() => {
+        desired::migrate::Migration::Failed if outcome.degraded.is_none() => {
             outcome.degraded = Some((
                 "MigrationFailed".into(),
                 format!(
                     "migration Job {migration_job} for {} failed; the API keeps serving {serving}",
-                    build::api::image(p)
+                    desired::api::image(p)
                 ),
             ));
         }
-        build::migrate::Migration::Running if !rollout.holds_api() => {
+        desired::migrate::Migration::Running if !rollout.holds_api() => {
             outcome.waiting = Some((
                 "Migrating".into(),
                 format!(
                     "waiting for migration Job {migration_job} before the API rolls from {serving} to {}",
-                    build::api::image(p)
+                    desired::api::image(p)
                 ),
             ));
         }
         _ => {}
     }
-    let restore_job = build::restore::job(p)
+    let restore_job = desired::restore::job(p)
         .and_then(|j| j.metadata.name)
         .unwrap_or_default();
     match rollout.restore {
-        build::migrate::Restore::Running => {
+        desired::migrate::Restore::Running => {
             outcome.waiting = Some((
                 "Restoring".into(),
                 format!("restore Job {restore_job} is running; the API is held at zero pods"),
             ));
         }
-        build::migrate::Restore::Failed if outcome.degraded.is_none() => {
+        desired::migrate::Restore::Failed if outcome.degraded.is_none() => {
             outcome.degraded = Some((
                 "RestoreFailed".into(),
                 format!(
@@ -243,12 +245,12 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
                 ),
             ));
         }
-        build::migrate::Restore::Succeeded => {
+        desired::migrate::Restore::Succeeded => {
             let job = observed.jobs.iter().find(|j| j.name_any() == restore_job);
             if let (Some(r), Some((time, _))) = (&p.spec.restore, job.and_then(status::job_outcome))
             {
                 outcome.restored = Some(crate::crd::RestoreRecord {
-                    claim_name: build::restore::claim(p).unwrap_or_default(),
+                    claim_name: desired::restore::claim(p).unwrap_or_default(),
                     file: r.file.clone(),
                     job: restore_job.clone(),
                     time,
@@ -268,7 +270,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         .jobs
         .iter()
         .filter(|j| {
-            build::backup::is_backup_job(j) && status::job_outcome(j).is_some_and(|(_, ok)| !ok)
+            desired::backup::is_backup_job(j) && status::job_outcome(j).is_some_and(|(_, ok)| !ok)
         })
         .count();
     ctx.metrics.backups(
@@ -419,7 +421,7 @@ pub async fn run(
         // Jobs: backups made by the CronJob are owned by it, not by the platform, so they are
         // mapped to their platform by label.
         .watches_stream(triggers.jobs.map(Ok), |job| {
-            let name = job.labels().get(build::common::LABEL_INSTANCE)?.clone();
+            let name = job.labels().get(desired::common::LABEL_INSTANCE)?.clone();
             Some(ObjectRef::new(&name).within(&job.namespace()?))
         })
         .with_config(ControllerConfig::default().concurrency(8))

@@ -1,10 +1,10 @@
 //! The Oyl operator: one `OylPlatform` becomes the Oyl API, PostgreSQL, Redis and ChromaDB.
 
 pub mod apply;
-pub mod build;
 pub mod children;
 pub mod controller;
 pub mod crd;
+pub mod desired;
 pub mod http;
 pub mod leader;
 pub mod metrics;

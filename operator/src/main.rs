@@ -114,7 +114,7 @@ async fn request_backup(
     namespace: Option<&str>,
 ) -> controller::anyhow_like::Result<()> {
     use kube::api::{Api, Patch, PatchParams};
-    use oyl_operator::build::backup::{BACKUP_NOW, on_demand_job};
+    use oyl_operator::desired::backup::{BACKUP_NOW, on_demand_job};
     let client = kube::Client::try_default().await?;
     let api: Api<oyl_operator::crd::OylPlatform> = match namespace {
         Some(ns) => Api::namespaced(client, ns),
@@ -147,7 +147,7 @@ async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 format!(
                     "oyl-operator-{}",
-                    oyl_operator::build::secrets::random_hex(4).unwrap_or_default()
+                    oyl_operator::desired::secrets::random_hex(4).unwrap_or_default()
                 )
             });
             let election = leader::LeaderElection::new(

@@ -5,9 +5,9 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Probe, Secret};
 use oyl_e2e::{free_port, http, wait_for, workspace_bin};
-use oyl_operator::build::migrate::{Migration, Restore, Rollout};
-use oyl_operator::build::{self, Child, Credentials};
 use oyl_operator::crd::OylPlatform;
+use oyl_operator::desired::migrate::{Migration, Restore, Rollout};
+use oyl_operator::desired::{self, Child, Credentials};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -104,7 +104,7 @@ fn probe_path(p: &Option<Probe>) -> String {
 async fn the_server_runs_with_exactly_what_the_operator_renders() {
     let p = platform();
     let credentials = Credentials::reuse_or_generate(None).unwrap();
-    let children = build::build(&p, &credentials, &Rollout::fresh()).unwrap();
+    let children = desired::children(&p, &credentials, &Rollout::fresh()).unwrap();
     let secret = children
         .iter()
         .find_map(|c| match c {
@@ -177,7 +177,7 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
     // The migration Job first, as an upgrade runs it: same env, the Job's arguments.
     let mut serving = p.clone();
     serving.spec.api.image = Some("ghcr.io/oyl-dev/oyl-server:0.0.9".into());
-    let old = build::build(&serving, &credentials, &Rollout::fresh()).unwrap();
+    let old = desired::children(&serving, &credentials, &Rollout::fresh()).unwrap();
     let old_deployment = old
         .iter()
         .find_map(|c| match c {
@@ -194,7 +194,7 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             restore: Restore::NotNeeded
         }
     );
-    let with_job = build::build(&p, &credentials, &rollout).unwrap();
+    let with_job = desired::children(&p, &credentials, &rollout).unwrap();
     let job = with_job
         .iter()
         .find_map(|c| match c {

@@ -27,7 +27,7 @@ fn creds() -> Credentials {
 }
 
 fn children(p: &OylPlatform) -> Vec<Child> {
-    build(p, &creds(), &Rollout::fresh()).expect("buildable spec")
+    crate::desired::children(p, &creds(), &Rollout::fresh()).expect("buildable spec")
 }
 
 fn names(children: &[Child], kind: &str) -> Vec<String> {
@@ -651,11 +651,13 @@ fn storage_sizes_and_classes() {
 #[test]
 fn invalid_specs_name_the_field() {
     let p = platform("  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}");
-    let e = build(&p, &creds(), &Rollout::fresh()).unwrap_err();
+    let e = crate::desired::children(&p, &creds(), &Rollout::fresh()).unwrap_err();
     assert_eq!(e.field, "api.autoscaling.minReplicas");
     let p = platform("  redis: {managed: {}, external: {urlSecretRef: {name: r}}}");
     assert_eq!(
-        build(&p, &creds(), &Rollout::fresh()).unwrap_err().field,
+        crate::desired::children(&p, &creds(), &Rollout::fresh())
+            .unwrap_err()
+            .field,
         "redis.external"
     );
 }
@@ -766,7 +768,7 @@ fn the_api_gets_a_disruption_budget_only_with_more_than_one_pod() {
 
 mod migration {
     use super::*;
-    use crate::build::migrate::{Migration, Rollout, job_name};
+    use crate::desired::migrate::{Migration, Rollout, job_name};
 
     fn rollout(serving: &str, migration: Migration) -> Rollout {
         Rollout {
@@ -786,7 +788,7 @@ mod migration {
     #[test]
     fn a_new_image_waits_for_its_migration_job() {
         let p = platform("  version: 0.2.0");
-        let c = build(
+        let c = crate::desired::children(
             &p,
             &creds(),
             &rollout("ghcr.io/oyl-dev/oyl-server:0.1.0", Migration::Running),
@@ -829,7 +831,8 @@ mod migration {
     #[test]
     fn a_failed_migration_keeps_the_old_image() {
         let p = platform("  api: {image: 'r/oyl:2'}");
-        let c = build(&p, &creds(), &rollout("r/oyl:1", Migration::Failed)).unwrap();
+        let c =
+            crate::desired::children(&p, &creds(), &rollout("r/oyl:1", Migration::Failed)).unwrap();
         assert_eq!(api_container(&c).image.as_deref(), Some("r/oyl:1"));
         assert!(
             job_of(&c).is_some(),
@@ -840,7 +843,8 @@ mod migration {
     #[test]
     fn a_successful_migration_rolls_the_api() {
         let p = platform("  api: {image: 'r/oyl:2'}");
-        let c = build(&p, &creds(), &rollout("r/oyl:1", Migration::Succeeded)).unwrap();
+        let c = crate::desired::children(&p, &creds(), &rollout("r/oyl:1", Migration::Succeeded))
+            .unwrap();
         assert_eq!(api_container(&c).image.as_deref(), Some("r/oyl:2"));
     }
 
@@ -848,10 +852,15 @@ mod migration {
     fn no_migration_job_when_nothing_changes_or_nothing_runs_yet() {
         let p = platform("  api: {image: 'r/oyl:2'}");
         assert!(
-            job_of(&build(&p, &creds(), &rollout("r/oyl:2", Migration::NotNeeded)).unwrap())
-                .is_none()
+            job_of(
+                &crate::desired::children(&p, &creds(), &rollout("r/oyl:2", Migration::NotNeeded))
+                    .unwrap()
+            )
+            .is_none()
         );
-        assert!(job_of(&build(&p, &creds(), &Rollout::fresh()).unwrap()).is_none());
+        assert!(
+            job_of(&crate::desired::children(&p, &creds(), &Rollout::fresh()).unwrap()).is_none()
+        );
     }
 
     #[test]
@@ -859,7 +868,7 @@ mod migration {
         let p = platform("  api: {image: 'r/oyl:2'}");
         let deployed = platform("  api: {image: 'r/oyl:1'}");
         let d = deployment(
-            &build(&deployed, &creds(), &Rollout::fresh()).unwrap(),
+            &crate::desired::children(&deployed, &creds(), &Rollout::fresh()).unwrap(),
             "acme-api",
         )
         .clone();
@@ -891,7 +900,7 @@ mod migration {
 
 mod restore {
     use super::*;
-    use crate::build::migrate::{Migration, Restore, Rollout};
+    use crate::desired::migrate::{Migration, Restore, Rollout};
 
     fn with_restore(r: Restore) -> Rollout {
         Rollout {
@@ -906,8 +915,8 @@ mod restore {
         let p = platform(
             "  api: {autoscaling: {enabled: true}}\n  restore: {file: postgres-20261127T020000Z.dump}",
         );
-        assert!(crate::build::restore::requested(&p));
-        let c = build(&p, &creds(), &with_restore(Restore::Running)).unwrap();
+        assert!(crate::desired::restore::requested(&p));
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Running)).unwrap();
         assert_eq!(
             deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
             Some(0)
@@ -931,7 +940,7 @@ mod restore {
         let ctr = &pod.containers[0];
         assert_eq!(
             ctr.command.as_ref().unwrap()[2],
-            crate::build::restore::SCRIPT
+            crate::desired::restore::SCRIPT
         );
         assert_eq!(
             env_source(ctr, "BACKUP_FILE").0.as_deref(),
@@ -962,12 +971,13 @@ mod restore {
         let p = platform(
             "  api: {autoscaling: {enabled: false}, replicas: 3}\n  restore: {claimName: old-backups}",
         );
-        let c = build(&p, &creds(), &with_restore(Restore::Succeeded)).unwrap();
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Succeeded)).unwrap();
         assert_eq!(
             deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
             Some(3)
         );
-        let failed = build(&p, &creds(), &with_restore(Restore::Failed)).unwrap();
+        let failed =
+            crate::desired::children(&p, &creds(), &with_restore(Restore::Failed)).unwrap();
         assert_eq!(
             deployment(&failed, "acme-api")
                 .spec
@@ -984,13 +994,13 @@ mod restore {
         let mut p = platform("  restore: {claimName: old-backups, file: latest}");
         p.status = Some(serde_json::from_value(serde_json::json!({"restored": {
             "claimName": "old-backups", "file": "latest", "job": "acme-restore-1", "time": "2026-11-27T00:00:00Z"}})).unwrap());
-        assert!(!crate::build::restore::requested(&p));
+        assert!(!crate::desired::restore::requested(&p));
         assert_eq!(Rollout::observe(&p, None, &[]).restore, Restore::NotNeeded);
-        let c = build(&p, &creds(), &Rollout::observe(&p, None, &[])).unwrap();
+        let c = crate::desired::children(&p, &creds(), &Rollout::observe(&p, None, &[])).unwrap();
         assert!(names(&c, "Job").is_empty());
         // A different file is a new request.
         p.spec.restore.as_mut().unwrap().file = "postgres-20261126T020000Z.dump".into();
-        assert!(crate::build::restore::requested(&p));
+        assert!(crate::desired::restore::requested(&p));
     }
 }
 
@@ -1135,7 +1145,7 @@ fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
         _ => None,
     });
     assert!(restore.is_none(), "fresh rollout: no restore state yet");
-    let job = crate::build::restore::job(&platform(
+    let job = crate::desired::restore::job(&platform(
         "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {file: latest}",
     ))
     .unwrap();
@@ -1143,6 +1153,6 @@ fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
     assert!(pod.init_containers.is_none());
     assert_eq!(
         pod.containers[0].command.as_ref().unwrap()[2],
-        crate::build::restore::SCRIPT
+        crate::desired::restore::SCRIPT
     );
 }

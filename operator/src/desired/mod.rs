@@ -166,7 +166,7 @@ pub fn validate(p: &OylPlatform) -> Result<(), InvalidSpec> {
 
 /// Every child a platform should have, in apply order (credentials and volumes before the
 /// workloads that mount them), each stamped with a hash of its own content.
-pub fn build(
+pub fn children(
     p: &OylPlatform,
     credentials: &Credentials,
     rollout: &Rollout,
