@@ -1,10 +1,11 @@
 //! The reconcile loop: validate → observe → desired → apply → prune → status.
 
-use crate::apply::{self, Observed};
-use crate::children::{ChildStores, ChildWriters};
+use crate::apply;
 use crate::crd::{OylPlatform, OylPlatformStatus, Phase};
-use crate::desired::{self, Credentials, common::FIELD_MANAGER, secrets::credentials_name};
+use crate::desired::{self, Credentials, secrets::credentials_name};
+use crate::kinds::{ChildStores, ChildWriters, Observed};
 use crate::metrics::Metrics;
+use crate::ownership::FIELD_MANAGER;
 use crate::status::{self, PassOutcome};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -12,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -385,7 +385,7 @@ pub async fn run(
     writers: ChildWriters,
 ) -> anyhow_like::Result<()> {
     let client = ctx.client.clone();
-    let platforms: Api<OylPlatform> = crate::children::scoped(&client, namespace.as_deref());
+    let platforms: Api<OylPlatform> = crate::kinds::scoped(&client, namespace.as_deref());
     // Wait (not ready) until the CRD is served and RBAC allows the watch, saying why.
     let mut attempt = 0u32;
     while let Err(e) = platforms
@@ -401,7 +401,8 @@ pub async fn run(
     // The children's watches fill their caches before the first reconcile reads them; the
     // tasks stop when `run` returns.
     let mut watches = tokio::task::JoinSet::new();
-    let triggers = writers.watch(&client, namespace.as_deref(), &mut watches);
+    let (deleted, deletions) = futures::channel::mpsc::unbounded();
+    let subscriptions = writers.watch(&client, namespace.as_deref(), &deleted, &mut watches);
     ctx.children.wait_until_ready().await?;
     info!(objects = ctx.children.len(), "children cached");
     ctx.ready.store(true, Ordering::SeqCst);
@@ -409,21 +410,9 @@ pub async fn run(
         namespace = namespace.as_deref().unwrap_or("<all>"),
         "controller starting"
     );
-    Controller::new(platforms, watcher::Config::default())
-        .owns_stream(triggers.deployments.map(Ok))
-        .owns_stream(triggers.services.map(Ok))
-        .owns_stream(triggers.secrets.map(Ok))
-        .owns_stream(triggers.pvcs.map(Ok))
-        .owns_stream(triggers.hpas.map(Ok))
-        .owns_stream(triggers.cronjobs.map(Ok))
-        .owns_stream(triggers.network_policies.map(Ok))
-        .owns_stream(triggers.pdbs.map(Ok))
-        // Jobs: backups made by the CronJob are owned by it, not by the platform, so they are
-        // mapped to their platform by label.
-        .watches_stream(triggers.jobs.map(Ok), |job| {
-            let name = job.labels().get(desired::common::LABEL_INSTANCE)?.clone();
-            Some(ObjectRef::new(&name).within(&job.namespace()?))
-        })
+    subscriptions
+        .trigger(Controller::new(platforms, watcher::Config::default()))
+        .reconcile_on(deletions)
         .with_config(ControllerConfig::default().concurrency(8))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())

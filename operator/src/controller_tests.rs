@@ -24,7 +24,7 @@ fn context() -> (Arc<Context>, ApiHandle) {
     let (service, handle) = pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     // Empty caches: the platform has no children yet.
-    let (children, _writers) = crate::children::stores();
+    let (children, _writers) = crate::kinds::stores();
     (
         Arc::new(Context::new(client, Metrics::new(), children)),
         handle,

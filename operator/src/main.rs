@@ -136,7 +136,7 @@ async fn request_backup(
 async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
     telemetry::init(!args.log_text);
     let client = kube::Client::try_default().await?;
-    let (children, writers) = oyl_operator::children::stores();
+    let (children, writers) = oyl_operator::kinds::stores();
     let ctx = Arc::new(Context::new(client, Metrics::new(), children));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");

@@ -1,10 +1,10 @@
 //! Status computed from what was observed, never from what was hoped for.
 
-use crate::apply::Observed;
 use crate::crd::BackupRecord;
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
 use crate::desired::backup::is_backup_job;
 use crate::desired::common::{Component, child_name};
+use crate::kinds::Observed;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

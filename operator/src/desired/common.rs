@@ -13,18 +13,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 
-/// The field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "oyl-operator";
-/// Value of `app.kubernetes.io/managed-by` on every child.
-pub const MANAGED_BY: &str = "oyl-operator";
+pub use crate::ownership::{LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
 /// Annotation holding a hash of the applied object, so unchanged objects are not re-applied.
 pub const APPLIED_HASH: &str = "oyl.dev/applied-hash";
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_VERSION: &str = "app.kubernetes.io/version";
 
 /// The parts of a platform, each a set of children.
@@ -65,13 +60,6 @@ pub fn selector_labels(p: &OylPlatform, c: Component) -> BTreeMap<String, String
         (LABEL_INSTANCE.to_string(), p.name_any()),
         (LABEL_COMPONENT.to_string(), c.as_str().to_string()),
     ])
-}
-
-/// Whether an object with `labels` is a child of the platform `platform_name` (of its
-/// namespace): managed by the operator and labelled with the platform as its instance.
-pub fn is_child_of(labels: &BTreeMap<String, String>, platform_name: &str) -> bool {
-    labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
-        && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(platform_name)
 }
 
 /// Standard labels of every child. The platform version is only on the API's objects: a

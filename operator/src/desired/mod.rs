@@ -17,108 +17,12 @@ pub mod worker;
 
 use crate::crd::OylPlatform;
 use common::APPLIED_HASH;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, PersistentVolumeClaim, Secret, SecretKeySelector, Service,
-};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use kube::ResourceExt;
-use serde::Serialize;
 
+pub use crate::kinds::Child;
 pub use migrate::Rollout;
 pub use secrets::Credentials;
-
-/// One desired child. Adding a kind here makes every `match` on it (apply, prune, render)
-/// fail to compile until the new kind is handled.
-// A handful of children are built per reconcile; boxing them would only add noise.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Child {
-    Secret(Secret),
-    PersistentVolumeClaim(PersistentVolumeClaim),
-    Service(Service),
-    Deployment(Deployment),
-    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
-    CronJob(CronJob),
-    NetworkPolicy(NetworkPolicy),
-    PodDisruptionBudget(PodDisruptionBudget),
-    Job(Job),
-}
-
-impl Child {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Child::Secret(_) => "Secret",
-            Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
-            Child::Service(_) => "Service",
-            Child::Deployment(_) => "Deployment",
-            Child::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
-            Child::CronJob(_) => "CronJob",
-            Child::NetworkPolicy(_) => "NetworkPolicy",
-            Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
-            Child::Job(_) => "Job",
-        }
-    }
-
-    pub fn meta(&self) -> &ObjectMeta {
-        match self {
-            Child::Secret(o) => &o.metadata,
-            Child::PersistentVolumeClaim(o) => &o.metadata,
-            Child::Service(o) => &o.metadata,
-            Child::Deployment(o) => &o.metadata,
-            Child::HorizontalPodAutoscaler(o) => &o.metadata,
-            Child::CronJob(o) => &o.metadata,
-            Child::NetworkPolicy(o) => &o.metadata,
-            Child::PodDisruptionBudget(o) => &o.metadata,
-            Child::Job(o) => &o.metadata,
-        }
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        match self {
-            Child::Secret(o) => &mut o.metadata,
-            Child::PersistentVolumeClaim(o) => &mut o.metadata,
-            Child::Service(o) => &mut o.metadata,
-            Child::Deployment(o) => &mut o.metadata,
-            Child::HorizontalPodAutoscaler(o) => &mut o.metadata,
-            Child::CronJob(o) => &mut o.metadata,
-            Child::NetworkPolicy(o) => &mut o.metadata,
-            Child::PodDisruptionBudget(o) => &mut o.metadata,
-            Child::Job(o) => &mut o.metadata,
-        }
-    }
-
-    pub fn name(&self) -> String {
-        self.meta().name.clone().unwrap_or_default()
-    }
-
-    /// The object as the API server receives it, with `apiVersion` and `kind`.
-    pub fn to_value(&self) -> serde_json::Value {
-        fn typed<K: Serialize + k8s_openapi::Resource>(o: &K) -> serde_json::Value {
-            let mut v = serde_json::to_value(o).unwrap_or_default();
-            if let Some(m) = v.as_object_mut() {
-                m.insert("apiVersion".into(), K::API_VERSION.into());
-                m.insert("kind".into(), K::KIND.into());
-            }
-            v
-        }
-        match self {
-            Child::Secret(o) => typed(o),
-            Child::PersistentVolumeClaim(o) => typed(o),
-            Child::Service(o) => typed(o),
-            Child::Deployment(o) => typed(o),
-            Child::HorizontalPodAutoscaler(o) => typed(o),
-            Child::CronJob(o) => typed(o),
-            Child::NetworkPolicy(o) => typed(o),
-            Child::PodDisruptionBudget(o) => typed(o),
-            Child::Job(o) => typed(o),
-        }
-    }
-}
 
 /// A spec the operator cannot build, with the field at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -181,7 +85,7 @@ pub fn children(
     worker::children(p, rollout, &mut out);
     backup::children(p, &mut out);
     network::children(p, &mut out);
-    out.sort_by_key(apply_rank);
+    out.sort_by_key(Child::rank);
     for child in &mut out {
         let hash = content_hash(&child.to_value());
         child
@@ -191,20 +95,6 @@ pub fn children(
             .insert(APPLIED_HASH.to_string(), hash);
     }
     Ok(out)
-}
-
-fn apply_rank(c: &Child) -> u8 {
-    match c {
-        Child::Secret(_) => 0,
-        Child::NetworkPolicy(_) => 1,
-        Child::PersistentVolumeClaim(_) => 2,
-        Child::Service(_) => 3,
-        Child::Deployment(_) => 4,
-        Child::PodDisruptionBudget(_) => 5,
-        Child::HorizontalPodAutoscaler(_) => 6,
-        Child::CronJob(_) => 7,
-        Child::Job(_) => 8,
-    }
 }
 
 /// FNV-1a over the object's JSON: stable across runs and operator versions (serde output of

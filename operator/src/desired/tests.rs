@@ -4,7 +4,9 @@ use super::common::*;
 use super::secrets::{self, Credentials};
 use super::*;
 use crate::crd::OylPlatform;
-use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, Secret};
 
 fn platform(spec_yaml: &str) -> OylPlatform {
     let doc = format!(
