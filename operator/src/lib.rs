@@ -1,6 +1,7 @@
 //! The Oyl operator: one `OylPlatform` becomes the Oyl API, PostgreSQL, Redis and ChromaDB.
 
 pub mod apply;
+pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod desired;
@@ -8,7 +9,11 @@ pub mod http;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;
+pub mod observe;
 pub mod ownership;
+pub mod reconcile;
 pub mod render;
+pub mod rollout;
 pub mod status;
 pub mod telemetry;
+pub mod validate;

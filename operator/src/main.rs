@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
-use oyl_operator::controller::{self, Context};
+use oyl_operator::context::Context;
+use oyl_operator::controller;
 use oyl_operator::{http, leader, metrics::Metrics, render, telemetry};
 use std::net::SocketAddr;
 use std::sync::Arc;

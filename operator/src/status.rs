@@ -5,6 +5,7 @@ use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, conditi
 use crate::desired::backup::is_backup_job;
 use crate::desired::common::{Component, child_name};
 use crate::kinds::Observed;
+use crate::observe::job_outcome;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -67,25 +68,11 @@ fn component_status(c: Component, d: Option<&Deployment>) -> ComponentStatus {
     s
 }
 
-/// When a Job finished and whether it succeeded; `None` while it runs.
-pub fn job_outcome(j: &Job) -> Option<(Time, bool)> {
-    let st = j.status.as_ref()?;
-    let conditions = st.conditions.as_deref().unwrap_or_default();
-    let finished = |type_: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == "True")
-    };
-    if let Some(c) = finished("Complete") {
-        let at = st
-            .completion_time
-            .clone()
-            .or_else(|| c.last_transition_time.clone())?;
-        return Some((at, true));
-    }
-    finished("Failed")
-        .and_then(|c| c.last_transition_time.clone())
-        .map(|t| (t, false))
+/// How many backup Jobs among `jobs` failed.
+pub fn failed_backup_jobs(jobs: &[Job]) -> usize {
+    jobs.iter()
+        .filter(|j| is_backup_job(j) && job_outcome(j).is_some_and(|(_, ok)| !ok))
+        .count()
 }
 
 /// The newest successful and the newest failed backup: from the observed Jobs, or from the

@@ -6,8 +6,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Probe, Secret};
 use oyl_e2e::{free_port, http, wait_for, workspace_bin};
 use oyl_operator::crd::OylPlatform;
-use oyl_operator::desired::migrate::{Migration, Restore, Rollout};
 use oyl_operator::desired::{self, Child, Credentials};
+use oyl_operator::kinds::Observed;
+use oyl_operator::rollout::{self, Migration, Restore, Rollout};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -185,7 +186,11 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             _ => None,
         })
         .unwrap();
-    let rollout = Rollout::observe(&p, Some(&old_deployment), &[]);
+    let observed = Observed {
+        deployments: vec![old_deployment],
+        ..Observed::default()
+    };
+    let rollout = rollout::observe(&desired::rollout_targets(&p), &observed);
     assert_eq!(
         rollout,
         Rollout {

@@ -5,6 +5,7 @@
 //! `kubectl explain`, and cross-field rules are CEL rules the API server enforces itself.
 
 mod defaults;
+pub mod rules;
 mod status;
 
 pub use status::*;
@@ -36,6 +37,7 @@ pub const GROUP: &str = "oyl.dev";
     namespaced,
     status = "OylPlatformStatus",
     derive = "PartialEq",
+    validation = rules::NAME_LENGTH.rule(),
     doc = "An Oyl multi-tenant RAG platform: the Oyl API, PostgreSQL, Redis and ChromaDB, kept in the declared state by the oyl-operator.",
     printcolumn(
         name = "Version",
@@ -230,9 +232,7 @@ pub enum ServiceType {
 /// HorizontalPodAutoscaler settings for the API.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas")
-    .message("minReplicas must be less than or equal to maxReplicas")
-    .field_path(".minReplicas"))]
+#[x_kube(validation = rules::MIN_NOT_ABOVE_MAX.rule())]
 pub struct AutoscalingSpec {
     /// Whether a HorizontalPodAutoscaler scales the API.
     #[serde(default = "defaults::enabled")]
@@ -263,9 +263,7 @@ pub struct AutoscalingSpec {
 /// Leave both unset for a managed instance with defaults.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
-    .message("managed and external are mutually exclusive: set one of them")
-    .field_path(".external"))]
+#[x_kube(validation = rules::MANAGED_OR_EXTERNAL.rule())]
 pub struct DatabaseSpec {
     /// Run the service inside the platform (the default when `external` is not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,9 +277,7 @@ pub struct DatabaseSpec {
 /// ChromaDB: managed by the operator, or external. Leave both unset for a managed instance.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
-    .message("managed and external are mutually exclusive: set one of them")
-    .field_path(".external"))]
+#[x_kube(validation = rules::MANAGED_OR_EXTERNAL.rule())]
 pub struct ChromaSpec {
     /// Run ChromaDB inside the platform (the default when `external` is not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,8 +386,7 @@ pub struct PodOverrides {
 
     /// Extra labels on the pods. Labels under `app.kubernetes.io/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = kube::core::Rule::new("self.all(k, !k.startsWith('app.kubernetes.io/'))")
-        .message("labels under app.kubernetes.io/ are set by the operator"))]
+    #[x_kube(validation = rules::NO_RESERVED_LABELS.rule())]
     pub labels: BTreeMap<String, String>,
 
     /// Extra annotations on the pods.

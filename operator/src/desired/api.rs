@@ -4,10 +4,12 @@ use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
-use super::migrate::{self, Migration, Rollout};
+use super::common::{env_from_secret, env_value};
 use super::secrets::{self, credentials_name};
-use super::{Child, chroma, env_from_secret, env_value, managed::host};
+use super::{chroma, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
+use crate::kinds::Child;
+use crate::rollout::Rollout;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -108,7 +110,7 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
     let c = Component::Api;
     let container = Container {
         name: "api".to_string(),
-        image: Some(rollout.image_to_run(p)),
+        image: Some(rollout.image_to_run(&image(p))),
         image_pull_policy: spec.image_pull_policy.map(|pp| {
             match pp {
                 PullPolicy::Always => "Always",
@@ -250,9 +252,6 @@ pub fn hpa(p: &OylPlatform) -> HorizontalPodAutoscaler {
 
 pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
     out.push(Child::Deployment(deployment(p, rollout)));
-    if rollout.migration != Migration::NotNeeded {
-        out.push(Child::Job(migrate::job(p)));
-    }
     out.push(Child::Service(service(p)));
     if p.spec.api.autoscaling.enabled {
         out.push(Child::HorizontalPodAutoscaler(hpa(p)));

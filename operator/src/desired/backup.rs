@@ -8,10 +8,12 @@ use super::common::{
     Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
     resources, scratch_volume,
 };
+use super::common::{content_hash, env_from_secret, env_value};
 use super::managed::volume_claim;
 use super::secrets::{self, url_env};
-use super::{Child, chroma, content_hash, env_from_secret, env_value, postgres, redis};
+use super::{chroma, postgres, redis};
 use crate::crd::OylPlatform;
+use crate::kinds::Child;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,

@@ -4,8 +4,9 @@
 
 use crate::crd::{OylPlatform, PodOverrides};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ExecAction, HTTPGetAction, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    Capabilities, Container, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -46,6 +47,18 @@ impl Component {
             Component::Credentials => "credentials",
         }
     }
+}
+
+/// Keys of the generated credentials Secret.
+pub const POSTGRES_PASSWORD: &str = "postgres-password";
+pub const REDIS_PASSWORD: &str = "redis-password";
+pub const SECRET_KEY: &str = "SECRET_KEY";
+pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const REDIS_URL: &str = "REDIS_URL";
+
+/// Name of the generated credentials Secret.
+pub fn credentials_name(p: &OylPlatform) -> String {
+    child_name(p, Component::Credentials)
 }
 
 /// Name of a component's children: `<platform>-<component>`.
@@ -260,5 +273,39 @@ pub fn pod_template(
             priority_class_name: overrides.priority_class_name.clone(),
             ..PodSpec::default()
         }),
+    }
+}
+
+/// FNV-1a over the object's JSON: stable across runs and operator versions (serde output of
+/// the same object is byte-identical), which is all an "unchanged since last apply" check needs.
+pub fn content_hash(v: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn env_value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..EnvVar::default()
+    }
+}
+
+pub fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
     }
 }

@@ -2,12 +2,12 @@
 //! from this platform's API, worker, backup, migration and restore pods; the API keeps at least
 //! one pod through voluntary disruptions when it runs more than one.
 
-use super::Child;
 use super::common::{
     Component, LABEL_COMPONENT, LABEL_INSTANCE, child_name, meta, selector, selector_labels,
 };
 use super::{chroma, postgres, redis};
 use crate::crd::OylPlatform;
+use crate::kinds::Child;
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,

@@ -3,9 +3,10 @@
 
 use super::backup::job_spec as backup_job_spec;
 use super::common::{Component, LABEL_COMPONENT, child_name, labels, meta};
-use super::migrate::{Restore, Rollout};
-use super::{Child, content_hash, env_value};
+use super::common::{content_hash, env_value};
 use crate::crd::OylPlatform;
+use crate::kinds::Child;
+use crate::rollout::{Restore, RestoreTarget, Rollout};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use kube::ResourceExt;
 
@@ -30,6 +31,18 @@ pub fn requested(p: &OylPlatform) -> bool {
     };
     let done = p.status.as_ref().and_then(|s| s.restored.as_ref());
     !done.is_some_and(|d| d.claim_name == claim && d.file == r.file)
+}
+
+/// The restore `spec.restore` asks for, unless `status.restored` records it already.
+pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
+    if !requested(p) {
+        return None;
+    }
+    Some(RestoreTarget {
+        job: job(p)?.metadata.name?,
+        claim_name: claim(p)?,
+        file: p.spec.restore.as_ref()?.file.clone(),
+    })
 }
 
 /// The restore Job: the backup Job's pod (same image, user, volumes, scheduling) running

@@ -4,18 +4,16 @@
 //! existing Secret on every reconcile, so they are never re-randomised. They live only in the
 //! Secret: never in the OylPlatform, never in a log, and `render` redacts them.
 
-use super::common::{Component, child_name, data_meta};
+use super::common::{Component, data_meta, env_from_secret};
 use super::{postgres, redis};
 use crate::crd::OylPlatform;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use std::collections::BTreeMap;
 
-pub const POSTGRES_PASSWORD: &str = "postgres-password";
-pub const REDIS_PASSWORD: &str = "redis-password";
-pub const SECRET_KEY: &str = "SECRET_KEY";
-pub const DATABASE_URL: &str = "DATABASE_URL";
-pub const REDIS_URL: &str = "REDIS_URL";
+pub use super::common::{
+    DATABASE_URL, POSTGRES_PASSWORD, REDIS_PASSWORD, REDIS_URL, SECRET_KEY, credentials_name,
+};
 
 /// Value `render` prints instead of a generated secret.
 pub const REDACTED: &str = "<generated-by-operator>";
@@ -108,13 +106,7 @@ pub fn url_env(
     key: &str,
 ) -> k8s_openapi::api::core::v1::EnvVar {
     match external {
-        Some(ext) => {
-            super::env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key)
-        }
-        None => super::env_from_secret(name, &credentials_name(p), key),
+        Some(ext) => env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
+        None => env_from_secret(name, &credentials_name(p), key),
     }
-}
-
-pub fn credentials_name(p: &OylPlatform) -> String {
-    child_name(p, Component::Credentials)
 }

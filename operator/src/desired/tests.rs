@@ -32,6 +32,16 @@ fn children(p: &OylPlatform) -> Vec<Child> {
     crate::desired::children(p, &creds(), &Rollout::fresh()).expect("buildable spec")
 }
 
+/// The rollout read from an API Deployment and Jobs.
+fn observed_rollout(p: &OylPlatform, d: Option<&Deployment>, jobs: &[Job]) -> Rollout {
+    let observed = crate::kinds::Observed {
+        deployments: d.cloned().into_iter().collect(),
+        jobs: jobs.to_vec(),
+        ..Default::default()
+    };
+    crate::rollout::observe(&rollout_targets(p), &observed)
+}
+
 fn names(children: &[Child], kind: &str) -> Vec<String> {
     let mut v: Vec<String> = children
         .iter()
@@ -236,13 +246,7 @@ fn external_postgres_deploys_nothing_and_wires_the_users_secret() {
         env_source(&api, "DATABASE_URL").1,
         Some(("pg-conn".into(), "dsn".into()))
     );
-    assert!(
-        !secret(&c)
-            .data
-            .as_ref()
-            .unwrap()
-            .contains_key(secrets::DATABASE_URL)
-    );
+    assert!(!secret(&c).data.as_ref().unwrap().contains_key(DATABASE_URL));
     // The backup job dumps the external database through the same Secret.
     let cron = cronjob(&c);
     let job_container = &cron
@@ -770,13 +774,14 @@ fn the_api_gets_a_disruption_budget_only_with_more_than_one_pod() {
 
 mod migration {
     use super::*;
-    use crate::desired::migrate::{Migration, Rollout, job_name};
+    use crate::desired::migrate::job_name;
+    use crate::rollout::{Migration, Rollout};
 
     fn rollout(serving: &str, migration: Migration) -> Rollout {
         Rollout {
             serving_image: Some(serving.to_string()),
             migration,
-            restore: migrate::Restore::NotNeeded,
+            restore: crate::rollout::Restore::NotNeeded,
         }
     }
 
@@ -874,27 +879,27 @@ mod migration {
             "acme-api",
         )
         .clone();
-        let r = Rollout::observe(&p, Some(&d), &[]);
+        let r = observed_rollout(&p, Some(&d), &[]);
         assert_eq!(r, rollout("r/oyl:1", Migration::Running));
         let mut job: Job = serde_json::from_value(serde_json::json!({
             "metadata": {"name": job_name(&p, "r/oyl:2")},
             "status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
                        "completionTime": "2026-01-01T00:00:00Z"}})).unwrap();
         assert_eq!(
-            Rollout::observe(&p, Some(&d), std::slice::from_ref(&job)).migration,
+            observed_rollout(&p, Some(&d), std::slice::from_ref(&job)).migration,
             Migration::Succeeded
         );
         job.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].type_ = "Failed".into();
         assert_eq!(
-            Rollout::observe(&p, Some(&d), &[job]).migration,
+            observed_rollout(&p, Some(&d), &[job]).migration,
             Migration::Failed
         );
         assert_eq!(
-            Rollout::observe(&deployed, Some(&d), &[]).migration,
+            observed_rollout(&deployed, Some(&d), &[]).migration,
             Migration::NotNeeded
         );
         assert_eq!(
-            Rollout::observe(&p, None, &[]).migration,
+            observed_rollout(&p, None, &[]).migration,
             Migration::NotNeeded
         );
     }
@@ -902,7 +907,7 @@ mod migration {
 
 mod restore {
     use super::*;
-    use crate::desired::migrate::{Migration, Restore, Rollout};
+    use crate::rollout::{Migration, Restore, Rollout};
 
     fn with_restore(r: Restore) -> Rollout {
         Rollout {
@@ -997,8 +1002,8 @@ mod restore {
         p.status = Some(serde_json::from_value(serde_json::json!({"restored": {
             "claimName": "old-backups", "file": "latest", "job": "acme-restore-1", "time": "2026-11-27T00:00:00Z"}})).unwrap());
         assert!(!crate::desired::restore::requested(&p));
-        assert_eq!(Rollout::observe(&p, None, &[]).restore, Restore::NotNeeded);
-        let c = crate::desired::children(&p, &creds(), &Rollout::observe(&p, None, &[])).unwrap();
+        assert_eq!(observed_rollout(&p, None, &[]).restore, Restore::NotNeeded);
+        let c = crate::desired::children(&p, &creds(), &observed_rollout(&p, None, &[])).unwrap();
         assert!(names(&c, "Job").is_empty());
         // A different file is a new request.
         p.spec.restore.as_mut().unwrap().file = "postgres-20261126T020000Z.dump".into();

@@ -1,11 +1,11 @@
 //! Separate document workers (`oyl-server worker`), when `spec.worker.replicas` > 0: the API's
 //! pod with another command, its own labels, replicas, resources and scheduling.
 
-use super::Child;
 use super::api;
 use super::common::{Component, child_name, labels, meta, resources, selector};
-use super::migrate::Rollout;
 use crate::crd::OylPlatform;
+use crate::kinds::Child;
+use crate::rollout::Rollout;
 use k8s_openapi::api::apps::v1::Deployment;
 
 pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Option<Deployment> {

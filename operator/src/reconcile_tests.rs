@@ -2,7 +2,9 @@
 //! scripts the API server's answers and asserts the requests the reconciler makes.
 
 use super::*;
+use crate::metrics::Metrics;
 use http::{Method, Request, Response, StatusCode};
+use kube::Client;
 use kube::client::Body;
 use tower_test::mock::{Handle, pair};
 
