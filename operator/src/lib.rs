@@ -16,4 +16,6 @@ pub mod render;
 pub mod rollout;
 pub mod status;
 pub mod telemetry;
+#[cfg(test)]
+pub mod test_support;
 pub mod validate;

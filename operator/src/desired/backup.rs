@@ -289,3 +289,136 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn backup_disabled_removes_the_cronjob_and_its_volume() {
+        let c = children(&platform("  backup: {enabled: false}"));
+        assert!(names(&c, "CronJob").is_empty());
+        assert!(!names(&c, "PersistentVolumeClaim").contains(&"acme-backup".to_string()));
+    }
+    #[test]
+    fn backup_cronjob_never_overlaps_and_runs_the_shipped_script() {
+        let c = children(&platform(
+            "  backup: {schedule: '*/30 * * * *', retention: 3, suspend: true, timeZone: Europe/Berlin}",
+        ));
+        let cron = cronjob(&c);
+        assert_eq!(cron.spec.schedule, "*/30 * * * *");
+        assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
+        assert_eq!(cron.spec.suspend, Some(true));
+        assert_eq!(cron.spec.time_zone.as_deref(), Some("Europe/Berlin"));
+        let job = cron.spec.job_template.spec.clone().unwrap();
+        assert!(job.active_deadline_seconds.is_some());
+        let ctr = &job.template.spec.unwrap().containers[0];
+        assert_eq!(ctr.command.as_ref().unwrap()[2], backup::POSTGRES_SCRIPT);
+        assert_eq!(env_source(ctr, "BACKUP_RETENTION").0.as_deref(), Some("3"));
+    }
+    #[test]
+    fn the_backup_job_archives_chroma_read_only_next_to_it() {
+        let c = children(&platform(""));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["postgres", "redis", "chroma"]);
+        let chroma = &pod.containers[2];
+        assert_eq!(chroma.command.as_ref().unwrap()[2], backup::CHROMA_SCRIPT);
+        let mount = chroma
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "chroma-data")
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        let vol = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "chroma-data")
+            .unwrap();
+        assert_eq!(
+            vol.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "acme-chroma"
+        );
+        let term = &pod
+            .affinity
+            .unwrap()
+            .pod_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap()[0];
+        assert_eq!(term.topology_key, "kubernetes.io/hostname");
+        assert_eq!(
+            term.label_selector.clone().unwrap().match_labels.unwrap()[LABEL_COMPONENT],
+            "chroma"
+        );
+        // External ChromaDB: nothing to archive.
+        let c = children(&platform("  chroma: {external: {host: c}}"));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        assert_eq!(pod.containers.len(), 2);
+        assert!(pod.affinity.is_none());
+    }
+    #[test]
+    fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
+        let c = children(&platform(
+            "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+        ));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        let init: Vec<_> = pod
+            .init_containers
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(init, ["postgres", "redis", "chroma"]);
+        assert_eq!(pod.containers.len(), 1);
+        let s3 = &pod.containers[0];
+        assert_eq!(s3.command.as_ref().unwrap()[2], backup::S3_SCRIPT);
+        assert_eq!(
+            env_source(s3, "S3_BUCKET").0.as_deref(),
+            Some("oyl-backups")
+        );
+        assert_eq!(
+            env_source(s3, "S3_PREFIX").0.as_deref(),
+            Some("team-a/acme")
+        );
+        assert_eq!(
+            env_source(s3, "S3_ENDPOINT_URL").0.as_deref(),
+            Some("https://minio.example:9000")
+        );
+        assert_eq!(
+            env_source(s3, "AWS_SECRET_ACCESS_KEY").1,
+            Some(("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))
+        );
+        assert!(
+            s3.security_context
+                .as_ref()
+                .unwrap()
+                .run_as_non_root
+                .unwrap()
+        );
+        // The restore Job still runs restore.sh in the PostgreSQL container.
+        let restore = c.iter().find_map(|c| match c {
+            Child::Job(j) => Some(j),
+            _ => None,
+        });
+        assert!(restore.is_none(), "fresh rollout: no restore state yet");
+        let job = restore::job(&platform(
+            "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+        ))
+        .unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert!(pod.init_containers.is_none());
+        assert_eq!(
+            pod.containers[0].command.as_ref().unwrap()[2],
+            restore::SCRIPT
+        );
+    }
+}

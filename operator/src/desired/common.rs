@@ -309,3 +309,236 @@ pub fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
         ..EnvVar::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn every_pod_meets_the_restricted_profile() {
+        for spec in [
+            "",
+            "  backup: {enabled: true}\n  api: {autoscaling: {enabled: false}}",
+        ] {
+            let c = children(&platform(spec));
+            let templates = pod_templates(&c);
+            assert_eq!(templates.len(), 5, "4 Deployments and the backup CronJob");
+            for (name, t) in templates {
+                let pod = t.spec.unwrap();
+                let psc = pod.security_context.unwrap();
+                assert_eq!(psc.run_as_non_root, Some(true), "{name}");
+                assert!(
+                    psc.run_as_user.unwrap_or(0) > 0,
+                    "{name} runs as a non-root uid"
+                );
+                assert_eq!(
+                    psc.seccomp_profile.unwrap().type_,
+                    "RuntimeDefault",
+                    "{name}"
+                );
+                assert_eq!(pod.automount_service_account_token, Some(false), "{name}");
+                for ctr in pod
+                    .containers
+                    .iter()
+                    .chain(pod.init_containers.iter().flatten())
+                {
+                    let sc = ctr
+                        .security_context
+                        .clone()
+                        .unwrap_or_else(|| panic!("{name}/{} has no securityContext", ctr.name));
+                    assert_eq!(
+                        sc.allow_privilege_escalation,
+                        Some(false),
+                        "{name}/{}",
+                        ctr.name
+                    );
+                    assert_eq!(
+                        sc.capabilities.unwrap().drop,
+                        Some(vec!["ALL".to_string()]),
+                        "{name}/{}",
+                        ctr.name
+                    );
+                    assert_eq!(sc.run_as_non_root, Some(true), "{name}/{}", ctr.name);
+                    assert_eq!(
+                        sc.seccomp_profile.unwrap().type_,
+                        "RuntimeDefault",
+                        "{name}/{}",
+                        ctr.name
+                    );
+                    assert_eq!(
+                        sc.read_only_root_filesystem,
+                        Some(true),
+                        "{name}/{}",
+                        ctr.name
+                    );
+                    assert!(
+                        ctr.resources
+                            .as_ref()
+                            .and_then(|r| r.limits.as_ref())
+                            .is_some(),
+                        "{name}/{} has limits",
+                        ctr.name
+                    );
+                }
+            }
+        }
+    }
+    #[test]
+    fn every_long_running_container_has_three_probes() {
+        let c = children(&platform(""));
+        for d in ["acme-api", "acme-postgres", "acme-redis", "acme-chroma"] {
+            let ctr = &deployment(&c, d)
+                .spec
+                .clone()
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+                .containers[0];
+            assert!(ctr.liveness_probe.is_some(), "{d} liveness");
+            assert!(ctr.readiness_probe.is_some(), "{d} readiness");
+            assert!(ctr.startup_probe.is_some(), "{d} startup");
+        }
+        let api = api_container(&c);
+        let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.clone().unwrap().http_get.unwrap().path.unwrap()
+        };
+        assert_eq!(path(&api.liveness_probe), "/livez");
+        assert_eq!(path(&api.readiness_probe), "/readyz");
+        let chroma = &deployment(&c, "acme-chroma")
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert_eq!(path(&chroma.readiness_probe), "/api/v2/heartbeat");
+        let pg = &deployment(&c, "acme-postgres")
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert_eq!(
+            pg.readiness_probe
+                .clone()
+                .unwrap()
+                .exec
+                .unwrap()
+                .command
+                .unwrap()[0],
+            "pg_isready"
+        );
+        let redis = &deployment(&c, "acme-redis")
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0];
+        assert!(
+            redis
+                .readiness_probe
+                .clone()
+                .unwrap()
+                .exec
+                .unwrap()
+                .command
+                .unwrap()
+                .join(" ")
+                .contains("redis-cli -h 127.0.0.1 ping")
+        );
+    }
+    #[test]
+    fn labels_and_owner_references_everywhere() {
+        let c = children(&platform("  storage: {retainOnDelete: false}"));
+        for child in &c {
+            let m = child.meta();
+            let l = m.labels.clone().unwrap();
+            for key in [
+                LABEL_NAME,
+                LABEL_INSTANCE,
+                LABEL_COMPONENT,
+                LABEL_PART_OF,
+                LABEL_MANAGED_BY,
+            ] {
+                assert!(l.contains_key(key), "{} lacks {key}", child.name());
+            }
+            assert_eq!(l[LABEL_INSTANCE], "acme");
+            let owners = m.owner_references.clone().unwrap_or_default();
+            assert_eq!(owners.len(), 1, "{} has one owner", child.name());
+            assert_eq!(owners[0].uid, "6f1b0c9e-0000-4000-8000-000000000001");
+            assert_eq!(owners[0].controller, Some(true));
+            assert_eq!(owners[0].kind, "OylPlatform");
+            assert_eq!(m.namespace.as_deref(), Some("team-a"));
+        }
+    }
+    #[test]
+    fn retained_data_has_no_owner_so_the_garbage_collector_keeps_it() {
+        let c = children(&platform("  storage: {retainOnDelete: true}"));
+        for child in &c {
+            let owned = child.meta().owner_references.is_some();
+            let data = matches!(child, Child::PersistentVolumeClaim(_) | Child::Secret(_));
+            assert_eq!(owned, !data, "{}", child.name());
+        }
+    }
+    #[test]
+    fn pod_overrides_reach_the_pods() {
+        let c = children(&platform(
+            "  api:\n    pod:\n      nodeSelector: {pool: apps}\n      tolerations: [{key: dedicated, operator: Equal, value: oyl, effect: NoSchedule}]\n      imagePullSecrets: [{name: regcred}]\n      labels: {team: search}\n      annotations: {sidecar: 'off'}\n      priorityClassName: high",
+        ));
+        let t = deployment(&c, "acme-api").spec.clone().unwrap().template;
+        let pod = t.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["pool"], "apps");
+        assert_eq!(
+            pod.tolerations.unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        assert_eq!(pod.priority_class_name.as_deref(), Some("high"));
+        let meta = t.metadata.unwrap();
+        assert_eq!(meta.labels.as_ref().unwrap()["team"], "search");
+        assert_eq!(
+            meta.labels.unwrap()[LABEL_COMPONENT],
+            "api",
+            "standard labels kept"
+        );
+        assert_eq!(meta.annotations.unwrap()["sidecar"], "off");
+        // Other components are untouched.
+        let pg = deployment(&c, "acme-postgres")
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert!(pg.node_selector.is_none());
+    }
+    #[test]
+    fn content_hash_tracks_the_content() {
+        let a = children(&platform(""));
+        let b = children(&platform(""));
+        assert_eq!(a, b, "building is deterministic");
+        let c = children(&platform("  api: {image: other:1}"));
+        let hash = |c: &[Child], name: &str| {
+            c.iter()
+                .find(|x| x.kind() == "Deployment" && x.name() == name)
+                .unwrap()
+                .meta()
+                .annotations
+                .clone()
+                .unwrap()[APPLIED_HASH]
+                .clone()
+        };
+        assert_ne!(hash(&a, "acme-api"), hash(&c, "acme-api"));
+        assert_eq!(
+            hash(&a, "acme-postgres"),
+            hash(&c, "acme-postgres"),
+            "an API change leaves PostgreSQL alone"
+        );
+    }
+}

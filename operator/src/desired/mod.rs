@@ -67,4 +67,52 @@ pub fn rollout_targets(p: &OylPlatform) -> Targets {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn a_minimal_platform_gets_every_component() {
+        let c = children(&platform(""));
+        assert_eq!(
+            names(&c, "Deployment"),
+            ["acme-api", "acme-chroma", "acme-postgres", "acme-redis"]
+        );
+        assert_eq!(
+            names(&c, "Service"),
+            ["acme-api", "acme-chroma", "acme-postgres", "acme-redis"]
+        );
+        assert_eq!(
+            names(&c, "PersistentVolumeClaim"),
+            ["acme-backup", "acme-chroma", "acme-postgres", "acme-redis"]
+        );
+        assert_eq!(names(&c, "Secret"), ["acme-credentials"]);
+        assert_eq!(names(&c, "HorizontalPodAutoscaler"), ["acme-api"]);
+        assert_eq!(names(&c, "CronJob"), ["acme-backup"]);
+        // Credentials first, workloads after the volumes and Services they use.
+        assert_eq!(c.first().map(Child::kind), Some("Secret"));
+        let first_deployment = c.iter().position(|c| c.kind() == "Deployment").unwrap();
+        assert!(
+            c[..first_deployment]
+                .iter()
+                .all(|c| c.kind() != "HorizontalPodAutoscaler")
+        );
+        assert!(
+            c[first_deployment..]
+                .iter()
+                .all(|c| c.kind() != "PersistentVolumeClaim")
+        );
+    }
+    #[test]
+    fn invalid_specs_name_the_field() {
+        let p = platform("  api: {autoscaling: {minReplicas: 5, maxReplicas: 2}}");
+        let e = crate::desired::children(&p, &creds(), &Rollout::fresh()).unwrap_err();
+        assert_eq!(e.field, "api.autoscaling.minReplicas");
+        let p = platform("  redis: {managed: {}, external: {urlSecretRef: {name: r}}}");
+        assert_eq!(
+            crate::desired::children(&p, &creds(), &Rollout::fresh())
+                .unwrap_err()
+                .field,
+            "redis.external"
+        );
+    }
+}

@@ -104,3 +104,107 @@ pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
         out.push(Child::Job(j));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rollout::{Migration, Restore, Rollout};
+    use crate::test_support::*;
+
+    fn with_restore(r: Restore) -> Rollout {
+        Rollout {
+            serving_image: None,
+            migration: Migration::NotNeeded,
+            restore: r,
+        }
+    }
+
+    #[test]
+    fn a_requested_restore_holds_the_api_at_zero_and_runs_the_restore_script() {
+        let p = platform(
+            "  api: {autoscaling: {enabled: true}}\n  restore: {file: postgres-20261127T020000Z.dump}",
+        );
+        assert!(restore::requested(&p));
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Running)).unwrap();
+        assert_eq!(
+            deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+            Some(0)
+        );
+        let job = c
+            .iter()
+            .find_map(|c| match c {
+                Child::Job(j) => Some(j),
+                _ => None,
+            })
+            .expect("restore Job");
+        assert!(
+            job.metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("acme-restore-")
+        );
+        let pod = job.spec.clone().unwrap().template.spec.unwrap();
+        assert_eq!(pod.containers.len(), 1);
+        let ctr = &pod.containers[0];
+        assert_eq!(ctr.command.as_ref().unwrap()[2], restore::SCRIPT);
+        assert_eq!(
+            env_source(ctr, "BACKUP_FILE").0.as_deref(),
+            Some("postgres-20261127T020000Z.dump")
+        );
+        assert_eq!(
+            env_source(ctr, "DATABASE_URL").1,
+            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+        );
+        let claim = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find_map(|v| v.persistent_volume_claim)
+            .unwrap();
+        assert_eq!(
+            (claim.claim_name.as_str(), claim.read_only),
+            ("acme-backup", Some(true))
+        );
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap()[LABEL_COMPONENT],
+            "restore"
+        );
+    }
+
+    #[test]
+    fn after_a_successful_restore_the_api_scales_back() {
+        let p = platform(
+            "  api: {autoscaling: {enabled: false}, replicas: 3}\n  restore: {claimName: old-backups}",
+        );
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Succeeded)).unwrap();
+        assert_eq!(
+            deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+            Some(3)
+        );
+        let failed =
+            crate::desired::children(&p, &creds(), &with_restore(Restore::Failed)).unwrap();
+        assert_eq!(
+            deployment(&failed, "acme-api")
+                .spec
+                .as_ref()
+                .unwrap()
+                .replicas,
+            Some(0),
+            "a failed restore keeps it down"
+        );
+    }
+
+    #[test]
+    fn a_recorded_restore_is_never_run_again() {
+        let mut p = platform("  restore: {claimName: old-backups, file: latest}");
+        p.status = Some(serde_json::from_value(serde_json::json!({"restored": {
+            "claimName": "old-backups", "file": "latest", "job": "acme-restore-1", "time": "2026-11-27T00:00:00Z"}})).unwrap());
+        assert!(!restore::requested(&p));
+        assert_eq!(observed_rollout(&p, None, &[]).restore, Restore::NotNeeded);
+        let c = crate::desired::children(&p, &creds(), &observed_rollout(&p, None, &[])).unwrap();
+        assert!(names(&c, "Job").is_empty());
+        // A different file is a new request.
+        p.spec.restore.as_mut().unwrap().file = "postgres-20261126T020000Z.dump".into();
+        assert!(restore::requested(&p));
+    }
+}

@@ -110,3 +110,123 @@ pub fn url_env(
         None => env_from_secret(name, &credentials_name(p), key),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn external_postgres_deploys_nothing_and_wires_the_users_secret() {
+        let c = children(&platform(
+            "  postgres: {external: {urlSecretRef: {name: pg-conn, key: dsn}}}",
+        ));
+        assert!(
+            c.iter().all(|c| !c.name().ends_with("-postgres")),
+            "no PostgreSQL objects"
+        );
+        let api = api_container(&c);
+        assert_eq!(
+            env_source(&api, "DATABASE_URL").1,
+            Some(("pg-conn".into(), "dsn".into()))
+        );
+        assert!(!secret(&c).data.as_ref().unwrap().contains_key(DATABASE_URL));
+        // The backup job dumps the external database through the same Secret.
+        let cron = cronjob(&c);
+        let job_container = &cron
+            .spec
+            .job_template
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert_eq!(
+            env_source(job_container, "DATABASE_URL").1,
+            Some(("pg-conn".into(), "dsn".into()))
+        );
+    }
+    #[test]
+    fn managed_postgres_and_redis_urls_come_from_the_generated_secret() {
+        let c = children(&platform(""));
+        let api = api_container(&c);
+        assert_eq!(
+            env_source(&api, "DATABASE_URL").1,
+            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+        );
+        assert_eq!(
+            env_source(&api, "REDIS_URL").1,
+            Some(("acme-credentials".into(), "REDIS_URL".into()))
+        );
+        assert_eq!(
+            env_source(&api, "SECRET_KEY").1,
+            Some(("acme-credentials".into(), "SECRET_KEY".into()))
+        );
+        let data = secret(&c).data.clone().unwrap();
+        let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        assert_eq!(
+            text("DATABASE_URL"),
+            "postgres://oyl:pgpass@acme-postgres.team-a.svc:5432/oyl"
+        );
+        assert_eq!(
+            text("REDIS_URL"),
+            "redis://:redispass@acme-redis.team-a.svc:6379/0"
+        );
+        assert_eq!(
+            env_source(&api, "CHROMA_HOST").0.as_deref(),
+            Some("acme-chroma.team-a.svc")
+        );
+        assert_eq!(env_source(&api, "CHROMA_PORT").0.as_deref(), Some("8000"));
+        // No secret value is ever placed in a plain env value.
+        for e in api.env.as_ref().unwrap() {
+            let v = e.value.clone().unwrap_or_default();
+            assert!(
+                !v.contains("pgpass") && !v.contains("redispass") && !v.contains("kkkk"),
+                "{} leaks a secret",
+                e.name
+            );
+        }
+    }
+    #[test]
+    fn external_redis_and_chroma() {
+        let c = children(&platform(
+            "  redis: {external: {urlSecretRef: {name: r}}}\n  chroma: {external: {host: chroma.vec.svc, port: 9000}}",
+        ));
+        assert!(
+            c.iter()
+                .all(|c| !c.name().ends_with("-redis") && !c.name().ends_with("-chroma"))
+        );
+        let api = api_container(&c);
+        assert_eq!(
+            env_source(&api, "REDIS_URL").1,
+            Some(("r".into(), "url".into()))
+        );
+        assert_eq!(
+            env_source(&api, "CHROMA_HOST").0.as_deref(),
+            Some("chroma.vec.svc")
+        );
+        assert_eq!(env_source(&api, "CHROMA_PORT").0.as_deref(), Some("9000"));
+    }
+    #[test]
+    fn credentials_are_generated_once_and_then_reused() {
+        let fresh = Credentials::reuse_or_generate(None).unwrap();
+        let other = Credentials::reuse_or_generate(None).unwrap();
+        assert_eq!(fresh.secret_key.len(), 64);
+        assert!(fresh.secret_key.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(fresh.secret_key, other.secret_key);
+        assert_ne!(fresh.postgres_password, fresh.redis_password);
+        let p = platform("");
+        let stored = secrets::secret(&p, &fresh);
+        assert_eq!(
+            Credentials::reuse_or_generate(Some(&stored)).unwrap(),
+            fresh
+        );
+        assert_eq!(
+            format!("{fresh:?}"),
+            "Credentials(..)",
+            "Debug never prints secrets"
+        );
+    }
+}

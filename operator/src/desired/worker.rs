@@ -49,3 +49,54 @@ pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
         out.push(Child::Deployment(d));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn separate_workers_take_the_queue_off_the_api() {
+        let c = children(&platform(
+            "  worker: {replicas: 3, pod: {nodeSelector: {pool: batch}}}",
+        ));
+        let w = deployment(&c, "acme-worker").clone();
+        let spec = w.spec.unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(
+            spec.selector.match_labels.unwrap()[LABEL_COMPONENT],
+            "worker"
+        );
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.node_selector.unwrap()["pool"], "batch");
+        let ctr = &pod.containers[0];
+        assert_eq!(ctr.args.as_deref(), Some(&["worker".to_string()][..]));
+        assert_eq!(
+            env_source(ctr, "DATABASE_URL").1,
+            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+        );
+        assert!(
+            ctr.env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|e| e.name != "WORKER_ENABLED")
+        );
+        assert!(ctr.readiness_probe.is_some() && ctr.security_context.is_some());
+        assert_eq!(
+            env_source(&api_container(&c), "WORKER_ENABLED")
+                .0
+                .as_deref(),
+            Some("false")
+        );
+        // Default: no worker Deployment, the API processes documents itself.
+        let c = children(&platform(""));
+        assert!(!names(&c, "Deployment").contains(&"acme-worker".to_string()));
+        assert!(
+            api_container(&c)
+                .env
+                .unwrap()
+                .iter()
+                .all(|e| e.name != "WORKER_ENABLED")
+        );
+    }
+}
