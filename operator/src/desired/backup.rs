@@ -12,7 +12,7 @@ use super::common::{content_hash, env_from_secret, env_value};
 use super::managed::volume_claim;
 use super::secrets::{self, url_env};
 use super::{chroma, postgres, redis};
-use crate::crd::OylPlatform;
+use crate::crd::{OylPlatform, S3Spec};
 use crate::kinds::Child;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
@@ -66,156 +66,31 @@ fn script_container(
     }
 }
 
-/// The Job both the CronJob and on-demand backups run.
+/// The Job both the CronJob and on-demand backups run: the dumps on the backup volume and,
+/// with S3, a copy of the volume to the bucket after them.
 pub fn job_spec(p: &OylPlatform) -> JobSpec {
-    let spec = &p.spec.backup;
-    let retention = env_value("BACKUP_RETENTION", &spec.retention.to_string());
-    let dir = env_value("BACKUP_DIR", "/backups");
-    // The PostgreSQL image carries pg_dump of the server's major version, the Redis image
-    // redis-cli; both containers run as one uid, which the pod's fsGroup lets write the volume.
-    let pg_image = p
-        .spec
-        .postgres
-        .managed
-        .as_ref()
-        .and_then(|m| m.image.clone())
-        .unwrap_or_else(|| postgres::IMAGE.to_string());
-    let mut containers = vec![script_container(
-        "postgres",
-        pg_image.clone(),
-        UID,
-        POSTGRES_SCRIPT,
-        vec![
-            url_env(
-                "DATABASE_URL",
-                p.spec.postgres.external.as_ref(),
-                p,
-                secrets::DATABASE_URL,
-            ),
-            dir.clone(),
-            retention.clone(),
-        ],
-    )];
-    let redis_image = p
-        .spec
-        .redis
-        .managed
-        .as_ref()
-        .and_then(|m| m.image.clone())
-        .unwrap_or_else(|| redis::IMAGE.to_string());
-    containers.push(script_container(
-        "redis",
-        redis_image,
-        UID,
-        REDIS_SCRIPT,
-        vec![
-            url_env(
-                "REDIS_URL",
-                p.spec.redis.external.as_ref(),
-                p,
-                secrets::REDIS_URL,
-            ),
-            dir.clone(),
-            retention.clone(),
-        ],
-    ));
     let c = Component::Backup;
-    let mut volumes = vec![scratch_volume("tmp")];
+    let mut containers = vec![postgres_dump(p), redis_dump(p)];
+    let mut volumes = vec![backups_volume(p), scratch_volume("tmp")];
     // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only on the node where
     // ChromaDB runs (several pods of one node may share such a volume).
-    let chroma_affinity = p.spec.chroma.managed().map(|_| {
-        let mut ctr = script_container(
-            "chroma",
-            pg_image.clone(),
-            chroma::UID,
-            CHROMA_SCRIPT,
-            vec![dir, retention, env_value("CHROMA_DATA", "/chroma-data")],
-        );
-        ctr.volume_mounts
-            .get_or_insert_with(Vec::new)
-            .push(VolumeMount {
-                name: "chroma-data".to_string(),
-                mount_path: "/chroma-data".to_string(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            });
-        containers.push(ctr);
-        volumes.push(Volume {
-            name: "chroma-data".to_string(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: child_name(p, Component::Chroma),
-                read_only: Some(true),
-            }),
-            ..Volume::default()
-        });
-        Affinity {
-            pod_affinity: Some(PodAffinity {
-                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                    label_selector: Some(LabelSelector {
-                        match_labels: Some(selector_labels(p, Component::Chroma)),
-                        ..LabelSelector::default()
-                    }),
-                    topology_key: "kubernetes.io/hostname".to_string(),
-                    ..PodAffinityTerm::default()
-                }]),
-                ..PodAffinity::default()
-            }),
-            ..Affinity::default()
-        }
+    let next_to_chroma = p.spec.chroma.managed().map(|_| {
+        containers.push(chroma_archive(p));
+        volumes.push(chroma_volume(p));
+        chroma_affinity(p)
     });
-    let backups = Volume {
-        name: "backups".to_string(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-            claim_name: child_name(p, c),
-            read_only: None,
-        }),
-        ..Volume::default()
-    };
-    let mut template = pod_template(
-        p,
-        c,
-        &spec.pod,
-        UID,
-        containers,
-        [vec![backups], volumes].concat(),
-    );
+    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, containers, volumes);
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
-        if let Some(s3) = &spec.s3 {
+        if let Some(s3) = &p.spec.backup.s3 {
             // The dumps run first (init containers, in order), then the copy to the bucket.
             pod.init_containers = Some(std::mem::take(&mut pod.containers));
-            let prefix = s3.prefix.clone().unwrap_or_else(|| {
-                format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
-            });
-            let mut env = vec![
-                env_value("BACKUP_DIR", "/backups"),
-                env_value("S3_BUCKET", &s3.bucket),
-                env_value("S3_PREFIX", &prefix),
-                env_value("AWS_DEFAULT_REGION", &s3.region),
-                env_value("HOME", "/tmp"),
-                env_from_secret(
-                    "AWS_ACCESS_KEY_ID",
-                    &s3.credentials_secret,
-                    "AWS_ACCESS_KEY_ID",
-                ),
-                env_from_secret(
-                    "AWS_SECRET_ACCESS_KEY",
-                    &s3.credentials_secret,
-                    "AWS_SECRET_ACCESS_KEY",
-                ),
-            ];
-            if let Some(endpoint) = &s3.endpoint {
-                env.push(env_value("S3_ENDPOINT_URL", endpoint));
-            }
-            let image = s3
-                .image
-                .clone()
-                .unwrap_or_else(|| AWS_CLI_IMAGE.to_string());
-            pod.containers = vec![script_container("s3", image, UID, S3_SCRIPT, env)];
+            pod.containers = vec![s3_copy(p, s3)];
         }
-        if let Some(required) = chroma_affinity {
-            let affinity = pod.affinity.get_or_insert_with(Affinity::default);
-            affinity.pod_affinity = required.pod_affinity;
+        if let Some(required) = next_to_chroma {
+            pod.affinity
+                .get_or_insert_with(Affinity::default)
+                .pod_affinity = Some(required);
         }
     }
     JobSpec {
@@ -224,6 +99,139 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
         template,
         ..JobSpec::default()
     }
+}
+
+/// Environment every dump script reads: where the backups go and how many to keep.
+fn dump_env(p: &OylPlatform) -> Vec<EnvVar> {
+    vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("BACKUP_RETENTION", &p.spec.backup.retention.to_string()),
+    ]
+}
+
+/// The PostgreSQL image carries pg_dump of the server's major version; the dump containers run
+/// as one uid, which the pod's fsGroup lets write the volume.
+fn postgres_image(p: &OylPlatform) -> String {
+    p.spec
+        .postgres
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| postgres::IMAGE.to_string())
+}
+
+fn postgres_dump(p: &OylPlatform) -> Container {
+    let url = url_env(
+        "DATABASE_URL",
+        p.spec.postgres.external.as_ref(),
+        p,
+        secrets::DATABASE_URL,
+    );
+    let env = [vec![url], dump_env(p)].concat();
+    script_container("postgres", postgres_image(p), UID, POSTGRES_SCRIPT, env)
+}
+
+/// The Redis image carries redis-cli.
+fn redis_dump(p: &OylPlatform) -> Container {
+    let image = p
+        .spec
+        .redis
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| redis::IMAGE.to_string());
+    let url = url_env(
+        "REDIS_URL",
+        p.spec.redis.external.as_ref(),
+        p,
+        secrets::REDIS_URL,
+    );
+    let env = [vec![url], dump_env(p)].concat();
+    script_container("redis", image, UID, REDIS_SCRIPT, env)
+}
+
+fn chroma_archive(p: &OylPlatform) -> Container {
+    let env = [dump_env(p), vec![env_value("CHROMA_DATA", "/chroma-data")]].concat();
+    let mut ctr = script_container("chroma", postgres_image(p), chroma::UID, CHROMA_SCRIPT, env);
+    ctr.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "chroma-data".to_string(),
+            mount_path: "/chroma-data".to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    ctr
+}
+
+fn backups_volume(p: &OylPlatform) -> Volume {
+    Volume {
+        name: "backups".to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: child_name(p, Component::Backup),
+            read_only: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+fn chroma_volume(p: &OylPlatform) -> Volume {
+    Volume {
+        name: "chroma-data".to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: child_name(p, Component::Chroma),
+            read_only: Some(true),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Scheduled on ChromaDB's node.
+fn chroma_affinity(p: &OylPlatform) -> PodAffinity {
+    PodAffinity {
+        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(p, Component::Chroma)),
+                ..LabelSelector::default()
+            }),
+            topology_key: "kubernetes.io/hostname".to_string(),
+            ..PodAffinityTerm::default()
+        }]),
+        ..PodAffinity::default()
+    }
+}
+
+/// Copies the backup volume to the bucket, so it holds exactly what the volume holds.
+fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
+    let prefix = s3
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()));
+    let mut env = vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("S3_BUCKET", &s3.bucket),
+        env_value("S3_PREFIX", &prefix),
+        env_value("AWS_DEFAULT_REGION", &s3.region),
+        env_value("HOME", "/tmp"),
+        env_from_secret(
+            "AWS_ACCESS_KEY_ID",
+            &s3.credentials_secret,
+            "AWS_ACCESS_KEY_ID",
+        ),
+        env_from_secret(
+            "AWS_SECRET_ACCESS_KEY",
+            &s3.credentials_secret,
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    ];
+    if let Some(endpoint) = &s3.endpoint {
+        env.push(env_value("S3_ENDPOINT_URL", endpoint));
+    }
+    let image = s3
+        .image
+        .clone()
+        .unwrap_or_else(|| AWS_CLI_IMAGE.to_string());
+    script_container("s3", image, UID, S3_SCRIPT, env)
 }
 
 /// Runs as the PostgreSQL image's user; redis-cli runs fine as any user.
