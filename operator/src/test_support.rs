@@ -120,8 +120,9 @@ pub fn backup_pod(cron: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
         .unwrap()
 }
 
-pub fn api_container(children: &[Child]) -> Container {
-    deployment(children, "acme-api")
+/// The first container of the Deployment `name`.
+pub fn first_container(children: &[Child], name: &str) -> Container {
+    deployment(children, name)
         .spec
         .clone()
         .unwrap()
@@ -130,6 +131,10 @@ pub fn api_container(children: &[Child]) -> Container {
         .unwrap()
         .containers[0]
         .clone()
+}
+
+pub fn api_container(children: &[Child]) -> Container {
+    first_container(children, "acme-api")
 }
 
 pub fn env_source(c: &Container, name: &str) -> (Option<String>, Option<(String, String)>) {

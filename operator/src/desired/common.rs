@@ -387,14 +387,7 @@ mod tests {
     fn every_long_running_container_has_three_probes() {
         let c = children(&platform(""));
         for d in ["acme-api", "acme-postgres", "acme-redis", "acme-chroma"] {
-            let ctr = &deployment(&c, d)
-                .spec
-                .clone()
-                .unwrap()
-                .template
-                .spec
-                .unwrap()
-                .containers[0];
+            let ctr = &first_container(&c, d);
             assert!(ctr.liveness_probe.is_some(), "{d} liveness");
             assert!(ctr.readiness_probe.is_some(), "{d} readiness");
             assert!(ctr.startup_probe.is_some(), "{d} startup");
@@ -405,23 +398,9 @@ mod tests {
         };
         assert_eq!(path(&api.liveness_probe), "/livez");
         assert_eq!(path(&api.readiness_probe), "/readyz");
-        let chroma = &deployment(&c, "acme-chroma")
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .containers[0];
+        let chroma = &first_container(&c, "acme-chroma");
         assert_eq!(path(&chroma.readiness_probe), "/api/v2/heartbeat");
-        let pg = &deployment(&c, "acme-postgres")
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .containers[0];
+        let pg = &first_container(&c, "acme-postgres");
         assert_eq!(
             pg.readiness_probe
                 .clone()
@@ -432,14 +411,7 @@ mod tests {
                 .unwrap()[0],
             "pg_isready"
         );
-        let redis = &deployment(&c, "acme-redis")
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .containers[0];
+        let redis = &first_container(&c, "acme-redis");
         assert!(
             redis
                 .readiness_probe
