@@ -208,7 +208,7 @@ pub enum PullPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct ApiServiceSpec {
     /// Service type.
-    #[serde(default = "defaults::service_type", rename = "type")]
+    #[serde(default, rename = "type")]
     pub type_: ServiceType,
 
     /// Service port; the container always listens on 8000.
@@ -222,8 +222,9 @@ pub struct ApiServiceSpec {
 }
 
 /// Kubernetes Service type.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ServiceType {
+    #[default]
     ClusterIP,
     NodePort,
     LoadBalancer,
@@ -492,6 +493,85 @@ impl ChromaSpec {
             (_, Some(_)) => None,
             (Some(m), None) => Some(m.clone()),
             (None, None) => Some(ManagedSpec::default()),
+        }
+    }
+}
+
+// Defaults of the spec types: the values serde fills in for a missing field.
+
+impl Default for OylPlatformSpec {
+    fn default() -> Self {
+        Self {
+            version: defaults::version(),
+            api: ApiSpec::default(),
+            worker: WorkerSpec::default(),
+            postgres: DatabaseSpec::default(),
+            redis: DatabaseSpec::default(),
+            chroma: ChromaSpec::default(),
+            backup: BackupSpec::default(),
+            storage: StorageSpec::default(),
+            restore: None,
+        }
+    }
+}
+
+impl Default for ApiSpec {
+    fn default() -> Self {
+        Self {
+            image: None,
+            image_pull_policy: None,
+            replicas: defaults::api_replicas(),
+            resources: None,
+            env: Vec::new(),
+            service: ApiServiceSpec::default(),
+            autoscaling: AutoscalingSpec::default(),
+            pod: PodOverrides::default(),
+            migration_timeout_seconds: defaults::migration_timeout(),
+        }
+    }
+}
+
+impl Default for ApiServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::default(),
+            port: defaults::api_port(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for AutoscalingSpec {
+    fn default() -> Self {
+        Self {
+            enabled: defaults::enabled(),
+            min_replicas: defaults::min_replicas(),
+            max_replicas: defaults::max_replicas(),
+            target_cpu_utilization_percentage: defaults::target_cpu(),
+            target_memory_utilization_percentage: None,
+        }
+    }
+}
+
+impl Default for BackupSpec {
+    fn default() -> Self {
+        Self {
+            enabled: defaults::enabled(),
+            schedule: defaults::backup_schedule(),
+            time_zone: None,
+            retention: defaults::backup_retention(),
+            suspend: false,
+            storage: VolumeSpec::default(),
+            s3: None,
+            pod: PodOverrides::default(),
+        }
+    }
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            retain_on_delete: defaults::enabled(),
         }
     }
 }
