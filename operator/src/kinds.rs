@@ -76,10 +76,23 @@ macro_rules! child_kinds {
         /// The kinds, in apply order.
         pub const KINDS: &[&str] = &[$(stringify!($kind)),+];
 
+        /// The kinds as the table orders them.
+        #[derive(Clone, Copy)]
+        enum Position {
+            $($kind,)+
+        }
+
         impl Child {
             pub fn kind(&self) -> &'static str {
                 match self {
                     $(Child::$kind(_) => stringify!($kind),)+
+                }
+            }
+
+            /// Position in the apply order.
+            pub fn rank(&self) -> usize {
+                match self {
+                    $(Child::$kind(_) => Position::$kind as usize,)+
                 }
             }
 
@@ -246,14 +259,6 @@ child_kinds! {
 impl Child {
     pub fn name(&self) -> String {
         self.meta().name.clone().unwrap_or_default()
-    }
-
-    /// Position in the apply order.
-    pub fn rank(&self) -> usize {
-        KINDS
-            .iter()
-            .position(|k| *k == self.kind())
-            .unwrap_or(KINDS.len())
     }
 
     /// Whether `self` and `other` are the same object (kind and name).

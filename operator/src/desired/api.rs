@@ -105,10 +105,10 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
     env
 }
 
-pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
+/// The API container: the server, its probes and its scratch volumes.
+fn container(p: &OylPlatform, rollout: &Rollout) -> Container {
     let spec = &p.spec.api;
-    let c = Component::Api;
-    let container = Container {
+    Container {
         name: "api".to_string(),
         image: Some(rollout.image_to_run(&image(p))),
         image_pull_policy: spec.image_pull_policy.map(|pp| {
@@ -147,7 +147,12 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
             },
         ]),
         ..Container::default()
-    };
+    }
+}
+
+pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
+    let spec = &p.spec.api;
+    let c = Component::Api;
     Deployment {
         metadata: meta(p, c, child_name(p, c)),
         spec: Some(DeploymentSpec {
@@ -173,7 +178,7 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
                 c,
                 &spec.pod,
                 UID,
-                vec![container],
+                vec![container(p, rollout)],
                 vec![scratch_volume("tmp"), scratch_volume("uploads")],
             ),
             ..DeploymentSpec::default()
