@@ -9,8 +9,6 @@ pub mod http;
 pub mod kinds;
 pub mod leader;
 pub mod metrics;
-#[cfg(test)]
-mod module_graph;
 pub mod observe;
 pub mod ownership;
 pub mod reconcile;
