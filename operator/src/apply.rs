@@ -15,20 +15,171 @@ pub fn is_subset(desired: &Value, observed: &Value) -> bool {
 }
 
 /// The path of the first field of `desired` that `observed` lacks or holds differently.
+/// Quantities count as equal when their values are (the API server stores them in canonical
+/// form: `1024Mi` comes back as `1Gi`, `0.5` as `500m`), or a platform would never converge.
 pub fn first_difference(desired: &Value, observed: &Value) -> Option<String> {
+    difference_under(None, desired, observed)
+}
+
+/// `key`: the name of the field holding these values, to recognise quantities.
+fn difference_under(key: Option<&str>, desired: &Value, observed: &Value) -> Option<String> {
     match (desired, observed) {
         (Value::Object(d), Value::Object(o)) => d.iter().find_map(|(k, dv)| match o.get(k) {
             _ if dv.is_null() => None,
             None => Some(format!(".{k}")),
-            Some(ov) => first_difference(dv, ov).map(|p| format!(".{k}{p}")),
+            Some(ov) => {
+                // A map of quantities (resources' requests and limits, a claim's capacity)
+                // passes its own name down to the values it holds.
+                let inner = if QUANTITY_MAPS.contains(&k.as_str()) {
+                    Some(k.as_str())
+                } else if key.is_some_and(|parent| QUANTITY_MAPS.contains(&parent)) {
+                    key
+                } else {
+                    Some(k.as_str())
+                };
+                difference_under(inner, dv, ov).map(|p| format!(".{k}{p}"))
+            }
         }),
-        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => d
-            .iter()
-            .zip(o)
-            .enumerate()
-            .find_map(|(i, (dv, ov))| first_difference(dv, ov).map(|p| format!("[{i}]{p}"))),
+        (Value::Array(d), Value::Array(o)) if d.len() == o.len() => {
+            d.iter().zip(o).enumerate().find_map(|(i, (dv, ov))| {
+                difference_under(None, dv, ov).map(|p| format!("[{i}]{p}"))
+            })
+        }
         (d, o) if d == o => None,
+        (Value::String(d), Value::String(o))
+            if key.is_some_and(is_quantity_field) && quantity::same_value(d, o) =>
+        {
+            None
+        }
         _ => Some(String::new()),
+    }
+}
+
+/// Fields whose values are maps of quantities.
+const QUANTITY_MAPS: [&str; 4] = ["requests", "limits", "capacity", "hard"];
+
+/// Fields whose values are quantities (or maps of them, see `QUANTITY_MAPS`). Nothing else is
+/// compared by value: an env var that reads `1024Mi` is a string like any other.
+fn is_quantity_field(key: &str) -> bool {
+    QUANTITY_MAPS.contains(&key) || key == "sizeLimit"
+}
+
+/// Kubernetes quantities (`resource.Quantity`): a decimal number with an optional exponent or
+/// SI/binary suffix. Only equality of values is needed here.
+mod quantity {
+    /// `digits × 10^exp10 × 2^exp2`, sign in `digits`.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Value {
+        digits: i128,
+        exp10: i32,
+        exp2: i32,
+    }
+
+    fn parse(s: &str) -> Option<Value> {
+        let s = s.trim();
+        let end = s
+            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '+' | '-' | '.')))
+            .unwrap_or(s.len());
+        let (number, suffix) = s.split_at(end);
+        let (exp10, exp2) = match suffix {
+            "" => (0, 0),
+            "n" => (-9, 0),
+            "u" => (-6, 0),
+            "m" => (-3, 0),
+            "k" => (3, 0),
+            "M" => (6, 0),
+            "G" => (9, 0),
+            "T" => (12, 0),
+            "P" => (15, 0),
+            "E" => (18, 0),
+            "Ki" => (0, 10),
+            "Mi" => (0, 20),
+            "Gi" => (0, 30),
+            "Ti" => (0, 40),
+            "Pi" => (0, 50),
+            "Ei" => (0, 60),
+            e if e.starts_with(['e', 'E']) => (e[1..].parse().ok()?, 0),
+            _ => return None,
+        };
+        let (sign, unsigned) = match number.strip_prefix('-') {
+            Some(rest) => (-1, rest),
+            None => (1, number.strip_prefix('+').unwrap_or(number)),
+        };
+        let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        if whole.is_empty() && fraction.is_empty()
+            || !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+        Some(Value {
+            digits: sign * digits,
+            exp10: exp10 - i32::try_from(fraction.len()).ok()?,
+            exp2,
+        })
+    }
+
+    /// `v` as an exact multiple of 10^min10 × 2^min2, when it fits.
+    fn scaled(v: &Value, min10: i32, min2: i32) -> Option<i128> {
+        let p10 = 10i128.checked_pow(u32::try_from(v.exp10 - min10).ok()?)?;
+        let p2 = 2i128.checked_pow(u32::try_from(v.exp2 - min2).ok()?)?;
+        v.digits.checked_mul(p10)?.checked_mul(p2)
+    }
+
+    /// True when both strings are quantities of the same value (`1024Mi` and `1Gi`, `0.5` and
+    /// `500m`); false when either is not a quantity or the values differ.
+    pub fn same_value(a: &str, b: &str) -> bool {
+        let (Some(a), Some(b)) = (parse(a), parse(b)) else {
+            return false;
+        };
+        let (min10, min2) = (a.exp10.min(b.exp10), a.exp2.min(b.exp2));
+        match (scaled(&a, min10, min2), scaled(&b, min10, min2)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::same_value;
+
+        #[test]
+        fn every_spelling_of_one_value_is_equal() {
+            for (a, b) in [
+                ("1024Mi", "1Gi"),
+                ("0.5", "500m"),
+                (".5", "500m"),
+                ("1000m", "1"),
+                ("1e3", "1k"),
+                ("1E3", "1k"),
+                ("1.5Gi", "1536Mi"),
+                ("2000M", "2G"),
+                ("2048Ki", "2Mi"),
+                ("+1", "1"),
+                ("0", "0m"),
+                ("100Mi", "104857600"),
+                ("250m", "0.25"),
+            ] {
+                assert!(same_value(a, b), "{a} = {b}");
+                assert!(same_value(b, a), "{b} = {a}");
+            }
+        }
+
+        #[test]
+        fn different_values_and_non_quantities_are_not_equal() {
+            for (a, b) in [
+                ("1Gi", "1G"),
+                ("1", "2"),
+                ("500m", "0.6"),
+                ("1Mi", "1M"),
+                ("abc", "abc2"),
+                ("1Gi", "1 Gi x"),
+                ("", "0"),
+                ("1Zi", "1Zi"),
+            ] {
+                assert!(!same_value(a, b), "{a} != {b}");
+            }
+        }
     }
 }
 
@@ -95,7 +246,7 @@ pub fn stale(observed: &Observed, owner_uid: &str, desired: &[Child]) -> Vec<Chi
 
 #[cfg(test)]
 mod tests {
-    use super::is_subset;
+    use super::{first_difference, is_subset};
     use serde_json::json;
 
     #[test]
@@ -135,6 +286,40 @@ mod tests {
             {"name": "api", "image": "a:1", "terminationMessagePath": "/dev/termination-log"}]}},
             "status": {"readyReplicas": 3}});
         assert!(is_subset(&desired, &observed));
+    }
+
+    #[test]
+    fn quantities_the_api_server_canonicalised_are_not_differences() {
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "api",
+            "resources": {"requests": {"memory": "1024Mi", "cpu": "0.5"},
+                          "limits": {"memory": "2048Mi", "cpu": "1000m"}}}]}},
+            "volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "10240Mi"}}}}]}});
+        let observed = json!({"spec": {"template": {"spec": {"containers": [{"name": "api",
+            "resources": {"requests": {"memory": "1Gi", "cpu": "500m"},
+                          "limits": {"memory": "2Gi", "cpu": "1"}}}]}},
+            "volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "10Gi"}}}}]}});
+        assert_eq!(first_difference(&desired, &observed), None);
+        // A different value is still a difference, and so is a look-alike outside quantities.
+        let halved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api",
+            "resources": {"requests": {"memory": "512Mi", "cpu": "500m"},
+                          "limits": {"memory": "2Gi", "cpu": "1"}}}]}},
+            "volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "10Gi"}}}}]}});
+        assert_eq!(
+            first_difference(&desired, &halved).as_deref(),
+            Some(".spec.template.spec.containers[0].resources.requests.memory")
+        );
+        assert!(!is_subset(
+            &json!({"env": [{"name": "LIMIT", "value": "1024Mi"}]}),
+            &json!({"env": [{"name": "LIMIT", "value": "1Gi"}]})
+        ));
+        assert!(is_subset(
+            &json!({"volumes": [{"emptyDir": {"sizeLimit": "64Mi"}}]}),
+            &json!({"volumes": [{"emptyDir": {"sizeLimit": "65536Ki"}}]})
+        ));
+        assert!(!is_subset(
+            &json!({"image": "1024Mi"}),
+            &json!({"image": "1Gi"})
+        ));
     }
 
     #[test]

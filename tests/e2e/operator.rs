@@ -1178,3 +1178,79 @@ async fn separate_workers_come_and_go_with_the_spec() {
     let p = wait_ready(&ns, "wk").await;
     assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("4/4"));
 }
+
+/// Quantities written in any spelling converge: the API server stores `1024Mi` as `1Gi` and
+/// `0.5` as `500m`, and a literal comparison re-applied the Deployment on every reconcile, so
+/// the platform never left Progressing.
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn quantities_in_any_spelling_converge_to_ready_and_stop_writing() {
+    let (ns, op) = start("e2e-quantity").await;
+    let spec = "  api:
+    resources:
+      requests: {memory: 1024Mi, cpu: \"0.5\"}
+      limits: {memory: 2048Mi, cpu: 1000m}
+  redis:
+    managed:
+      resources:
+        requests: {cpu: \"0.25\", memory: 262144Ki}
+      storage: {size: 1024Mi}
+  chroma:
+    managed:
+      storage: {size: 0.5Gi}";
+    assert!(
+        ns.kubectl_apply(&manifest("spelled", spec))
+            .status
+            .success()
+    );
+    let ready = wait_ready(&ns, "spelled").await;
+    let api = ns.api::<Deployment>().get("spelled-api").await.unwrap();
+    let resources = api.spec.unwrap().template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(
+        resources.requests.unwrap()["memory"].0,
+        "1Gi",
+        "the API server canonicalised it"
+    );
+    // Settled: reconciles keep running (the periodic requeue and the status) but write nothing.
+    let applied = || op.metric_sum("oyl_operator_children_applied_total");
+    wait_for(
+        Duration::from_secs(60),
+        "two reconciles in a row that apply nothing",
+        || async {
+            let (a0, r0) = (
+                applied().await.unwrap_or(0.0),
+                op.metric("controller_runtime_reconcile_total", "success")
+                    .await?,
+            );
+            // Nudge a reconcile without changing the spec (an annotation only).
+            let patch =
+                serde_json::json!({"metadata": {"annotations": {"e2e/nudge": r0.to_string()}}});
+            merge_patch(&ns, "spelled", patch).await;
+            wait_for(Duration::from_secs(20), "the nudged reconcile", || async {
+                (op.metric("controller_runtime_reconcile_total", "success")
+                    .await?
+                    > r0)
+                    .then_some(())
+            })
+            .await;
+            (applied().await.unwrap_or(0.0) == a0).then_some(())
+        },
+    )
+    .await;
+    let now = ns.platforms().get("spelled").await.unwrap();
+    let cond = |p: &OylPlatform, t: &str| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == t))
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(cond(&now, "Ready").as_deref(), Some("True"));
+    assert_eq!(cond(&now, "Progressing").as_deref(), Some("False"));
+    assert_eq!(
+        ready.status.unwrap().ready_components.as_deref(),
+        Some("4/4")
+    );
+}

@@ -322,6 +322,23 @@ impl OperatorProcess {
 
     /// The value of the first sample of `name` whose labels contain `label_part`, from the
     /// operator's /metrics endpoint.
+    /// The sum of every sample of a metric (all label values); 0 when it has none yet.
+    pub async fn metric_sum(&self, name: &str) -> Option<f64> {
+        tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .ok()?;
+        let (status, body) = http(self.metrics_port, "GET", "/metrics", &[], None).await;
+        (status == 200).then(|| {
+            body.lines()
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with([' ', '{']))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+    }
+
     pub async fn metric(&self, name: &str, label_part: &str) -> Option<f64> {
         // Not listening yet (starting) or gone: no sample.
         tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
