@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
 
-use crate::rag::{BoxFut, ProviderError};
+use crate::provider::{BoxFut, ProviderError, redis_error};
 
 pub const TTL: Duration = Duration::from_secs(60);
 
@@ -111,14 +111,6 @@ impl RedisCache {
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("redis: {e}"))?;
         Ok(RedisCache { connection })
-    }
-}
-
-fn redis_error(e: redis::RedisError) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout(e.to_string())
-    } else {
-        ProviderError::Unavailable(e.to_string())
     }
 }
 

@@ -6,8 +6,6 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::db::Db;
-
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
@@ -166,9 +164,10 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with the pool gauges sampled now.
-    pub fn render(&self, db: &Db) -> String {
-        let (size, idle, max) = db.pool_stats();
+    /// The text exposition, with the pool gauges set from `pool`: (open connections, idle
+    /// connections, maximum), sampled now.
+    pub fn render(&self, pool: (u32, usize, u32)) -> String {
+        let (size, idle, max) = pool;
         let idle = idle as i64;
         self.pool_connections.with_label_values(&["idle"]).set(idle);
         self.pool_connections

@@ -49,7 +49,7 @@ pub async fn signing_keys(config: &Config, db: &Db) -> anyhow::Result<JwtKeys> {
             key.expose().to_string()
         }
         None => {
-            let candidate = crate::auth::generate_secret_key();
+            let candidate = crate::keys::generate_secret_key();
             let stored = db::settings::get_or_insert(
                 db,
                 db::settings::GENERATED_SECRET_KEY,

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
-use crate::auth::TenantAuth;
+use crate::api::auth::TenantAuth;
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};

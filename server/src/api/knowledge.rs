@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::common::{PathId, page_of};
-use crate::auth::TenantAuth;
+use crate::api::auth::TenantAuth;
 use crate::db::{self, documents::NewDocument};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};

@@ -128,7 +128,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.db),
+        state.metrics.render(state.db.pool_stats()),
     )
         .into_response()
 }

@@ -11,13 +11,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::common::PathId;
-use crate::auth::{TenantAuth, TenantScope};
+use crate::api::auth::TenantAuth;
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::extract::{ApiJson, Validate, parse_id};
 use crate::orchestration::{self, Strategy};
 use crate::rag::answer::{AssistantAnswer, Source, answer_with, query_tags};
 use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 pub const MAX_QUERY_CHARS: usize = 10_000;
 

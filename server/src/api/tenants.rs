@@ -6,17 +6,21 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
-use crate::auth::{AdminAuth, TenantAuth};
+use crate::api::auth::{AdminAuth, TenantAuth};
 use crate::db::{self, tenants::WriteError};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::extract::{ApiJson, Pagination, parse_id};
 use crate::models::{ListResponse, Tenant, TenantCreated};
 use crate::state::AppState;
 
+/// The tenant collection (admin token, outside any tenant).
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_tenant, list_tenants))
+}
+
+/// One tenant (inside it).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(get_tenant, patch_tenant, put_tenant, delete_tenant))
+    OpenApiRouter::new().routes(routes!(get_tenant, patch_tenant, put_tenant, delete_tenant))
 }
 
 fn duplicate(err: WriteError) -> ApiError {
@@ -111,7 +115,7 @@ async fn get_tenant(
 /// database on a miss or when the cache fails.
 async fn cached_tenant_json(
     state: &AppState,
-    scope: &crate::auth::TenantScope,
+    scope: &crate::tenancy::TenantScope,
 ) -> ApiResult<Option<String>> {
     let cache = state.cache.as_ref();
     let key = crate::cache::generation(cache, scope.tenant_id())

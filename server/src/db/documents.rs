@@ -2,8 +2,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Db, Page, now};
-use crate::auth::TenantScope;
 use crate::models::Document;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 const COLUMNS: &str = "id, tenant_id, knowledge_base_id, file_name, file_type, content_type, size_bytes, \

@@ -4,7 +4,7 @@
 //! no `DATABASE_URL` at build time). The SQL is written once in the portable subset both engines
 //! understand (`$1` placeholders, `RETURNING`, `ON CONFLICT`); the [`with_pool!`] macro runs the
 //! same code against whichever pool is configured. Every repository function of a tenant-owned
-//! resource takes a [`TenantScope`](crate::auth::TenantScope) and filters on it.
+//! resource takes a [`TenantScope`](crate::tenancy::TenantScope) and filters on it.
 
 use std::borrow::Cow;
 use std::path::PathBuf;

@@ -5,13 +5,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
 use crate::error::ApiError;
 use crate::models::Assistant;
-use crate::rag::ProviderError;
+use crate::provider::ProviderError;
 use crate::rag::embed::{STOP_WORDS, words};
 use crate::rag::vector::ScoredChunk;
 use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 pub const NO_ANSWER: &str = "I could not find information about this in the knowledge base.";
 

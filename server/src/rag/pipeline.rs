@@ -10,12 +10,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
 use crate::db;
 use crate::models::Document;
 use crate::rag::chunk;
 use crate::rag::extract::{self, FileType};
 use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ProcessDetail {

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use super::{BoxFut, ProviderError};
-use crate::auth::TenantScope;
 use crate::db::{Db, new_id, now};
+use crate::provider::{BoxFut, ProviderError};
 use crate::rag::embed::cosine;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 /// Where chunk vectors live. Implementations must make [`VectorStore::replace_document`]

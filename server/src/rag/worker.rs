@@ -53,7 +53,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// claimed by someone else.
 pub async fn wait_until_settled(
     state: &AppState,
-    scope: &crate::auth::TenantScope,
+    scope: &crate::tenancy::TenantScope,
     id: uuid::Uuid,
     timeout: Duration,
 ) -> Option<crate::models::Document> {

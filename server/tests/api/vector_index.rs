@@ -3,10 +3,10 @@
 //! The stores are built here on the test database (SQLite or PostgreSQL) whatever store the
 //! application itself uses; the knowledge bases and documents come from the API.
 
-use oyl_server::auth::TenantScope;
 use oyl_server::db::{self, Db};
 use oyl_server::rag::embed::HashingEmbedder;
 use oyl_server::rag::vector::{DbVectorStore, ScoredChunk, VectorStore};
+use oyl_server::tenancy::TenantScope;
 use uuid::Uuid;
 
 use crate::helpers::{TenantCtx, TestApp, raw_db, spawn_app};
