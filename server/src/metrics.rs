@@ -20,6 +20,7 @@ pub struct Metrics {
     pub rate_limited: prometheus::IntCounter,
     pub llm_seconds: HistogramVec,
     pub cache_lookups: IntCounterVec,
+    pub tenant_cache_lookups: IntCounterVec,
     pub rate_limiter_errors: prometheus::IntCounter,
 }
 
@@ -106,6 +107,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let tenant_cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "tenant_cache_lookups_total",
+                "Tenant cache lookups by outcome (hit, miss, error)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("oyl_build_info", "Version of the running server"),
             &["version"],
@@ -125,6 +134,7 @@ impl Metrics {
             Box::new(rate_limited.clone()),
             Box::new(llm_seconds.clone()),
             Box::new(cache_lookups.clone()),
+            Box::new(tenant_cache_lookups.clone()),
             Box::new(rate_limiter_errors.clone()),
             Box::new(build_info),
         ] {
@@ -147,6 +157,7 @@ impl Metrics {
             rate_limiter_errors,
             llm_seconds,
             cache_lookups,
+            tenant_cache_lookups,
         }
     }
 

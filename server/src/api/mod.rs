@@ -224,20 +224,6 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         subject = tracing::field::Empty,
     );
     span.in_scope(|| tracing::debug!("request started"));
-    // Writes inside a tenant invalidate its cached metadata (see `crate::cache`).
-    // (Queries are POSTs that change nothing.)
-    let mutating = matches!(
-        method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !route_label.ends_with("/query");
-    let tenant = if mutating {
-        req.headers()
-            .get(auth::TENANT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
-    } else {
-        None
-    };
     let in_flight = InFlight::start(&state.metrics.http_in_flight);
     let timeout = state.config.request_timeout;
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))
@@ -250,12 +236,6 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         }
     };
     drop(in_flight);
-    if let Some(tenant) = tenant
-        && response.status().is_success()
-        && let Err(e) = crate::cache::bump(state.cache.as_ref(), tenant).await
-    {
-        span.in_scope(|| tracing::warn!(error = %e, "could not invalidate the cache"));
-    }
     let elapsed = start.elapsed();
     let status = response.status();
     state.metrics.observe_request(

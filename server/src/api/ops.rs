@@ -68,7 +68,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         None
     };
-    let chroma = match state.vectors.health() {
+    let chroma = match state.rag.vectors.health() {
         Some(check) => Some(match tokio::time::timeout(timeout, check).await {
             Ok(Ok(())) => "ok".to_string(),
             Ok(Err(e)) => format!("unreachable: {e}"),

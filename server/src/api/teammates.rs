@@ -89,6 +89,7 @@ async fn create_teammate(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("Workspace"))?;
+    state.changed(&auth.scope).await;
     Ok((StatusCode::CREATED, Json(teammate)))
 }
 
@@ -155,6 +156,7 @@ async fn patch_teammate(
     } else {
         db::teammates::update(&state.db, &auth.scope, id, name, body.orchestration_config).await?
     };
+    state.changed(&auth.scope).await;
     Ok(Json(
         teammate.ok_or_else(|| ApiError::not_found("Teammate"))?,
     ))
@@ -199,9 +201,15 @@ async fn delete_teammate(
             .storage
             .remove_knowledge_base(auth.scope.tenant_id(), kb)
             .await;
-        if let Err(e) = state.vectors.delete_knowledge_base(&auth.scope, kb).await {
+        if let Err(e) = state
+            .rag
+            .vectors
+            .delete_knowledge_base(&auth.scope, kb)
+            .await
+        {
             tracing::warn!(knowledge_base_id = %kb, error = %e, "could not delete the knowledge base's vectors");
         }
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -42,6 +42,7 @@ async fn create_workspace(
     let workspace = db::workspaces::create(&state.db, &auth.scope, body.name.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("Tenant"))?;
+    state.changed(&auth.scope).await;
     Ok((StatusCode::CREATED, Json(workspace)))
 }
 
@@ -104,6 +105,7 @@ async fn patch_workspace(
         Some(name) => db::workspaces::rename(&state.db, &auth.scope, id, name).await?,
         None => db::workspaces::get(&state.db, &auth.scope, id).await?,
     };
+    state.changed(&auth.scope).await;
     Ok(Json(
         workspace.ok_or_else(|| ApiError::not_found("Workspace"))?,
     ))
@@ -149,9 +151,15 @@ async fn delete_workspace(
             .storage
             .remove_knowledge_base(auth.scope.tenant_id(), kb)
             .await;
-        if let Err(e) = state.vectors.delete_knowledge_base(&auth.scope, kb).await {
+        if let Err(e) = state
+            .rag
+            .vectors
+            .delete_knowledge_base(&auth.scope, kb)
+            .await
+        {
             tracing::warn!(knowledge_base_id = %kb, error = %e, "could not delete the knowledge base's vectors");
         }
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

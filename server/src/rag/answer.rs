@@ -5,12 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use super::{Rag, RagError};
 use crate::models::Assistant;
-use crate::provider::ProviderError;
 use crate::rag::embed::{STOP_WORDS, words};
 use crate::rag::vector::ScoredChunk;
-use crate::state::AppState;
 use crate::tenancy::TenantScope;
 
 pub const NO_ANSWER: &str = "I could not find information about this in the knowledge base.";
@@ -44,33 +42,31 @@ pub const DEFAULT_SYSTEM_PROMPT: &str =
 /// Retrieves from one assistant's knowledge base and answers from it: with the configured LLM
 /// (the assistant's instruction as system prompt, the chunks as context), or extractively.
 pub async fn answer_with(
-    state: &AppState,
+    rag: &Rag,
     scope: &TenantScope,
     assistant: &Assistant,
     weight: f64,
     query: &str,
     reasoning: bool,
     system_prompt: Option<&str>,
-) -> Result<AssistantAnswer, ApiError> {
-    let k = state.config.max_retrieved_chunks;
-    let query_vector = state
+) -> Result<AssistantAnswer, RagError> {
+    let k = rag.config.max_retrieved_chunks;
+    let query_vector = rag
         .embedder
         .embed(std::slice::from_ref(&query.to_string()))
         .await
-        .map_err(|e| provider_error("embeddings", e))?
+        .map_err(|e| RagError::provider("embeddings", e))?
         .pop()
-        .ok_or_else(|| {
-            ApiError::ServiceUnavailable("The embedding provider returned nothing".into())
-        })?;
-    let chunks = state
+        .ok_or_else(|| RagError::NothingEmbedded)?;
+    let chunks = rag
         .vectors
         .search(scope, assistant.knowledge_base_id, &query_vector, k)
         .await
-        .map_err(|e| provider_error("vector store", e))?;
+        .map_err(|e| RagError::provider("vector store", e))?;
     // Only documents that exist and are completed, with their current names (an outside store
     // may still hold vectors of a document deleted or renamed since).
     let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
-    let names = crate::db::documents::completed_names(&state.db, scope, &ids).await?;
+    let names = crate::db::documents::completed_names(&rag.db, scope, &ids).await?;
     let relevant: Vec<ScoredChunk> = chunks
         .into_iter()
         .filter(|c| c.score > 0.0)
@@ -79,7 +75,7 @@ pub async fn answer_with(
             Some(c)
         })
         .collect();
-    let (answer, model) = match &state.llm {
+    let (answer, model) = match &rag.llm {
         Some(llm) if !relevant.is_empty() => {
             let model = assistant
                 .model
@@ -90,14 +86,13 @@ pub async fn answer_with(
             let started = std::time::Instant::now();
             let result = llm.generate(&model, system, &prompt).await;
             let outcome = if result.is_ok() { "ok" } else { "error" };
-            state
-                .metrics
+            rag.metrics
                 .llm_seconds
                 .with_label_values(&[outcome])
                 .observe(started.elapsed().as_secs_f64());
             (
                 result
-                    .map_err(|e| provider_error("LLM", e))?
+                    .map_err(|e| RagError::provider("LLM", e))?
                     .trim()
                     .to_string(),
                 model,
@@ -159,19 +154,6 @@ pub fn build_prompt(query: &str, chunks: &[ScoredChunk]) -> String {
     }
     prompt.push_str(&format!("\nQuestion: {query}\n"));
     prompt
-}
-
-/// A provider failure as the API reports it: 504 when it timed out, 503 otherwise.
-pub fn provider_error(what: &str, e: ProviderError) -> ApiError {
-    tracing::error!(provider = what, error = %e, "provider failure");
-    match e {
-        ProviderError::Timeout(_) => {
-            ApiError::GatewayTimeout(format!("The {what} provider timed out"))
-        }
-        ProviderError::Unavailable(_) => {
-            ApiError::ServiceUnavailable(format!("The {what} provider is unavailable"))
-        }
-    }
 }
 
 fn keywords(text: &str) -> Vec<String> {
