@@ -7,7 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod extract;
 pub mod jwt;
 pub mod keys;
 pub mod metrics;

@@ -5,15 +5,15 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::api::extract::{Validate, check_name, double_option};
 use crate::db::Page;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{Validate, check_name, double_option};
 use crate::models::ListResponse;
 use crate::provider::ProviderError;
 use crate::rag::RagError;
 
 /// The single `{..._id}` path parameter, still as text: handlers parse it with
-/// [`crate::extract::parse_id`], so a non-UUID id is a plain 404.
+/// [`crate::api::extract::parse_id`], so a non-UUID id is a plain 404.
 pub struct PathId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathId {

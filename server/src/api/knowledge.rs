@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::common::{PathId, page_of};
 use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
 use crate::models::{Assistant, Document, DocumentStatus, ListResponse};
 use crate::rag::extract::{self as extraction, SUPPORTED};
 use crate::rag::ingest::{self, Upload};

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod auth_token;
 pub mod common;
 pub mod docs;
+pub mod extract;
 pub mod knowledge;
 pub mod ops;
 pub mod query;

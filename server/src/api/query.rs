@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::common::PathId;
 use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Validate, parse_id};
 use crate::error::{ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Validate, parse_id};
 use crate::orchestration::Strategy;
 use crate::rag::answer::{AssistantAnswer, Source};
 use crate::rag::query::{self as service, Question};

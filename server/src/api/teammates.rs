@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
 use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::models::{ListResponse, Teammate};
 use crate::orchestration;
 use crate::state::AppState;

@@ -7,10 +7,10 @@ use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
 use crate::api::auth::{AdminAuth, TenantAuth};
+use crate::api::extract::{ApiJson, Pagination, parse_id};
 use crate::cache;
 use crate::db::{self, tenants::WriteError};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, parse_id};
 use crate::models::{ListResponse, Tenant, TenantCreated};
 use crate::state::AppState;
 use crate::tenancy::TenantScope;

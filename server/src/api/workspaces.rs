@@ -6,9 +6,9 @@ use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
 use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Pagination, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, parse_id};
 use crate::models::{ListResponse, Workspace};
 use crate::state::AppState;
 
