@@ -7,7 +7,24 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::impl_from_row;
+/// Implements `sqlx::FromRow` for both backends by reading each field by column name.
+#[macro_export]
+macro_rules! impl_from_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl<'r> ::sqlx::FromRow<'r, ::sqlx::postgres::PgRow> for $ty {
+            fn from_row(row: &'r ::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
+                use ::sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+        impl<'r> ::sqlx::FromRow<'r, ::sqlx::sqlite::SqliteRow> for $ty {
+            fn from_row(row: &'r ::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
+                use ::sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Tenant {
@@ -241,5 +258,20 @@ mod tests {
             ["pending", "processing", "completed", "failed"]
         );
         assert_eq!(DocumentStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn the_schema_allows_exactly_the_document_statuses() {
+        let quoted: Vec<String> = DocumentStatus::ALL
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let check = format!("CHECK (processed_status IN ({}))", quoted.join(", "));
+        for schema in [
+            include_str!("../migrations/postgres/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+        ] {
+            assert!(schema.contains(&check), "{check}");
+        }
     }
 }

@@ -42,25 +42,6 @@ macro_rules! with_pool {
     };
 }
 
-/// Implements `sqlx::FromRow` for both backends by reading each field by column name.
-#[macro_export]
-macro_rules! impl_from_row {
-    ($ty:ident { $($field:ident),* $(,)? }) => {
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::postgres::PgRow> for $ty {
-            fn from_row(row: &'r ::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
-        }
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::sqlite::SqliteRow> for $ty {
-            fn from_row(row: &'r ::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
-        }
-    };
-}
-
 #[derive(Clone, Debug)]
 pub enum Pool {
     Postgres(PgPool),

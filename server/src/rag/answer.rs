@@ -50,66 +50,9 @@ pub async fn answer_with(
     reasoning: bool,
     system_prompt: Option<&str>,
 ) -> Result<AssistantAnswer, RagError> {
-    let k = rag.config.max_retrieved_chunks;
-    let query_vector = rag
-        .embedder
-        .embed(std::slice::from_ref(&query.to_string()))
-        .await
-        .map_err(|e| RagError::provider("embeddings", e))?
-        .pop()
-        .ok_or_else(|| RagError::NothingEmbedded)?;
-    let chunks = rag
-        .vectors
-        .search(scope, assistant.knowledge_base_id, &query_vector, k)
-        .await
-        .map_err(|e| RagError::provider("vector store", e))?;
-    // Only documents that exist and are completed, with their current names (an outside store
-    // may still hold vectors of a document deleted or renamed since).
-    let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
-    let names = crate::db::documents::completed_names(&rag.db, scope, &ids).await?;
-    let relevant: Vec<ScoredChunk> = chunks
-        .into_iter()
-        .filter(|c| c.score > 0.0)
-        .filter_map(|mut c| {
-            c.file_name = names.get(&c.document_id)?.clone();
-            Some(c)
-        })
-        .collect();
-    let (answer, model) = match &rag.llm {
-        Some(llm) if !relevant.is_empty() => {
-            let model = assistant
-                .model
-                .clone()
-                .unwrap_or_else(|| llm.default_model(reasoning));
-            let system = system_prompt.unwrap_or(DEFAULT_SYSTEM_PROMPT);
-            let prompt = build_prompt(query, &relevant);
-            let started = std::time::Instant::now();
-            let result = llm.generate(&model, system, &prompt).await;
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            rag.metrics
-                .llm_seconds
-                .with_label_values(&[outcome])
-                .observe(started.elapsed().as_secs_f64());
-            (
-                result
-                    .map_err(|e| RagError::provider("LLM", e))?
-                    .trim()
-                    .to_string(),
-                model,
-            )
-        }
-        Some(llm) => (
-            NO_ANSWER.to_string(),
-            assistant
-                .model
-                .clone()
-                .unwrap_or_else(|| llm.default_model(reasoning)),
-        ),
-        None => (
-            extractive_answer(query, &relevant),
-            EXTRACTIVE_MODEL.to_string(),
-        ),
-    };
+    let relevant = retrieve(rag, scope, assistant, query).await?;
+    let (answer, model) =
+        generate(rag, assistant, query, reasoning, system_prompt, &relevant).await?;
     let sources = if answer == NO_ANSWER {
         Vec::new()
     } else {
@@ -133,6 +76,76 @@ pub async fn answer_with(
         answer,
         sources,
     })
+}
+
+/// The `MAX_RETRIEVED_CHUNKS` chunks of the assistant's knowledge base closest to the query that
+/// belong to existing, completed documents (an outside store may still hold vectors of a
+/// document deleted or renamed since), with their current names.
+async fn retrieve(
+    rag: &Rag,
+    scope: &TenantScope,
+    assistant: &Assistant,
+    query: &str,
+) -> Result<Vec<ScoredChunk>, RagError> {
+    let k = rag.config.max_retrieved_chunks;
+    let query_vector = rag
+        .embedder
+        .embed(std::slice::from_ref(&query.to_string()))
+        .await
+        .map_err(|e| RagError::provider("embeddings", e))?
+        .pop()
+        .ok_or(RagError::NothingEmbedded)?;
+    let chunks = rag
+        .vectors
+        .search(scope, assistant.knowledge_base_id, &query_vector, k)
+        .await
+        .map_err(|e| RagError::provider("vector store", e))?;
+    let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
+    let names = crate::db::documents::completed_names(&rag.db, scope, &ids).await?;
+    Ok(chunks
+        .into_iter()
+        .filter(|c| c.score > 0.0)
+        .filter_map(|mut c| {
+            c.file_name = names.get(&c.document_id)?.clone();
+            Some(c)
+        })
+        .collect())
+}
+
+/// The answer and the model that gave it: the LLM's (timed), [`NO_ANSWER`] when nothing relevant
+/// was found, or the extractive answer without an LLM.
+async fn generate(
+    rag: &Rag,
+    assistant: &Assistant,
+    query: &str,
+    reasoning: bool,
+    system_prompt: Option<&str>,
+    relevant: &[ScoredChunk],
+) -> Result<(String, String), RagError> {
+    let Some(llm) = &rag.llm else {
+        return Ok((
+            extractive_answer(query, relevant),
+            EXTRACTIVE_MODEL.to_string(),
+        ));
+    };
+    let model = assistant
+        .model
+        .clone()
+        .unwrap_or_else(|| llm.default_model(reasoning));
+    if relevant.is_empty() {
+        return Ok((NO_ANSWER.to_string(), model));
+    }
+    let system = system_prompt.unwrap_or(DEFAULT_SYSTEM_PROMPT);
+    let prompt = build_prompt(query, relevant);
+    let started = std::time::Instant::now();
+    let result = llm.generate(&model, system, &prompt).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    rag.metrics
+        .llm_seconds
+        .with_label_values(&[outcome])
+        .observe(started.elapsed().as_secs_f64());
+    let answer = result.map_err(|e| RagError::provider("LLM", e))?;
+    Ok((answer.trim().to_string(), model))
 }
 
 /// The model name reported for extractive answers.
