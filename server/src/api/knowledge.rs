@@ -1,7 +1,7 @@
 //! An assistant's knowledge base: upload, processing, status, and the documents themselves.
 
 use axum::Json;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -113,18 +113,9 @@ async fn receive_file(
     knowledge_base_id: Uuid,
     mut multipart: Multipart,
 ) -> ApiResult<Upload> {
-    let max = state.config.max_upload_bytes;
-    let too_large =
-        || ApiError::PayloadTooLarge(format!("File larger than the limit of {max} bytes"));
-    let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::BadRequest("Malformed multipart body".into())
-        }
-    };
+    let limit = UploadLimit(state.config.max_upload_bytes);
     let mut field = loop {
-        match multipart.next_field().await.map_err(multipart_error)? {
+        match multipart.next_field().await.map_err(|e| limit.error(e))? {
             Some(field) if field.name() == Some("file") => break field,
             Some(_) => {}
             None => {
@@ -146,43 +137,64 @@ async fn receive_file(
         .temp_path(auth.scope.tenant_id(), knowledge_base_id)
         .await
         .map_err(ApiError::internal)?;
-    let mut file = tokio::fs::File::create(&temp)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut size: u64 = 0;
-    let written: ApiResult<()> = async {
-        while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
-            size += bytes.len() as u64;
-            if size > max {
-                return Err(too_large());
-            }
-            file.write_all(&bytes).await.map_err(ApiError::internal)?;
-        }
-        file.flush().await.map_err(ApiError::internal)?;
-        file.sync_all().await.map_err(ApiError::internal)?;
-        Ok(())
-    }
-    .await;
-    drop(file);
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
-    }
-    if size == 0 {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(ApiError::validation(vec![FieldError::body(
+    let size = match write_field(&mut field, &temp, limit).await {
+        Ok(0) => Err(ApiError::validation(vec![FieldError::body(
             "file",
             "The file is empty",
             "value_error",
-        )]));
+        )])),
+        written => written,
+    };
+    if size.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
     }
     Ok(Upload {
         temp,
         file_name,
         content_type,
         kind,
-        size,
+        size: size?,
     })
+}
+
+/// `MAX_UPLOAD_BYTES`, and the errors of a body that goes past it or breaks off.
+#[derive(Clone, Copy)]
+struct UploadLimit(u64);
+
+impl UploadLimit {
+    fn too_large(self) -> ApiError {
+        ApiError::PayloadTooLarge(format!("File larger than the limit of {} bytes", self.0))
+    }
+
+    fn error(self, e: MultipartError) -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            self.too_large()
+        } else {
+            ApiError::BadRequest("Malformed multipart body".into())
+        }
+    }
+}
+
+/// Streams the field into a new file at `path` (synced), up to the limit; its size.
+async fn write_field(
+    field: &mut Field<'_>,
+    path: &std::path::Path,
+    limit: UploadLimit,
+) -> ApiResult<u64> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut size: u64 = 0;
+    while let Some(bytes) = field.chunk().await.map_err(|e| limit.error(e))? {
+        size += bytes.len() as u64;
+        if size > limit.0 {
+            return Err(limit.too_large());
+        }
+        file.write_all(&bytes).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(size)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
