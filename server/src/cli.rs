@@ -6,12 +6,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
 use crate::config::Config;
 use crate::db::{self, Db, Page};
 use crate::jwt::{Role, claims_for};
 use crate::startup::{Application, open_database, run_worker, shutdown_signal, signing_keys};
 use crate::telemetry;
+use crate::tenancy::TenantScope;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -4,7 +4,7 @@
 //! no `DATABASE_URL` at build time). The SQL is written once in the portable subset both engines
 //! understand (`$1` placeholders, `RETURNING`, `ON CONFLICT`); the [`with_pool!`] macro runs the
 //! same code against whichever pool is configured. Every repository function of a tenant-owned
-//! resource takes a [`TenantScope`](crate::auth::TenantScope) and filters on it.
+//! resource takes a [`TenantScope`](crate::tenancy::TenantScope) and filters on it.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -38,25 +38,6 @@ macro_rules! with_pool {
         match $db.pool() {
             $crate::db::Pool::Postgres($pool) => $body,
             $crate::db::Pool::Sqlite($pool) => $body,
-        }
-    };
-}
-
-/// Implements `sqlx::FromRow` for both backends by reading each field by column name.
-#[macro_export]
-macro_rules! impl_from_row {
-    ($ty:ident { $($field:ident),* $(,)? }) => {
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::postgres::PgRow> for $ty {
-            fn from_row(row: &'r ::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
-        }
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::sqlite::SqliteRow> for $ty {
-            fn from_row(row: &'r ::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
         }
     };
 }
