@@ -156,17 +156,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
 
 async fn migrate(config: &Config, wait: Duration) -> anyhow::Result<()> {
     let db = Db::connect_lazy(config)?;
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match db.pending_migrations().await {
-            Ok(_) => break,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "database not reachable yet; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => return Err(e).context("database unreachable"),
-        }
-    }
+    db.wait_until_reachable(wait).await?;
     let pending = db.pending_migrations().await?;
     db.migrate().await?;
     let remaining = db.pending_migrations().await?;

@@ -158,6 +158,10 @@ config! {
         database_url: Secret = DATABASE_URL, database_url;
         database_pool_size: u32 = DATABASE_POOL_SIZE, number(10);
         database_timeout: Duration = DATABASE_TIMEOUT_SECONDS, seconds(5);
+        /// How long `serve` and `worker` wait at start for an unreachable database (on a fresh
+        /// install PostgreSQL may still be initialising) before giving up; under the API pod's
+        /// startup probe budget (5 min).
+        database_wait: Duration = DATABASE_WAIT_SECONDS, seconds(240);
         run_migrations: bool = RUN_MIGRATIONS, flag(true);
     }
     /// The other stores: Redis, ChromaDB, uploaded files, the in-memory vector index.

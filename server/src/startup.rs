@@ -29,9 +29,15 @@ pub struct Application {
     state: AppState,
 }
 
-/// Opens the database pool and applies migrations when `RUN_MIGRATIONS` is on.
+/// Opens the database pool and applies migrations when `RUN_MIGRATIONS` is on. When the start
+/// needs the database (migrations, or the signing key kept there), an unreachable one is waited
+/// for (`DATABASE_WAIT_SECONDS`) instead of exiting: on a fresh install the API would otherwise
+/// crash-loop with growing back-off until PostgreSQL is up.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect_lazy(config)?;
+    if config.run_migrations || config.secret_key.is_none() {
+        db.wait_until_reachable(config.database_wait).await?;
+    }
     if config.run_migrations {
         db.migrate().await?;
     }
