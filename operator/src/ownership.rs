@@ -10,6 +10,8 @@ pub const MANAGED_BY: &str = "oyl-operator";
 
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The component (api, postgres, ...) of a child and of the pods it runs.
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 
 /// Whether an object with `labels` is a child of the platform `platform_name` (of its
 /// namespace): managed by the operator and labelled with the platform as its instance.

@@ -42,9 +42,13 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     prune(p, ctx, &ns, &desired, &observed).await?;
     let gates = rollout::gates(&targets, &rollout, &observed);
     let external = observe::external_secrets(&ctx.client, &ns, p).await?;
+    let degraded = match external.or(gates.degraded) {
+        Some(problem) => Some(problem),
+        None => why_not_running(p, ctx, &ns, &observed).await,
+    };
     let outcome = PassOutcome {
         applied,
-        degraded: external.or(gates.degraded),
+        degraded,
         waiting: gates.waiting,
         restored: gates.restored,
     };
@@ -57,6 +61,29 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         Some(Phase::Degraded) => Action::requeue(WHILE_DEGRADED),
         _ => Action::requeue(WHILE_PROGRESSING),
     })
+}
+
+/// While a component is not available: a Deployment Kubernetes gave up on, or pods that cannot
+/// run (image pull, crash loop, configuration, scheduling), as (reason, message). A failure to
+/// read the pods is logged and leaves the status as the Deployments show it.
+async fn why_not_running(
+    p: &OylPlatform,
+    ctx: &Context,
+    ns: &str,
+    observed: &Observed,
+) -> Option<(String, String)> {
+    if status::components_available(p, observed) {
+        return None;
+    }
+    if let Some(problem) = observe::deployment_problem(&observed.deployments) {
+        return Some(problem);
+    }
+    observe::pod_problem(&ctx.client, ns, p, &now())
+        .await
+        .unwrap_or_else(|e| {
+            warn!(platform = %status::platform_ref(p), error = %e, "cannot read the pods");
+            None
+        })
 }
 
 pub async fn reconcile(p: Arc<OylPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -68,6 +68,13 @@ fn component_status(c: Component, d: Option<&Deployment>) -> ComponentStatus {
     s
 }
 
+/// Whether every component the operator runs for `p` is available.
+pub fn components_available(p: &OylPlatform, observed: &Observed) -> bool {
+    managed_components(p)
+        .into_iter()
+        .all(|c| component_status(c, observed.deployment(&child_name(p, c))).available)
+}
+
 /// How many backup Jobs among `jobs` failed.
 pub fn failed_backup_jobs(jobs: &[Job]) -> usize {
     jobs.iter()

@@ -1254,3 +1254,44 @@ async fn quantities_in_any_spelling_converge_to_ready_and_stop_writing() {
         Some("4/4")
     );
 }
+
+/// A component whose pods cannot run is Degraded with the reason, named by component, not
+/// Progressing forever; fixing the spec heals it. (Image and crash-loop reasons need real
+/// containers: the real-node suite; here the real scheduler refuses a node selector no node has.)
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn pods_that_cannot_run_make_the_platform_degraded_with_the_reason() {
+    let (ns, _op) = start("e2e-unsched").await;
+    let spec = "  api:
+    pod:
+      nodeSelector: {oyl.dev/no-such-pool: \"true\"}";
+    assert!(ns.kubectl_apply(&manifest("stuck", spec)).status.success());
+    let degraded = wait_for(
+        Duration::from_secs(120),
+        "Degraded naming the unschedulable API pods",
+        || async {
+            let p = ns.platforms().get("stuck").await.ok()?;
+            let c = p
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Degraded" && c.status == "True")?;
+            (c.reason == "Unschedulable").then_some(c)
+        },
+    )
+    .await;
+    assert!(
+        degraded.message.starts_with("api: pod stuck-api-")
+            && degraded.message.contains("cannot be scheduled")
+            && degraded.message.contains("node affinity/selector"),
+        "{}",
+        degraded.message
+    );
+    merge_patch(
+        &ns,
+        "stuck",
+        serde_json::json!({"spec": {"api": {"pod": {"nodeSelector": null}}}}),
+    )
+    .await;
+    wait_ready(&ns, "stuck").await;
+}

@@ -14,12 +14,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 
-pub use crate::ownership::{LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
+pub use crate::ownership::{LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY};
 /// Annotation holding a hash of the applied object, so unchanged objects are not re-applied.
 pub const APPLIED_HASH: &str = "oyl.dev/applied-hash";
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
 pub const LABEL_VERSION: &str = "app.kubernetes.io/version";
 
