@@ -1295,3 +1295,61 @@ async fn pods_that_cannot_run_make_the_platform_degraded_with_the_reason() {
     .await;
     wait_ready(&ns, "stuck").await;
 }
+
+/// The PostgreSQL and Redis dumps do not depend on ChromaDB running: with no ChromaDB pod
+/// anywhere (down, scaled to 0 for a restore, or unschedulable as here), an on-demand backup
+/// still runs. (A required affinity to ChromaDB's node left the backup pod unschedulable.)
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn a_backup_runs_while_chromadb_is_not_running() {
+    let (ns, _op) = start("e2e-bk-nochroma").await;
+    let spec = "  backup: {schedule: '0 3 * * *'}
+  chroma:
+    managed:
+      pod:
+        nodeSelector: {oyl.dev/no-such-pool: \"true\"}";
+    assert!(ns.kubectl_apply(&manifest("nc", spec)).status.success());
+    wait_for(
+        Duration::from_secs(60),
+        "the ChromaDB Deployment",
+        || async { ns.api::<Deployment>().get("nc-chroma").await.ok() },
+    )
+    .await;
+    let out = std::process::Command::new(operator_bin())
+        .args(["backup", "nc", "-n", &ns.name])
+        .env("KUBECONFIG", kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("nc-backup-now-"))
+        .expect("job name printed")
+        .to_string();
+    wait_for(
+        Duration::from_secs(90),
+        "lastBackup to name the on-demand Job",
+        || async {
+            let p = ns.platforms().get("nc").await.ok()?;
+            (p.status?.last_backup?.job == job).then_some(())
+        },
+    )
+    .await;
+    let chroma_pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels("app.kubernetes.io/component=chroma"))
+        .await
+        .unwrap();
+    assert!(
+        chroma_pods.items.iter().all(|p| p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_none()),
+        "ChromaDB never ran during the backup"
+    );
+}

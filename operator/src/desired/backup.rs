@@ -17,7 +17,7 @@ use crate::kinds::Child;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
-    Volume, VolumeMount,
+    Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
@@ -72,8 +72,10 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
     let c = Component::Backup;
     let mut containers = vec![postgres_dump(p), redis_dump(p)];
     let mut volumes = vec![backups_volume(p), scratch_volume("tmp")];
-    // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only on the node where
-    // ChromaDB runs (several pods of one node may share such a volume).
+    // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only, preferably on the
+    // node where ChromaDB runs (several pods of one node may share such a volume). Preferred,
+    // not required: with ChromaDB down, scaled to 0 for a restore or its node full, the
+    // PostgreSQL and Redis dumps must still run (the volume is then free to mount anywhere).
     let next_to_chroma = p.spec.chroma.managed().map(|_| {
         containers.push(chroma_archive(p));
         volumes.push(chroma_volume(p));
@@ -186,16 +188,19 @@ fn chroma_volume(p: &OylPlatform) -> Volume {
     }
 }
 
-/// Scheduled on ChromaDB's node.
+/// Scheduled on ChromaDB's node when a ChromaDB pod runs (the strongest preference).
 fn chroma_affinity(p: &OylPlatform) -> PodAffinity {
     PodAffinity {
-        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(p, Component::Chroma)),
-                ..LabelSelector::default()
-            }),
-            topology_key: "kubernetes.io/hostname".to_string(),
-            ..PodAffinityTerm::default()
+        preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+            weight: 100,
+            pod_affinity_term: PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(p, Component::Chroma)),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".to_string(),
+                ..PodAffinityTerm::default()
+            },
         }]),
         ..PodAffinity::default()
     }
@@ -352,13 +357,16 @@ mod tests {
             vol.persistent_volume_claim.as_ref().unwrap().claim_name,
             "acme-chroma"
         );
-        let term = &pod
-            .affinity
-            .unwrap()
-            .pod_affinity
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
+        let affinity = pod.affinity.unwrap().pod_affinity.unwrap();
+        assert_eq!(
+            affinity.required_during_scheduling_ignored_during_execution, None,
+            "the dumps must run when ChromaDB is down or scaled to 0"
+        );
+        let preferred = &affinity
+            .preferred_during_scheduling_ignored_during_execution
             .unwrap()[0];
+        assert_eq!(preferred.weight, 100);
+        let term = &preferred.pod_affinity_term;
         assert_eq!(term.topology_key, "kubernetes.io/hostname");
         assert_eq!(
             term.label_selector.clone().unwrap().match_labels.unwrap()[LABEL_COMPONENT],
