@@ -11,7 +11,25 @@ dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
 name="redis-$(date -u +%Y%m%dT%H%M%SZ).rdb"
 
-redis-cli -u "$REDIS_URL" --no-auth-warning --rdb "$dir/.$name.partial" >/dev/null
+# The password goes to redis-cli through REDISCLI_AUTH, never in its argv (visible to `ps`), and
+# a URL with an empty user name (redis://:PASSWORD@host, as the operator writes it) must not
+# become `AUTH "" PASSWORD`, which Redis refuses.
+url="$REDIS_URL"
+set --
+case "$url" in
+  *://*@*)
+    scheme="${url%%://*}"
+    rest="${url#*://}"
+    userinfo="${rest%%@*}"
+    case "$userinfo" in
+      *:*) user="${userinfo%%:*}"; REDISCLI_AUTH="${userinfo#*:}"; export REDISCLI_AUTH ;;
+      *) user="$userinfo" ;;
+    esac
+    [ -n "$user" ] && set -- --user "$user"
+    url="$scheme://${rest#*@}"
+    ;;
+esac
+redis-cli -u "$url" "$@" --no-auth-warning --rdb "$dir/.$name.partial" >/dev/null
 sum="$(sha256sum "$dir/.$name.partial")"
 printf '%s  %s\n' "${sum%% *}" "$name" > "$dir/.$name.sha256.partial"
 mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"

@@ -109,9 +109,10 @@ pub fn serving_image(d: &Deployment) -> Option<String> {
 
 /// Container states that will not clear up on their own: a human must fix the image, the
 /// command, the configuration or the resources.
-const STUCK_CONTAINER_REASONS: [&str; 7] = [
+const STUCK_CONTAINER_REASONS: [&str; 8] = [
     "ErrImagePull",
     "ImagePullBackOff",
+    "ErrImageNeverPull",
     "InvalidImageName",
     "CrashLoopBackOff",
     "CreateContainerConfigError",
