@@ -12,8 +12,8 @@
 //! compete for it. Everything else a release creates cluster-wide is named after the release.
 
 use oyl_e2e::{
-    OperatorProcess, ScratchNamespace, install_crd_and_rbac, kubeconfig_path, kubectl,
-    random_suffix, repo_root, wait_for,
+    OperatorProcess, ScratchNamespace, install_crd_and_rbac, kubeconfig_path, kubectl, ok,
+    random_suffix, repo_root, versions_env, wait_for,
 };
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -39,23 +39,9 @@ fn read(path: &str) -> String {
 /// The Kubernetes version of the local control plane, for `helm template --kube-version` (the
 /// Go-built helm would otherwise assume v1.20 and refuse the chart's kubeVersion).
 fn kube_version() -> String {
-    read("tests/cluster/tools/versions.env")
-        .lines()
-        .find_map(|l| l.strip_prefix("K8S_VERSION="))
-        .expect("K8S_VERSION in versions.env")
-        .trim()
+    versions_env("K8S_VERSION")
         .trim_start_matches('v')
         .to_string()
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn stderr(out: &Output) -> String {

@@ -49,6 +49,20 @@ async fn start(prefix: &str) -> (TestNamespace, OperatorProcess) {
     (ns, op)
 }
 
+/// `oyl-operator backup NAME`, as a user runs it; the on-demand Job's name it prints.
+fn backup_now(ns: &TestNamespace, name: &str) -> String {
+    let out = std::process::Command::new(operator_bin())
+        .args(["backup", name, "-n", &ns.name])
+        .env("KUBECONFIG", kubeconfig_path())
+        .output()
+        .unwrap();
+    ok(&out, "oyl-operator backup")
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{name}-backup-now-")))
+        .expect("job name printed")
+        .to_string()
+}
+
 async fn merge_patch(ns: &TestNamespace, name: &str, patch: serde_json::Value) {
     ns.platforms()
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -792,22 +806,7 @@ async fn backups_on_demand_and_their_outcome_show_in_status() {
     assert_eq!(names, ["postgres", "redis", "chroma"]);
 
     // On demand: the CLI sets the annotation; the operator runs a Job; kwok completes its pod.
-    let out = std::process::Command::new(operator_bin())
-        .args(["backup", "bk", "-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    let job_name = said
-        .split_whitespace()
-        .find(|w| w.starts_with("bk-backup-now-"))
-        .expect("job name printed")
-        .to_string();
+    let job_name = backup_now(&ns, "bk");
     let api = ns.platforms();
     let p = wait_for(
         Duration::from_secs(60),
@@ -1315,21 +1314,7 @@ async fn a_backup_runs_while_chromadb_is_not_running() {
         || async { ns.api::<Deployment>().get("nc-chroma").await.ok() },
     )
     .await;
-    let out = std::process::Command::new(operator_bin())
-        .args(["backup", "nc", "-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let job = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("nc-backup-now-"))
-        .expect("job name printed")
-        .to_string();
+    let job = backup_now(&ns, "nc");
     wait_for(
         Duration::from_secs(90),
         "lastBackup to name the on-demand Job",

@@ -27,6 +27,29 @@ pub fn kubeconfig_path() -> PathBuf {
         )
 }
 
+/// A command's stdout, after asserting it succeeded (stdout and stderr in the failure).
+pub fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A pinned version from `tests/cluster/tools/versions.env`, e.g. `K8S_VERSION`.
+pub fn versions_env(key: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/cluster/tools/versions.env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key}="))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("{key} in versions.env"))
+}
+
 /// The repository root (for `crds/`, `config/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -322,32 +345,31 @@ impl OperatorProcess {
 
     /// The value of the first sample of `name` whose labels contain `label_part`, from the
     /// operator's /metrics endpoint.
-    /// The sum of every sample of a metric (all label values); 0 when it has none yet.
-    pub async fn metric_sum(&self, name: &str) -> Option<f64> {
+    /// The operator's /metrics text; None while it is not listening (starting) or gone.
+    async fn metrics_text(&self) -> Option<String> {
         tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
             .await
             .ok()?;
         let (status, body) = http(self.metrics_port, "GET", "/metrics", &[], None).await;
-        (status == 200).then(|| {
+        (status == 200).then_some(body)
+    }
+
+    /// The sum of every sample of a metric (all label values); 0 when it has none yet.
+    pub async fn metric_sum(&self, name: &str) -> Option<f64> {
+        let body = self.metrics_text().await?;
+        Some(
             body.lines()
                 .filter(|l| {
                     l.strip_prefix(name)
                         .is_some_and(|rest| rest.starts_with([' ', '{']))
                 })
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum()
-        })
+                .sum(),
+        )
     }
 
     pub async fn metric(&self, name: &str, label_part: &str) -> Option<f64> {
-        // Not listening yet (starting) or gone: no sample.
-        tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
-            .await
-            .ok()?;
-        let (status, body) = http(self.metrics_port, "GET", "/metrics", &[], None).await;
-        if status != 200 {
-            return None;
-        }
+        let body = self.metrics_text().await?;
         body.lines()
             .find(|l| l.starts_with(name) && !l.starts_with('#') && l.contains(label_part))
             .and_then(|l| l.rsplit(' ').next())

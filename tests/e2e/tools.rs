@@ -1,31 +1,13 @@
 //! The tools and scripts a newcomer's first run depends on: the built helm behaves like an
 //! official release, and the scripts' waits survive objects that were created a moment ago.
 
-use oyl_e2e::{kubeconfig_path, kubectl, repo_root};
+use oyl_e2e::{kubeconfig_path, kubectl, ok, repo_root, versions_env};
 use std::process::{Command, Output, Stdio};
-
-fn versions_env(key: &str) -> String {
-    std::fs::read_to_string(repo_root().join("tests/cluster/tools/versions.env"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
-        .unwrap_or_else(|| panic!("{key} in versions.env"))
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("{cmd:?}: {e} (tests/run.sh puts the tools on PATH)"))
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -35,14 +17,14 @@ fn built_helm_is_stamped_like_a_release_with_the_pinned_kubernetes_version() {
     let minor = k8s.trim_start_matches("v1.").split('.').next().unwrap();
     let chart = repo_root().join("tests/cluster/tools/kube-version-chart");
     let rendered = ok(
-        run(Command::new("helm").arg("template").arg(&chart)),
+        &run(Command::new("helm").arg("template").arg(&chart)),
         "helm template (no --kube-version)",
     );
     assert!(
         rendered.contains(&format!("kubeVersion: v1.{minor}.0")),
         "helm's default Kubernetes version is not the pinned {k8s}: {rendered}"
     );
-    let version = ok(run(Command::new("helm").arg("version")), "helm version");
+    let version = ok(&run(Command::new("helm").arg("version")), "helm version");
     assert!(
         version.contains(&format!("Version:\"{}\"", versions_env("HELM_VERSION"))),
         "{version}"
@@ -55,12 +37,12 @@ fn built_helm_is_stamped_like_a_release_with_the_pinned_kubernetes_version() {
     // The chart itself, with no flags at all (its kubeVersion is >=1.30).
     let chart = repo_root().join("charts/oyl-operator");
     let out = ok(
-        run(Command::new("helm").args(["template", "oyl"]).arg(&chart)),
+        &run(Command::new("helm").args(["template", "oyl"]).arg(&chart)),
         "helm template oyl charts/oyl-operator",
     );
     assert!(out.contains("kind: Deployment"), "{out}");
     ok(
-        run(Command::new("helm").arg("lint").arg(&chart)),
+        &run(Command::new("helm").arg("lint").arg(&chart)),
         "helm lint charts/oyl-operator",
     );
 }
@@ -106,12 +88,12 @@ fn scripts_wait_for_a_crd_created_a_moment_ago() {
         let plural = format!("firstruns{i}x{}", std::process::id());
         let name = format!("{plural}.first-run.e2e.oyl.dev");
         ok(
-            kubectl(&["apply", "--server-side", "-f", "-"], Some(&crd(&plural))),
+            &kubectl(&["apply", "--server-side", "-f", "-"], Some(&crd(&plural))),
             "kubectl apply of a fresh CRD",
         );
         let waited = wait_condition(30, "Established", &format!("crd/{name}"));
         let established = ok(
-            kubectl(
+            &kubectl(
                 &[
                     "get",
                     &format!("crd/{name}"),
@@ -123,10 +105,10 @@ fn scripts_wait_for_a_crd_created_a_moment_ago() {
             "kubectl get crd",
         );
         ok(
-            kubectl(&["delete", &format!("crd/{name}"), "--wait=false"], None),
+            &kubectl(&["delete", &format!("crd/{name}"), "--wait=false"], None),
             "delete",
         );
-        ok(waited, &format!("round {i}: wait_condition Established"));
+        ok(&waited, &format!("round {i}: wait_condition Established"));
         assert_eq!(established, "True", "round {i}");
     }
 }
@@ -151,7 +133,7 @@ fn vendored_docs_assets_match_their_checksums() {
     let out = run(Command::new("sha256sum")
         .args(["--check", "--strict", "SHA256SUMS"])
         .current_dir(repo_root().join("server/assets")));
-    let listed = ok(out, "sha256sum --check server/assets/SHA256SUMS");
+    let listed = ok(&out, "sha256sum --check server/assets/SHA256SUMS");
     assert!(
         listed.contains("swagger-ui/") && listed.contains("redoc/"),
         "{listed}"
