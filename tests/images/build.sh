@@ -51,12 +51,12 @@ ref() {
 }
 
 . "$here/lib.sh"
-key() { # key NAME: the hash of everything the image is built from
+key() { # key NAME: the hash of everything the image is built from (contents, not paths)
   {
-    sha256sum "$here/lib.sh"
+    sha256sum < "$here/lib.sh"
     (cd "$here/$1" && find . -type f ! -name '*.md' | LC_ALL=C sort | xargs -r sha256sum)
     case "$1" in
-      oyl-operator|oyl-server) sha256sum "$(release_bin "$1")" ;;
+      oyl-operator|oyl-server) sha256sum < "$(release_bin "$1")" ;;
     esac
   } | sha256sum | cut -c1-16
 }
