@@ -79,7 +79,9 @@ for name in "${names[@]}"; do
   if [ -n "$sock" ]; then
     t=$(date +%s)
     ctr --address "$sock" -n k8s.io images import --base-name "${reference%:*}" "$out" >/dev/null
-    ctr --address "$sock" -n k8s.io images ls -q | grep -qxF "$reference" \
+    # (not `ctr ... | grep -q`: with pipefail, grep's early exit fails the pipeline)
+    imported="$(ctr --address "$sock" -n k8s.io images ls -q)"
+    grep -qxF "$reference" <<<"$imported" \
       || { echo "$name: $reference missing after import" >&2; exit 1; }
     echo "$name: imported as $reference in $(( $(date +%s) - t ))s" >&2
   fi

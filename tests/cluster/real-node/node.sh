@@ -51,24 +51,27 @@ node_prepare() {
   ip link add "$BRIDGE" type bridge
   ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
-  # Pod traffic never leaves this machine: nothing is forwarded between the bridge and any other
-  # interface (a drop in this base chain is final, whatever kube-proxy's chains accept later).
+  # Pod traffic never leaves this machine: the only traffic forwarded is from the bridge back to
+  # the bridge (a pod reaching a Service's pod); pod-range traffic to or from any other interface
+  # is dropped, and so is anything else the bridge plugin's ip_forward=1 would route. A drop in
+  # this base chain is final, whatever kube-proxy's chains accept later.
   nft -f - <<EOF
 table inet oyl_node_guard {
   chain forward {
     type filter hook forward priority -200; policy accept;
     ip saddr $POD_CIDR oifname != "$BRIDGE" counter drop
     ip daddr $POD_CIDR iifname != "$BRIDGE" counter drop
-    iifname "$BRIDGE" oifname != "$BRIDGE" counter drop
-    oifname "$BRIDGE" iifname != "$BRIDGE" counter drop
+    iifname != "$BRIDGE" counter drop
+    oifname != "$BRIDGE" counter drop
   }
 }
 EOF
 }
 
-node_restore_sysctls() {
+node_restore_sysctls() { # node_restore_sysctls [PATTERN]: the recorded values (matching PATTERN)
   local line
   while IFS= read -r line; do
+    [[ "$line" =~ ${1:-.} ]] || continue
     [ "${line#*=}" = - ] || sysctl -q -w "$line" >/dev/null 2>&1 || true
   done < "$N/sysctls.before"
 }
@@ -241,7 +244,7 @@ kind: EndpointSlice
 metadata:
   name: kube-dns-host
   namespace: kube-system
-  labels: {kubernetes.io/service-name: kube-dns, endpointslice.kubernetes.io/managed-by: oyl.dev/up.sh}
+  labels: {kubernetes.io/service-name: kube-dns, endpointslice.kubernetes.io/managed-by: up.sh.oyl.dev}
 addressType: IPv4
 endpoints:
 - addresses: [$NODE_IP]
@@ -266,8 +269,10 @@ EOF
 
   stage >&2 "node: waiting for $NODE_NAME to be Ready"
   wait_for 120 "node $NODE_NAME" kc wait "node/$NODE_NAME" --for=condition=Ready --timeout=2s
-  # The kubelet set kernel.panic, kernel.panic_on_oops and vm.overcommit_memory at its start.
-  node_restore_sysctls
+  # The kubelet set kernel.panic, kernel.panic_on_oops and vm.overcommit_memory at its start
+  # (it has no warn-only mode); put them back. ip_forward stays as the bridge plugin sets it
+  # (pods reach Services through the host's routing) until teardown.
+  node_restore_sysctls '^(kernel|vm)\.'
   wait_for 60 "kube-proxy's rules" sh -c "iptables-save -t nat | grep -q KUBE-SERVICES"
 }
 
