@@ -98,10 +98,11 @@ if have "$COREDNS_BIN/coredns" -version; then echo "coredns $COREDNS_VERSION: ca
 fi
 
 # Debian's packages: containerd 1.6 (kubelet 1.36 still accepts 1.x), runc, the CNI plugins
-# (bridge, host-local, loopback, portmap), iptables and conntrack for kube-proxy, umoci and
+# (bridge, host-local, loopback, portmap), iptables and conntrack for kube-proxy, nftables for
+# the pod-traffic guard and teardown, umoci and
 # mmdebstrap for the images. apt does not start containerd here (no systemd): up.sh runs its own.
 need=()
-for pkg in containerd runc containernetworking-plugins iptables conntrack umoci mmdebstrap; do
+for pkg in containerd runc containernetworking-plugins iptables conntrack nftables umoci mmdebstrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
