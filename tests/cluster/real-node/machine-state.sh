@@ -13,7 +13,7 @@ section addresses; ip -o addr show | awk '{print $2, $3, $4}' | sort
 section routes;   ip route show table all | sort
 section nft;      nft list ruleset 2>&1
 section iptables; { iptables-save; ip6tables-save; } 2>&1 | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-section mounts;   awk '{print $5, $9}' /proc/self/mountinfo | sort
+section mounts;   awk '{print $5, $9}' /proc/self/mountinfo | grep -v '/\.rootfs-' | sort  # (not image builds' chroots)
 section netns;    ls -A /run/netns /var/run/netns 2>&1
 section sysctls;  for s in "${NODE_SYSCTLS[@]}"; do printf '%s=%s\n' "$s" "$(sysctl -n "$s" 2>&1)"; done
 section paths
