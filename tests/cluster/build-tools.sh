@@ -19,7 +19,9 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw"
 export GOCACHE="$OYL_CACHE/go/build" GOMODCACHE="$OYL_CACHE/go/mod"
 tools="$CLUSTER_DIR/tools"
 
-have() { [ -x "$1" ] && "$1" "${@:2}" 2>/dev/null | grep -q -- "$VERSION_WANTED"; }
+# grep reads all the output (not -q): with pipefail, an early exit would fail the pipeline by
+# SIGPIPE on a longer output (kubectl version) and rebuild a cached tool for nothing.
+have() { [ -x "$1" ] && "$1" "${@:2}" 2>/dev/null | grep -- "$VERSION_WANTED" >/dev/null; }
 stamp() { printf '%s: %ss\n' "$1" "$(( $(date +%s) - $2 ))"; }
 
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
