@@ -1,0 +1,641 @@
+//! The platform on a real node (`tests/cluster/up.sh --real-node`): kubelet, containerd and runc
+//! run every container, so readiness comes from the real probes of the real processes.
+//!
+//! Needs `OYL_E2E_REAL_NODE_KUBECONFIG` (the last line `up.sh --real-node` prints) and root (the
+//! test imports the operator and API images into the node's containerd with
+//! `tests/cluster/real-node/import-images.sh`, which builds them from the release binaries when
+//! they changed). `#[ignore]`d like the other end-to-end tests:
+//!
+//! ```sh
+//! export OYL_E2E_REAL_NODE_KUBECONFIG="$(tests/cluster/up.sh --real-node | tail -n 1)"
+//! cargo test -p oyl-e2e --test real_node -- --ignored --nocapture
+//! tests/cluster/down.sh
+//! ```
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use oyl_e2e::{kubectl_as, repo_root, wait_for};
+use oyl_operator::crd::OylPlatform;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A fresh platform: PostgreSQL's initdb, ChromaDB's start and the API's migrations, on a busy
+/// 2-core machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn kubeconfig() -> PathBuf {
+    std::env::var_os("OYL_E2E_REAL_NODE_KUBECONFIG")
+        .map(PathBuf::from)
+        .expect("set OYL_E2E_REAL_NODE_KUBECONFIG to the kubeconfig `tests/cluster/up.sh --real-node` prints")
+}
+
+async fn client() -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig()).expect("readable kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl_as(&kubeconfig(), args, stdin);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn log(t0: Instant, what: &str) {
+    eprintln!("[{:>5.1}s] {what}", t0.elapsed().as_secs_f64());
+}
+
+/// Images by name (`oyl-server=localhost/oyl/oyl-server:dev`), imported into the node.
+fn import_images(names: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new(repo_root().join("tests/cluster/real-node/import-images.sh"))
+        .args(names)
+        .env("OYL_E2E_REAL_NODE_KUBECONFIG", kubeconfig())
+        .output()
+        .expect("import-images.sh runs");
+    assert!(
+        out.status.success(),
+        "import-images.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A namespace enforcing the `restricted` Pod Security Standard, deleted on drop.
+struct RestrictedNamespace {
+    name: String,
+}
+
+impl RestrictedNamespace {
+    async fn new(client: &Client, prefix: &str) -> Self {
+        let mut b = [0u8; 3];
+        getrandom::fill(&mut b).unwrap();
+        let suffix: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let name = format!("{prefix}-{suffix}");
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                "oyl.dev/e2e": "true",
+            }}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+        Self { name }
+    }
+}
+
+impl Drop for RestrictedNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl_as(
+            &kubeconfig(),
+            &["delete", "namespace", &self.name, "--wait=false"],
+            None,
+        );
+    }
+}
+
+/// The operator installed (or upgraded) with its chart from the local image: two replicas,
+/// leader election, its own ServiceAccount and RBAC.
+fn helm_install(namespace: &str, image: &str) {
+    let (repo, tag) = image.rsplit_once(':').unwrap();
+    let out = Command::new("helm")
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(["upgrade", "--install", "oyl-operator"])
+        .arg(repo_root().join("charts/oyl-operator"))
+        .args(["--namespace", namespace, "--wait", "--timeout", "180s"])
+        .args(["--set", &format!("image.repository={repo}")])
+        .args(["--set", &format!("image.tag={tag}")])
+        .args(["--set", "image.pullPolicy=Never", "--set", "replicaCount=2"])
+        .output()
+        .expect("helm on PATH (tests/run.sh puts it there)");
+    assert!(
+        out.status.success(),
+        "helm upgrade --install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One HTTP/1.0 request to ADDR (a Service's cluster IP, from this machine): (status, body).
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let payload = body.map(|(_, b)| b).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: oyl\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    if let Some((content_type, _)) = body {
+        req.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(payload);
+    s.write_all(&bytes).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    request(addr, "GET", path, &[], None).await
+}
+
+/// The platform's API as a tenant's client would use it, through its Service.
+struct Api2 {
+    addr: String,
+    token: String,
+    tenant: Option<String>,
+}
+
+impl Api2 {
+    async fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let auth = format!("Bearer {}", self.token);
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(t) = &self.tenant {
+            headers.push(("X-Tenant-ID", t.as_str()));
+        }
+        let payload = body.to_string();
+        let b = (method != "GET").then(|| ("application/json", payload.as_bytes()));
+        let (status, text) = request(&self.addr, method, path, &headers, b)
+            .await
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn id(v: &serde_json::Value) -> String {
+        v["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {v}"))
+            .to_string()
+    }
+}
+
+fn platform_manifest(images: &std::collections::BTreeMap<String, String>) -> String {
+    // config/samples/oylplatform-minimal.yaml, with the image fields pointed at the local images.
+    let sample =
+        std::fs::read_to_string(repo_root().join("config/samples/oylplatform-minimal.yaml"))
+            .unwrap();
+    let mut p: serde_yaml::Value = serde_yaml::from_str(&sample).unwrap();
+    let spec = serde_yaml::to_value(serde_json::json!({
+        "api": {"image": images["oyl-server"], "imagePullPolicy": "Never"},
+        "postgres": {"managed": {"image": images["postgres"]}},
+        "redis": {"managed": {"image": images["redis"]}},
+        "chroma": {"managed": {"image": images["chroma"]}},
+    }))
+    .unwrap();
+    p["spec"] = spec;
+    serde_yaml::to_string(&p).unwrap()
+}
+
+fn dump_state(ns: &str) {
+    for args in [
+        vec![
+            "get",
+            "oylplatform,deploy,pods,pvc,svc,jobs",
+            "-n",
+            ns,
+            "-o",
+            "wide",
+        ],
+        vec!["get", "events", "-n", ns, "--sort-by=.lastTimestamp"],
+    ] {
+        let out = kubectl_as(&kubeconfig(), &args, None);
+        eprintln!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The images, imported once per test binary; the operator, installed once with its chart in
+/// `oyl-system` (a `restricted` namespace) and left running for the other tests (down.sh removes
+/// it with the cluster; a second run upgrades it in place).
+async fn setup() -> &'static std::collections::BTreeMap<String, String> {
+    static SETUP: tokio::sync::OnceCell<std::collections::BTreeMap<String, String>> =
+        tokio::sync::OnceCell::const_new();
+    SETUP
+        .get_or_init(|| async {
+            let t0 = Instant::now();
+            let images = import_images(&[
+                "pause",
+                "postgres",
+                "redis",
+                "chroma",
+                "oyl-operator",
+                "oyl-server",
+            ]);
+            log(t0, &format!("images imported: {images:?}"));
+            kubectl(
+                &["apply", "-f", "-"],
+                Some(
+                    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: oyl-system\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/enforce-version: latest\n",
+                ),
+            );
+            helm_install("oyl-system", &images["oyl-operator"]);
+            let operators: Api<Deployment> = Api::namespaced(client().await, "oyl-system");
+            let d = operators.get("oyl-operator").await.unwrap();
+            assert_eq!(
+                d.status.and_then(|s| s.ready_replicas),
+                Some(2),
+                "both operator replicas ready"
+            );
+            log(t0, "operator installed with its chart: 2 replicas ready (leader election)");
+            images
+        })
+        .await
+}
+
+/// The minimal sample with the local images in a fresh `restricted` namespace, once Ready.
+async fn ready_platform(prefix: &str) -> RestrictedNamespace {
+    let t0 = Instant::now();
+    let images = setup().await;
+    let client = client().await;
+    let ns = RestrictedNamespace::new(&client, prefix).await;
+    kubectl(
+        &["apply", "-n", &ns.name, "-f", "-"],
+        Some(&platform_manifest(images)),
+    );
+    let platforms: Api<OylPlatform> = Api::namespaced(client.clone(), &ns.name);
+    let ready = tokio::time::timeout(
+        READY_TIMEOUT,
+        wait_for(READY_TIMEOUT, "demo Ready", || async {
+            let p = platforms.get("demo").await.ok()?;
+            let s = p.status.as_ref()?;
+            let ready = s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == p.metadata.generation
+            });
+            ready.then_some(p)
+        }),
+    )
+    .await;
+    if ready.is_err() {
+        dump_state(&ns.name);
+        panic!("demo not Ready within {READY_TIMEOUT:?}");
+    }
+    log(t0, &format!("{}: the minimal sample is Ready", ns.name));
+    ns
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real node: tests/cluster/up.sh --real-node, OYL_E2E_REAL_NODE_KUBECONFIG, root"]
+async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_through_its_service() {
+    let t0 = Instant::now();
+    let ns = ready_platform("real").await;
+    let client = client().await;
+
+    // Readiness came from the real probes: every pod of the platform runs and is ready.
+    let pods = kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].started} restarts={.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    eprintln!("{pods}");
+    for component in ["api", "postgres", "redis", "chroma"] {
+        assert!(
+            pods.lines()
+                .any(|l| l.starts_with(&format!("demo-{component}-"))
+                    && l.contains(" Running true true ")),
+            "a running, ready {component} pod:\n{pods}"
+        );
+    }
+
+    // /health through the API's Service, from this machine (kube-proxy's rules).
+    let svc: Service = Api::namespaced(client.clone(), &ns.name)
+        .get("demo-api")
+        .await
+        .unwrap();
+    let spec = svc.spec.unwrap();
+    let addr = format!(
+        "{}:{}",
+        spec.cluster_ip.unwrap(),
+        spec.ports.unwrap()[0].port
+    );
+    let (status, body) = wait_for(
+        Duration::from_secs(30),
+        "/health through the Service",
+        || get(&addr, "/health"),
+    )
+    .await;
+    log(t0, &format!("GET http://{addr}/health: {status} {body}"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&addr, "/readyz").await.expect("/readyz answers");
+    assert_eq!(status, 200, "/readyz: {body}");
+
+    rag_round_trip(&ns.name, &addr).await;
+    log(
+        t0,
+        "RAG round trip through the Service: PostgreSQL, Redis and ChromaDB all used",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real node: tests/cluster/up.sh --real-node, OYL_E2E_REAL_NODE_KUBECONFIG, root"]
+async fn a_backup_really_runs_pg_dump_the_redis_rdb_dump_and_the_chroma_archive() {
+    let t0 = Instant::now();
+    let ns = ready_platform("backup").await;
+    backup(&ns.name).await;
+    log(
+        t0,
+        "oyl-operator backup: the dump, the RDB and the archive, checksums verified",
+    );
+}
+
+/// Tenant, workspace, teammate, assistant, upload, process, and a query whose answer cites the
+/// document; then the state is where it belongs: rate-limit keys in Redis, vectors in ChromaDB.
+async fn rag_round_trip(ns: &str, addr: &str) {
+    // An admin token from the API's own binary, with the API pod's DATABASE_URL and SECRET_KEY.
+    let token = kubectl(
+        &[
+            "exec",
+            "-n",
+            ns,
+            "deploy/demo-api",
+            "--",
+            "oyl-server",
+            "token",
+            "--admin",
+        ],
+        None,
+    )
+    .trim()
+    .to_string();
+    let mut api = Api2 {
+        addr: addr.to_string(),
+        token,
+        tenant: None,
+    };
+    let tenant = api
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            serde_json::json!({"name": "real node"}),
+        )
+        .await;
+    let tid = Api2::id(&tenant);
+    api.tenant = Some(tid.clone());
+    let ws = api
+        .call(
+            "POST",
+            &format!("/api/v1/tenants/{tid}/workspaces"),
+            serde_json::json!({"name": "ws"}),
+        )
+        .await;
+    let tm = api
+        .call(
+            "POST",
+            &format!("/api/v1/workspaces/{}/teammates", Api2::id(&ws)),
+            serde_json::json!({"name": "analyst",
+                "orchestration_config": {"strategy": "weighted", "max_assistants": 2}}),
+        )
+        .await;
+    let teammate = Api2::id(&tm);
+    let asst = api
+        .call(
+            "POST",
+            &format!("/api/v1/teammates/{teammate}/assistants"),
+            serde_json::json!({"name": "keeper"}),
+        )
+        .await;
+    let assistant = Api2::id(&asst);
+    api.call(
+        "POST",
+        &format!("/api/v1/assistants/{assistant}/instruction"),
+        serde_json::json!({"system_prompt": "Answer from the documents. Quote 'sources'."}),
+    )
+    .await;
+    let boundary = "oylboundary7d1c";
+    let text = "The lighthouse keeper's cat is called Biscuit and sleeps on the lamp.";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    );
+    let auth = format!("Bearer {}", api.token);
+    let (status, out) = request(
+        addr,
+        "POST",
+        &format!("/api/v1/assistants/{assistant}/knowledge/upload"),
+        &[("Authorization", &auth), ("X-Tenant-ID", &tid)],
+        Some((
+            &format!("multipart/form-data; boundary={boundary}"),
+            body.as_bytes(),
+        )),
+    )
+    .await
+    .expect("upload answers");
+    assert_eq!(status, 201, "upload: {out}");
+    api.call(
+        "POST",
+        &format!("/api/v1/assistants/{assistant}/knowledge/process-batch"),
+        serde_json::json!({}),
+    )
+    .await;
+    let status_path = format!("/api/v1/assistants/{assistant}/knowledge/status");
+    wait_for(
+        Duration::from_secs(60),
+        "the document processed",
+        || async {
+            let st = api.call("GET", &status_path, serde_json::Value::Null).await;
+            (st["completed"] == 1).then_some(())
+        },
+    )
+    .await;
+    let answer = api
+        .call(
+            "POST",
+            &format!("/api/v1/teammates/{teammate}/query"),
+            serde_json::json!({"query": "What is the lighthouse keeper's cat called?"}),
+        )
+        .await;
+    assert!(
+        answer["responses"][0]["answer"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Biscuit")
+            && answer["responses"][0]["sources"][0]["file_name"] == "notes.txt",
+        "the answer cites the document: {answer}"
+    );
+    eprintln!("answer: {answer}");
+    // Rate-limit state in the real Redis (the pod's REDISCLI_AUTH authenticates redis-cli).
+    let keys = kubectl(
+        &[
+            "exec",
+            "-n",
+            ns,
+            "deploy/demo-redis",
+            "--",
+            "redis-cli",
+            "--no-auth-warning",
+            "dbsize",
+        ],
+        None,
+    );
+    assert!(
+        keys.trim().parse::<u64>().unwrap_or(0) > 0,
+        "keys in Redis: {keys}"
+    );
+    // Vectors in the real ChromaDB: a collection holds the document's chunks.
+    let chroma: Service = Api::namespaced(client().await, ns)
+        .get("demo-chroma")
+        .await
+        .unwrap();
+    let chroma = format!("{}:8000", chroma.spec.unwrap().cluster_ip.unwrap());
+    // One Chroma database per Oyl tenant (server/src/rag/chroma.rs).
+    let base = "/api/v2/tenants/default_tenant/databases";
+    let (status, dbs) = get(&chroma, base).await.expect("ChromaDB answers");
+    assert_eq!(status, 200, "{dbs}");
+    let dbs: serde_json::Value = serde_json::from_str(&dbs).unwrap();
+    let mut vectors = 0;
+    for db in dbs.as_array().cloned().unwrap_or_default() {
+        let db = db["name"].as_str().unwrap_or_default().to_string();
+        let Some((200, cs)) = get(&chroma, &format!("{base}/{db}/collections")).await else {
+            continue;
+        };
+        let cs: serde_json::Value = serde_json::from_str(&cs).unwrap_or_default();
+        for c in cs.as_array().cloned().unwrap_or_default() {
+            let id = c["id"].as_str().unwrap_or_default();
+            if let Some((200, n)) =
+                get(&chroma, &format!("{base}/{db}/collections/{id}/count")).await
+            {
+                vectors += n.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    assert!(vectors > 0, "vectors in ChromaDB: {dbs}");
+}
+
+/// `oyl-operator backup demo` runs a Job whose containers really run pg_dump (PostgreSQL's
+/// image), redis-cli --rdb (Redis's) and tar (ChromaDB's volume, read-only): the files and
+/// their checksums are on the backup volume, which this machine can read (a local volume).
+async fn backup(ns: &str) {
+    let out = Command::new(oyl_e2e::operator_bin())
+        .args(["backup", "demo", "--namespace", ns])
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("oyl-operator runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "oyl-operator backup: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "Job")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a Job name in: {stdout}"))
+        .to_string();
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client().await, ns);
+    let done = tokio::time::timeout(
+        Duration::from_secs(240),
+        wait_for(Duration::from_secs(240), "the backup Job", || async {
+            let s = jobs.get(&job).await.ok()?.status?;
+            (s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0).then_some(s)
+        }),
+    )
+    .await;
+    let Ok(status) = done else {
+        dump_state(ns);
+        panic!("backup Job {job} did not finish");
+    };
+    if status.succeeded.unwrap_or(0) == 0 {
+        let logs = kubectl_as(
+            &kubeconfig(),
+            &["logs", "-n", ns, &format!("job/{job}"), "--all-containers"],
+            None,
+        );
+        panic!(
+            "backup Job {job} failed: {}",
+            String::from_utf8_lossy(&logs.stdout)
+        );
+    }
+    let pv = kubectl(
+        &[
+            "get",
+            "pvc",
+            "-n",
+            ns,
+            "demo-backup",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+        None,
+    );
+    let dir = kubectl(
+        &["get", "pv", pv.trim(), "-o", "jsonpath={.spec.local.path}"],
+        None,
+    );
+    let files: Vec<String> = std::fs::read_dir(dir.trim())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    eprintln!("backup volume {}: {files:?}", dir.trim());
+    for (prefix, suffix) in [
+        ("postgres-", ".dump"),
+        ("redis-", ".rdb"),
+        ("chroma-", ".tar.gz"),
+    ] {
+        let f = files
+            .iter()
+            .find(|f| f.starts_with(prefix) && f.ends_with(suffix))
+            .unwrap_or_else(|| panic!("a {prefix}*{suffix} backup in {files:?}"));
+        let check = Command::new("sha256sum")
+            .args(["-c", &format!("{f}.sha256")])
+            .current_dir(dir.trim())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+}
