@@ -23,5 +23,6 @@ for name in oyl-operator kwok kube-scheduler kube-controller-manager kube-apiser
   kill -9 "$pid" 2>/dev/null
   rm -f "$f"
 done
+t1=$(date +%s)
 rm -rf "$D"
-echo "control plane stopped" >&2
+echo "control plane stopped (state removed in $(( $(date +%s) - t1 ))s)" >&2

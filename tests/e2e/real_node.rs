@@ -192,7 +192,7 @@ impl Api2 {
             headers.push(("X-Tenant-ID", t.as_str()));
         }
         let payload = body.to_string();
-        let b = (method != "GET").then(|| ("application/json", payload.as_bytes()));
+        let b = (method != "GET").then_some(("application/json", payload.as_bytes()));
         let (status, text) = request(&self.addr, method, path, &headers, b)
             .await
             .unwrap_or_else(|| panic!("{method} {path}: no answer"));
