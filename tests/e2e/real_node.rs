@@ -508,6 +508,75 @@ async fn a_missing_image_makes_the_platform_degraded_with_a_reason() {
     }
 }
 
+/// Issue 13, suspect 4. Fails until an API binary starts on a database that a newer one has
+/// migrated (a rollback, or the HPA adding an old pod mid-rollout): today it exits with
+/// "migration 9999 was previously applied but is missing in the resolved migrations" and
+/// crash-loops, while the platform says Progressing with "no problems found".
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real node: tests/cluster/up.sh --real-node, OYL_E2E_REAL_NODE_KUBECONFIG, root"]
+async fn an_older_api_starts_after_a_newer_migration() {
+    let _node = NODE.lock().await;
+    let ns = ready_platform("rollback").await;
+    // What a newer API image's migration leaves behind, as sqlx records it.
+    kubectl(
+        &[
+            "exec",
+            "-n",
+            &ns.name,
+            "deploy/demo-postgres",
+            "--",
+            "psql",
+            "-U",
+            "oyl",
+            "-d",
+            "oyl",
+            "-h",
+            "127.0.0.1",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "insert into _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+           values (9999, 'from a newer API', now(), true, '\\x00', 0)",
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "delete",
+            "pods",
+            "-n",
+            &ns.name,
+            "-l",
+            "app.kubernetes.io/component=api",
+        ],
+        None,
+    );
+    let ready = tokio::time::timeout(
+        Duration::from_secs(90),
+        wait_for(Duration::from_secs(90), "a new API pod Ready", || async {
+            let out = kubectl(
+                &["get", "pods", "-n", &ns.name, "-l", "app.kubernetes.io/component=api", "-o",
+                  "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{.status.containerStatuses[0].ready}{\"\\n\"}{end}"],
+                None,
+            );
+            out.lines().any(|l| l == "true").then_some(())
+        }),
+    )
+    .await;
+    if ready.is_err() {
+        let logs = kubectl_as(
+            &kubeconfig(),
+            &["logs", "-n", &ns.name, "deploy/demo-api", "--tail=3"],
+            None,
+        );
+        dump_state(&ns.name);
+        panic!(
+            "the API did not start after a newer migration:\n{}",
+            String::from_utf8_lossy(&logs.stdout)
+        );
+    }
+}
+
 /// Tenant, workspace, teammate, assistant, upload, process, and a query whose answer cites the
 /// document; then the state is where it belongs: rate-limit keys in Redis, vectors in ChromaDB.
 async fn rag_round_trip(ns: &str, addr: &str) {
