@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// A fresh platform: PostgreSQL's initdb, ChromaDB's start and the API's migrations, on a busy
 /// 2-core machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// `wait_for` (which panics) waits this much longer than the `tokio::time::timeout` around it,
+/// so that the timeout's branch reports what it saw.
+const GRACE: Duration = Duration::from_secs(30);
 
 fn kubeconfig() -> PathBuf {
     std::env::var_os("OYL_E2E_REAL_NODE_KUBECONFIG")
@@ -317,7 +320,7 @@ async fn condition(ns: &str, type_: &str, timeout: Duration) -> Result<OylPlatfo
     let platforms: Api<OylPlatform> = Api::namespaced(client().await, ns);
     let found = tokio::time::timeout(
         timeout,
-        wait_for(timeout, type_, || async {
+        wait_for(timeout + GRACE, type_, || async {
             let p = platforms.get("demo").await.ok()?;
             let s = p.status.as_ref()?;
             s.conditions
@@ -553,7 +556,7 @@ async fn an_older_api_starts_after_a_newer_migration() {
     );
     let ready = tokio::time::timeout(
         Duration::from_secs(90),
-        wait_for(Duration::from_secs(90), "a new API pod Ready", || async {
+        wait_for(Duration::from_secs(90) + GRACE, "a new API pod Ready", || async {
             let out = kubectl(
                 &["get", "pods", "-n", &ns.name, "-l", "app.kubernetes.io/component=api", "-o",
                   "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{.status.containerStatuses[0].ready}{\"\\n\"}{end}"],
@@ -763,10 +766,14 @@ async fn backup(ns: &str) {
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client().await, ns);
     let done = tokio::time::timeout(
         Duration::from_secs(240),
-        wait_for(Duration::from_secs(240), "the backup Job", || async {
-            let s = jobs.get(&job).await.ok()?.status?;
-            (s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0).then_some(s)
-        }),
+        wait_for(
+            Duration::from_secs(240) + GRACE,
+            "the backup Job",
+            || async {
+                let s = jobs.get(&job).await.ok()?.status?;
+                (s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0).then_some(s)
+            },
+        ),
     )
     .await;
     let Ok(status) = done else {
