@@ -41,9 +41,10 @@ stage "tools: install and build what is missing (apt, PyPI, Go module proxy)"
 tests/setup.sh
 export PATH="$TOOLS_PATH:$PATH"
 
-stage "format and lint"
+stage "format, lint and layering (no module import cycle in the operator or the server)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo xtask cycles
 
 stage "build"
 cargo build --workspace --all-targets

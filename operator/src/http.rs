@@ -1,7 +1,7 @@
 //! The operator's own HTTP endpoints: `/metrics`, `/healthz` (the process is alive) and
 //! `/readyz` (the controller has reached the API server and is watching).
 
-use crate::controller::Context;
+use crate::context::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
-use oyl_operator::controller::{self, Context};
+use oyl_operator::context::Context;
+use oyl_operator::controller;
 use oyl_operator::{http, leader, metrics::Metrics, render, telemetry};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,7 +115,7 @@ async fn request_backup(
     namespace: Option<&str>,
 ) -> controller::anyhow_like::Result<()> {
     use kube::api::{Api, Patch, PatchParams};
-    use oyl_operator::build::backup::{BACKUP_NOW, on_demand_job};
+    use oyl_operator::desired::backup::{BACKUP_NOW, on_demand_job};
     let client = kube::Client::try_default().await?;
     let api: Api<oyl_operator::crd::OylPlatform> = match namespace {
         Some(ns) => Api::namespaced(client, ns),
@@ -136,7 +137,7 @@ async fn request_backup(
 async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
     telemetry::init(!args.log_text);
     let client = kube::Client::try_default().await?;
-    let (children, writers) = oyl_operator::children::stores();
+    let (children, writers) = oyl_operator::kinds::stores();
     let ctx = Arc::new(Context::new(client, Metrics::new(), children));
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
@@ -147,7 +148,7 @@ async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 format!(
                     "oyl-operator-{}",
-                    oyl_operator::build::secrets::random_hex(4).unwrap_or_default()
+                    oyl_operator::desired::secrets::random_hex(4).unwrap_or_default()
                 )
             });
             let election = leader::LeaderElection::new(

@@ -1,7 +1,7 @@
 //! `oyl-operator crd` and `oyl-operator render`: the CRD and a platform's children as YAML.
 
-use crate::build::{self, Credentials};
 use crate::crd::OylPlatform;
+use crate::desired::{self, Credentials};
 use kube::CustomResourceExt;
 
 /// The CustomResourceDefinition, as committed in `crds/oylplatforms.oyl.dev.yaml`.
@@ -22,7 +22,7 @@ pub fn render(yaml: &str, namespace: Option<&str>) -> Result<String, String> {
     if p.metadata.namespace.is_none() {
         p.metadata.namespace = Some(namespace.unwrap_or("default").to_string());
     }
-    let children = build::build(&p, &Credentials::redacted(), &build::Rollout::fresh())
+    let children = desired::children(&p, &Credentials::redacted(), &desired::Rollout::fresh())
         .map_err(|e| e.to_string())?;
     let mut out = String::new();
     for child in children {

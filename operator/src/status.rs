@@ -1,10 +1,11 @@
 //! Status computed from what was observed, never from what was hoped for.
 
-use crate::apply::Observed;
-use crate::build::backup::is_backup_job;
-use crate::build::common::{Component, child_name};
 use crate::crd::BackupRecord;
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
+use crate::desired::backup::is_backup_job;
+use crate::desired::common::{Component, child_name};
+use crate::kinds::Observed;
+use crate::observe::job_outcome;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -67,25 +68,18 @@ fn component_status(c: Component, d: Option<&Deployment>) -> ComponentStatus {
     s
 }
 
-/// When a Job finished and whether it succeeded; `None` while it runs.
-pub fn job_outcome(j: &Job) -> Option<(Time, bool)> {
-    let st = j.status.as_ref()?;
-    let conditions = st.conditions.as_deref().unwrap_or_default();
-    let finished = |type_: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == "True")
-    };
-    if let Some(c) = finished("Complete") {
-        let at = st
-            .completion_time
-            .clone()
-            .or_else(|| c.last_transition_time.clone())?;
-        return Some((at, true));
-    }
-    finished("Failed")
-        .and_then(|c| c.last_transition_time.clone())
-        .map(|t| (t, false))
+/// Whether every component the operator runs for `p` is available.
+pub fn components_available(p: &OylPlatform, observed: &Observed) -> bool {
+    managed_components(p)
+        .into_iter()
+        .all(|c| component_status(c, observed.deployment(&child_name(p, c))).available)
+}
+
+/// How many backup Jobs among `jobs` failed.
+pub fn failed_backup_jobs(jobs: &[Job]) -> usize {
+    jobs.iter()
+        .filter(|j| is_backup_job(j) && job_outcome(j).is_some_and(|(_, ok)| !ok))
+        .count()
 }
 
 /// The newest successful and the newest failed backup: from the observed Jobs, or from the
@@ -117,7 +111,6 @@ pub fn compute(
     outcome: &PassOutcome,
     now: Time,
 ) -> OylPlatformStatus {
-    let generation = p.metadata.generation;
     let components: Vec<ComponentStatus> = managed_components(p)
         .into_iter()
         .map(|c| component_status(c, observed.deployment(&child_name(p, c))))
@@ -125,113 +118,39 @@ pub fn compute(
     let available = components.iter().filter(|c| c.available).count();
     let all_available =
         available == components.len() && outcome.applied.is_empty() && outcome.waiting.is_none();
-    let none_exist = observed.deployments.is_empty();
-
-    let (progressing, progressing_reason, progressing_message) =
-        if let Some((reason, message)) = &outcome.waiting {
-            (true, reason.as_str(), message.clone())
-        } else if !outcome.applied.is_empty() {
-            (
-                true,
-                "Applying",
-                format!("applied {}", outcome.applied.join(", ")),
-            )
-        } else if !all_available {
-            let waiting: Vec<_> = components
-                .iter()
-                .filter(|c| !c.available)
-                .map(|c| {
-                    format!(
-                        "{} ({}/{} ready)",
-                        c.name, c.ready_replicas, c.desired_replicas
-                    )
-                })
-                .collect();
-            (
-                true,
-                "WaitingForComponents",
-                format!("waiting for {}", waiting.join(", ")),
-            )
-        } else {
-            (false, "Stable", "all components are up to date".to_string())
-        };
-    let (degraded, degraded_reason, degraded_message) = match &outcome.degraded {
-        Some((reason, message)) => (true, reason.as_str(), message.clone()),
-        None => (false, "AsExpected", "no problems found".to_string()),
+    let progressing = progressing(&components, outcome, all_available);
+    let degraded = degraded(outcome);
+    let ready = ready(
+        available,
+        components.len(),
+        all_available,
+        &progressing,
+        &degraded,
+    );
+    let phase = match (degraded.status, ready.status) {
+        (Some(true), _) => Phase::Degraded,
+        (_, Some(true)) => Phase::Ready,
+        _ if observed.deployments.is_empty() => Phase::Pending,
+        _ => Phase::Progressing,
     };
-    let ready = all_available && !degraded;
-    let (ready_reason, ready_message) = if ready {
-        (
-            "AllComponentsAvailable",
-            format!("{available}/{} components available", components.len()),
-        )
-    } else if degraded {
-        ("Degraded", degraded_message.clone())
-    } else {
-        ("ComponentsNotAvailable", progressing_message.clone())
-    };
-    let phase = if degraded {
-        Phase::Degraded
-    } else if ready {
-        Phase::Ready
-    } else if none_exist {
-        Phase::Pending
-    } else {
-        Phase::Progressing
-    };
-
-    let previous = p
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or(&[]);
-    let cond = |type_: &str, status: Option<bool>, reason: &str, message: String| {
-        let status = match status {
-            Some(true) => "True",
-            Some(false) => "False",
-            None => "Unknown",
-        }
-        .to_string();
-        let last_transition_time = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.clone());
-        Condition {
-            type_: type_.to_string(),
-            status,
-            reason: reason.to_string(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }
-    };
+    let cond = |type_: &str, v: Verdict| condition(p, &now, type_, v);
     let mut conditions = vec![
-        cond(condition::READY, Some(ready), ready_reason, ready_message),
-        cond(
-            condition::PROGRESSING,
-            Some(progressing),
-            progressing_reason,
-            progressing_message,
-        ),
-        cond(
-            condition::DEGRADED,
-            Some(degraded),
-            degraded_reason,
-            degraded_message,
-        ),
+        cond(condition::READY, ready),
+        cond(condition::PROGRESSING, progressing),
+        cond(condition::DEGRADED, degraded),
     ];
     let (last_backup, last_failed_backup) = backups(p, &observed.jobs);
     if p.spec.backup.enabled {
-        conditions.push(backup_condition(&last_backup, &last_failed_backup, &cond));
+        let healthy = backup_healthy(&last_backup, &last_failed_backup);
+        conditions.push(cond(condition::BACKUP_HEALTHY, healthy));
     }
     OylPlatformStatus {
-        observed_generation: generation,
+        observed_generation: p.metadata.generation,
         phase: Some(phase),
         conditions,
         ready_components: Some(format!("{available}/{}", components.len())),
         components,
-        api_url: Some(crate::build::api::url(p)),
+        api_url: Some(crate::desired::api::url(p)),
         last_backup,
         last_failed_backup,
         restored: outcome
@@ -241,40 +160,135 @@ pub fn compute(
     }
 }
 
-/// Builds one condition: type, status (None = Unknown), reason, message.
-type ConditionFn<'a> = dyn Fn(&str, Option<bool>, &str, String) -> Condition + 'a;
+/// What a condition says: its status (`None` is Unknown), reason and message.
+struct Verdict {
+    status: Option<bool>,
+    reason: String,
+    message: String,
+}
+
+impl Verdict {
+    fn new(status: Option<bool>, reason: &str, message: String) -> Self {
+        Self {
+            status,
+            reason: reason.to_string(),
+            message,
+        }
+    }
+}
+
+/// `Progressing`: what the pass waits for, what it applied, or which components are not
+/// available yet.
+fn progressing(
+    components: &[ComponentStatus],
+    outcome: &PassOutcome,
+    all_available: bool,
+) -> Verdict {
+    if let Some((reason, message)) = &outcome.waiting {
+        Verdict::new(Some(true), reason, message.clone())
+    } else if !outcome.applied.is_empty() {
+        let message = format!("applied {}", outcome.applied.join(", "));
+        Verdict::new(Some(true), "Applying", message)
+    } else if !all_available {
+        let waiting: Vec<_> = components
+            .iter()
+            .filter(|c| !c.available)
+            .map(|c| {
+                format!(
+                    "{} ({}/{} ready)",
+                    c.name, c.ready_replicas, c.desired_replicas
+                )
+            })
+            .collect();
+        let message = format!("waiting for {}", waiting.join(", "));
+        Verdict::new(Some(true), "WaitingForComponents", message)
+    } else {
+        Verdict::new(
+            Some(false),
+            "Stable",
+            "all components are up to date".into(),
+        )
+    }
+}
+
+/// `Degraded`: a problem a human must fix.
+fn degraded(outcome: &PassOutcome) -> Verdict {
+    match &outcome.degraded {
+        Some((reason, message)) => Verdict::new(Some(true), reason, message.clone()),
+        None => Verdict::new(Some(false), "AsExpected", "no problems found".into()),
+    }
+}
+
+/// `Ready`: every component available, nothing pending and nothing degraded.
+fn ready(
+    available: usize,
+    managed: usize,
+    all_available: bool,
+    progressing: &Verdict,
+    degraded: &Verdict,
+) -> Verdict {
+    if degraded.status == Some(true) {
+        Verdict::new(Some(false), "Degraded", degraded.message.clone())
+    } else if all_available {
+        let message = format!("{available}/{managed} components available");
+        Verdict::new(Some(true), "AllComponentsAvailable", message)
+    } else {
+        Verdict::new(
+            Some(false),
+            "ComponentsNotAvailable",
+            progressing.message.clone(),
+        )
+    }
+}
+
+/// A condition of `p`, keeping its transition time when its status did not change.
+fn condition(p: &OylPlatform, now: &Time, type_: &str, v: Verdict) -> Condition {
+    let status = match v.status {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    }
+    .to_string();
+    let previous = p
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: v.reason,
+        message: v.message,
+        observed_generation: p.metadata.generation,
+        last_transition_time,
+    }
+}
 
 /// `BackupHealthy`: True after a successful backup, False when the newest finished backup
 /// failed, Unknown before any backup finished.
-fn backup_condition(
-    ok: &Option<BackupRecord>,
-    failed: &Option<BackupRecord>,
-    cond: &ConditionFn<'_>,
-) -> Condition {
+fn backup_healthy(ok: &Option<BackupRecord>, failed: &Option<BackupRecord>) -> Verdict {
     let failed_last = match (ok, failed) {
         (Some(ok), Some(bad)) => bad.time.0 > ok.time.0,
         (None, Some(_)) => true,
         _ => false,
     };
     match (ok, failed) {
-        (_, Some(bad)) if failed_last => cond(
-            condition::BACKUP_HEALTHY,
+        (_, Some(bad)) if failed_last => Verdict::new(
             Some(false),
             "BackupFailed",
             format!("backup Job {} failed", bad.job),
         ),
-        (Some(ok), _) => cond(
-            condition::BACKUP_HEALTHY,
+        (Some(ok), _) => Verdict::new(
             Some(true),
             "BackupSucceeded",
             format!("backup Job {} succeeded", ok.job),
         ),
-        _ => cond(
-            condition::BACKUP_HEALTHY,
-            None,
-            "NoBackupYet",
-            "no backup has finished yet".to_string(),
-        ),
+        _ => Verdict::new(None, "NoBackupYet", "no backup has finished yet".into()),
     }
 }
 

@@ -1,20 +1,25 @@
 //! A small cache for hot metadata (a teammate with its assistants and instructions, read on every
 //! query): Redis when `REDIS_URL` is set (shared by all replicas), in process otherwise.
 //!
-//! Invalidation is by generation: every successful write inside a tenant (any 2xx POST, PUT,
-//! PATCH or DELETE carrying its `X-Tenant-ID`, except queries) bumps the tenant's generation, and keys include it,
-//! so nothing written before a change is ever read after it (with Redis, on every replica; with
+//! Reads go through one cache-aside helper, [`get_or_load`], which counts every lookup (hit, miss,
+//! error) in the cache's counter: `cache_lookups_total` (teammate metadata, read by queries) and
+//! `tenant_cache_lookups_total` (the tenant).
+//!
+//! Invalidation is by generation: every successful write inside a tenant calls [`invalidate`]
+//! (in the write paths of the API), which bumps the tenant's generation, and keys include it, so
+//! nothing written before a change is ever read after it (with Redis, on every replica; with
 //! the in-process cache, on this replica, and elsewhere after at most the TTL). Cache failures
 //! fall back to the database.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
 
-use crate::rag::{BoxFut, ProviderError};
+use crate::provider::{BoxFut, ProviderError, redis_error};
 
 pub const TTL: Duration = Duration::from_secs(60);
 
@@ -50,6 +55,83 @@ pub async fn bump(cache: &dyn Cache, tenant_id: Uuid) -> Result<(), ProviderErro
 
 pub fn key(tenant_id: Uuid, generation: i64, what: &str) -> String {
     format!("oyl:cache:{tenant_id}:{generation}:{what}")
+}
+
+/// Invalidates everything cached for the tenant after a write; a failure is logged (entries then
+/// expire after the TTL).
+pub async fn invalidate(cache: &dyn Cache, tenant_id: Uuid) {
+    if let Err(e) = bump(cache, tenant_id).await {
+        tracing::warn!(error = %e, "could not invalidate the cache");
+    }
+}
+
+/// A value kept in the cache as text.
+pub trait Cached: Sized {
+    fn encode(&self) -> Option<String>;
+    fn decode(text: String) -> Option<Self>;
+}
+
+/// Text kept as it is, e.g. a resource's JSON: a hit is served without parsing it.
+impl Cached for String {
+    fn encode(&self) -> Option<String> {
+        Some(self.clone())
+    }
+    fn decode(text: String) -> Option<Self> {
+        Some(text)
+    }
+}
+
+/// Cache-aside for a tenant's metadata: the value cached under `what` in the tenant's current
+/// generation, or else `load`'s (stored for [`TTL`] when there is one). Every lookup is counted
+/// in `lookups` by outcome (hit, miss, error); a failing cache, or an entry that does not decode,
+/// falls back to `load`.
+pub async fn get_or_load<V, E, F, Fut>(
+    cache: &dyn Cache,
+    lookups: &prometheus::IntCounterVec,
+    tenant_id: Uuid,
+    what: &str,
+    load: F,
+) -> Result<Option<V>, E>
+where
+    V: Cached,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<V>, E>>,
+{
+    let count = |outcome: &str| lookups.with_label_values(&[outcome]).inc();
+    let key = match generation(cache, tenant_id).await {
+        Ok(generation) => Some(key(tenant_id, generation, what)),
+        Err(e) => {
+            count("error");
+            tracing::warn!(error = %e, "cache unavailable: reading the database");
+            None
+        }
+    };
+    if let Some(key) = &key {
+        match cache.get(key).await {
+            Ok(Some(text)) => match V::decode(text) {
+                Some(value) => {
+                    count("hit");
+                    return Ok(Some(value));
+                }
+                None => count("error"),
+            },
+            Ok(None) => count("miss"),
+            Err(e) => {
+                count("error");
+                tracing::warn!(error = %e, "cache unavailable: reading the database");
+            }
+        }
+    }
+    let Some(value) = load().await? else {
+        return Ok(None);
+    };
+    if let Some(key) = key
+        && let Some(text) = value.encode()
+        && let Err(e) = cache.set(&key, text, TTL).await
+    {
+        tracing::warn!(error = %e, "could not fill the cache");
+    }
+    Ok(Some(value))
 }
 
 #[derive(Default)]
@@ -111,14 +193,6 @@ impl RedisCache {
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("redis: {e}"))?;
         Ok(RedisCache { connection })
-    }
-}
-
-fn redis_error(e: redis::RedisError) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout(e.to_string())
-    } else {
-        ProviderError::Unavailable(e.to_string())
     }
 }
 

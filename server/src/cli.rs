@@ -6,12 +6,12 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
 use crate::config::Config;
 use crate::db::{self, Db, Page};
 use crate::jwt::{Role, claims_for};
 use crate::startup::{Application, open_database, run_worker, shutdown_signal, signing_keys};
 use crate::telemetry;
+use crate::tenancy::TenantScope;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,17 +156,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
 
 async fn migrate(config: &Config, wait: Duration) -> anyhow::Result<()> {
     let db = Db::connect_lazy(config)?;
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match db.pending_migrations().await {
-            Ok(_) => break,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "database not reachable yet; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => return Err(e).context("database unreachable"),
-        }
-    }
+    db.wait_until_reachable(wait).await?;
     let pending = db.pending_migrations().await?;
     db.migrate().await?;
     let remaining = db.pending_migrations().await?;

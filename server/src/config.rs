@@ -1,8 +1,9 @@
 //! Configuration: one typed struct, read from the environment (and `.env` when present).
 //!
-//! The environment variable names below are the contract with the operator (which renders the API
-//! Deployment) and with the users of the original FastAPI service. They are defined here and
-//! nowhere else.
+//! Every variable is declared once, in the `config!` table below (grouped by concern: app, http,
+//! auth, database, stores, providers, rag, worker, limits), from which the names (`env`), the
+//! struct and its parsing derive. The names are the contract with the operator (which renders the
+//! API Deployment) and with the users of the original FastAPI service.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,110 +11,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::jwt::Algorithm;
-
-/// Environment variable names. Keep this list in sync with `server/README.md` and the operator.
-pub mod env {
-    pub const APP_NAME: &str = "APP_NAME";
-    pub const APP_VERSION: &str = "APP_VERSION";
-    pub const DEBUG: &str = "DEBUG";
-    pub const HOST: &str = "HOST";
-    pub const PORT: &str = "PORT";
-    pub const DATABASE_URL: &str = "DATABASE_URL";
-    pub const DATABASE_POOL_SIZE: &str = "DATABASE_POOL_SIZE";
-    pub const DATABASE_TIMEOUT_SECONDS: &str = "DATABASE_TIMEOUT_SECONDS";
-    pub const RUN_MIGRATIONS: &str = "RUN_MIGRATIONS";
-    pub const REDIS_URL: &str = "REDIS_URL";
-    pub const CHROMA_HOST: &str = "CHROMA_HOST";
-    pub const CHROMA_PORT: &str = "CHROMA_PORT";
-    pub const SECRET_KEY: &str = "SECRET_KEY";
-    pub const ALGORITHM: &str = "ALGORITHM";
-    pub const ACCESS_TOKEN_EXPIRE_MINUTES: &str = "ACCESS_TOKEN_EXPIRE_MINUTES";
-    pub const OLLAMA_BASE_URL: &str = "OLLAMA_BASE_URL";
-    pub const OLLAMA_MODEL: &str = "OLLAMA_MODEL";
-    pub const OLLAMA_REASONING_MODEL: &str = "OLLAMA_REASONING_MODEL";
-    pub const OLLAMA_EMBEDDING_MODEL: &str = "OLLAMA_EMBEDDING_MODEL";
-    pub const CHUNK_SIZE: &str = "CHUNK_SIZE";
-    pub const CHUNK_OVERLAP: &str = "CHUNK_OVERLAP";
-    pub const MAX_RETRIEVED_CHUNKS: &str = "MAX_RETRIEVED_CHUNKS";
-    pub const VECTOR_CACHE_MAX_BYTES: &str = "VECTOR_CACHE_MAX_BYTES";
-    pub const RATE_LIMIT_REQUESTS_PER_MINUTE: &str = "RATE_LIMIT_REQUESTS_PER_MINUTE";
-    pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
-    pub const RATE_LIMIT_READS_PER_MINUTE: &str = "RATE_LIMIT_READS_PER_MINUTE";
-    pub const RATE_LIMIT_READ_BURST: &str = "RATE_LIMIT_READ_BURST";
-    pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
-    pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
-    pub const REQUEST_TIMEOUT_SECONDS: &str = "REQUEST_TIMEOUT_SECONDS";
-    pub const SHUTDOWN_TIMEOUT_SECONDS: &str = "SHUTDOWN_TIMEOUT_SECONDS";
-    pub const CORS_ORIGINS: &str = "CORS_ORIGINS";
-    pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
-    pub const LOG_FORMAT: &str = "LOG_FORMAT";
-    pub const LOG_LEVEL: &str = "LOG_LEVEL";
-    pub const EMBEDDING_PROVIDER: &str = "EMBEDDING_PROVIDER";
-    pub const LLM_PROVIDER: &str = "LLM_PROVIDER";
-    pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
-    pub const OPENAI_API_KEY: &str = "OPENAI_API_KEY";
-    pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
-    pub const OPENAI_REASONING_MODEL: &str = "OPENAI_REASONING_MODEL";
-    pub const OPENAI_EMBEDDING_MODEL: &str = "OPENAI_EMBEDDING_MODEL";
-    pub const LLM_TIMEOUT_SECONDS: &str = "LLM_TIMEOUT_SECONDS";
-    pub const EMBEDDING_TIMEOUT_SECONDS: &str = "EMBEDDING_TIMEOUT_SECONDS";
-    pub const WORKER_ENABLED: &str = "WORKER_ENABLED";
-    pub const WORKER_POLL_SECONDS: &str = "WORKER_POLL_SECONDS";
-    pub const WORKER_LEASE_SECONDS: &str = "WORKER_LEASE_SECONDS";
-    pub const WORKER_MAX_ATTEMPTS: &str = "WORKER_MAX_ATTEMPTS";
-
-    /// Every variable the server reads, for documentation and tests.
-    pub const ALL: &[&str] = &[
-        APP_NAME,
-        APP_VERSION,
-        DEBUG,
-        HOST,
-        PORT,
-        DATABASE_URL,
-        DATABASE_POOL_SIZE,
-        DATABASE_TIMEOUT_SECONDS,
-        RUN_MIGRATIONS,
-        REDIS_URL,
-        CHROMA_HOST,
-        CHROMA_PORT,
-        SECRET_KEY,
-        ALGORITHM,
-        ACCESS_TOKEN_EXPIRE_MINUTES,
-        OLLAMA_BASE_URL,
-        OLLAMA_MODEL,
-        OLLAMA_REASONING_MODEL,
-        OLLAMA_EMBEDDING_MODEL,
-        CHUNK_SIZE,
-        CHUNK_OVERLAP,
-        MAX_RETRIEVED_CHUNKS,
-        VECTOR_CACHE_MAX_BYTES,
-        RATE_LIMIT_REQUESTS_PER_MINUTE,
-        RATE_LIMIT_BURST,
-        RATE_LIMIT_READS_PER_MINUTE,
-        RATE_LIMIT_READ_BURST,
-        MAX_UPLOAD_BYTES,
-        MAX_BODY_BYTES,
-        REQUEST_TIMEOUT_SECONDS,
-        SHUTDOWN_TIMEOUT_SECONDS,
-        CORS_ORIGINS,
-        UPLOAD_DIR,
-        LOG_FORMAT,
-        LOG_LEVEL,
-        EMBEDDING_PROVIDER,
-        LLM_PROVIDER,
-        OPENAI_BASE_URL,
-        OPENAI_API_KEY,
-        OPENAI_MODEL,
-        OPENAI_REASONING_MODEL,
-        OPENAI_EMBEDDING_MODEL,
-        LLM_TIMEOUT_SECONDS,
-        EMBEDDING_TIMEOUT_SECONDS,
-        WORKER_ENABLED,
-        WORKER_POLL_SECONDS,
-        WORKER_LEASE_SECONDS,
-        WORKER_MAX_ATTEMPTS,
-    ];
-}
 
 /// Liveness and readiness probe paths (the operator's probes use these).
 pub const LIVENESS_PATH: &str = "/livez";
@@ -193,66 +90,234 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub app_name: String,
-    pub app_version: String,
-    pub debug: bool,
-    pub host: String,
-    pub port: u16,
-    pub database_url: Secret,
-    pub database_pool_size: u32,
-    pub database_timeout: Duration,
-    pub run_migrations: bool,
-    pub redis_url: Option<Secret>,
-    pub chroma_host: Option<String>,
-    pub chroma_port: u16,
-    /// `None` means: generate a key once and keep it in the database.
-    pub secret_key: Option<Secret>,
-    pub algorithm: Algorithm,
-    pub access_token_expire_minutes: i64,
-    pub ollama_base_url: Option<String>,
-    pub ollama_model: String,
-    pub ollama_reasoning_model: String,
-    pub ollama_embedding_model: String,
-    pub chunk_size: usize,
-    pub chunk_overlap: usize,
-    pub max_retrieved_chunks: usize,
-    /// Memory for the embedded vector store's in-memory index (least recently used knowledge
-    /// bases evicted first); 0: no index, every search reads the database.
-    pub vector_cache_max_bytes: usize,
-    /// Per-tenant budget for work: every request that is not a read (uploads, queries,
-    /// creates, updates, deletes). 0 per minute: no limit.
-    pub rate_limit_requests_per_minute: u32,
-    pub rate_limit_burst: u32,
-    /// Per-tenant budget for cheap reads (GET, HEAD), such as status polling; kept apart so
-    /// that polling never uses up the budget for work. 0 per minute: no limit.
-    pub rate_limit_reads_per_minute: u32,
-    pub rate_limit_read_burst: u32,
-    pub max_upload_bytes: u64,
-    pub max_body_bytes: usize,
-    pub request_timeout: Duration,
-    pub shutdown_timeout: Duration,
-    pub cors_origins: CorsOrigins,
-    pub upload_dir: PathBuf,
-    pub log_format: LogFormat,
-    pub log_level: String,
-    pub embedding_provider: EmbeddingProvider,
-    pub llm_provider: LlmProvider,
-    pub openai_base_url: String,
-    pub openai_api_key: Option<Secret>,
-    pub openai_model: String,
-    pub openai_reasoning_model: String,
-    pub openai_embedding_model: String,
-    pub llm_timeout: Duration,
-    pub embedding_timeout: Duration,
-    /// Run the document worker inside `serve`.
-    pub worker_enabled: bool,
-    pub worker_poll: Duration,
-    /// How long a claim on a document lasts without renewal (a dead worker's documents return
-    /// to the queue after this).
-    pub worker_lease: Duration,
-    pub worker_max_attempts: i32,
+/// Declares the configuration once: for every variable its field, type, name and parser (with
+/// its default), grouped by concern. From this table come the name constants (`env::PORT`), the
+/// list of all names (`env::ALL`, `env::GROUPS`), the `Config` struct and its parsing.
+macro_rules! config {
+    ($(
+        $(#[$group_doc:meta])*
+        $group:ident {
+            $( $(#[$doc:meta])* $field:ident: $ty:ty = $name:ident, $parse:expr; )*
+        }
+    )*) => {
+        /// Environment variable names: the contract with the operator (which renders the API
+        /// Deployment) and with the users of the original FastAPI service. `server/README.md`
+        /// documents every one (a test holds them together).
+        pub mod env {
+            $($( pub const $name: &str = stringify!($name); )*)*
+
+            /// Every variable the server reads, for documentation and tests.
+            pub const ALL: &[&str] = &[$($($name,)*)*];
+
+            /// The variables by concern.
+            pub const GROUPS: &[(&str, &[&str])] = &[$((stringify!($group), &[$($name),*])),*];
+        }
+
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            $($( $(#[$doc])* pub $field: $ty, )*)*
+        }
+
+        impl Config {
+            /// Every field from its variable (or its default); no consistency checks.
+            fn read(vars: &Vars<'_>) -> Result<Config, ConfigError> {
+                Ok(Config {
+                    $($( $field: ($parse)(env::$name, vars)?, )*)*
+                })
+            }
+        }
+    };
+}
+
+config! {
+    /// The application itself and its logs.
+    app {
+        app_name: String = APP_NAME, text("Oyl RAG Platform");
+        app_version: String = APP_VERSION, text(env!("CARGO_PKG_VERSION"));
+        debug: bool = DEBUG, flag(false);
+        log_format: LogFormat = LOG_FORMAT, parse_log_format;
+        log_level: String = LOG_LEVEL, text("info");
+    }
+    /// The HTTP server.
+    http {
+        host: String = HOST, text(DEFAULT_HOST);
+        port: u16 = PORT, number(DEFAULT_PORT);
+        cors_origins: CorsOrigins = CORS_ORIGINS, parse_cors;
+        request_timeout: Duration = REQUEST_TIMEOUT_SECONDS, seconds(60);
+        shutdown_timeout: Duration = SHUTDOWN_TIMEOUT_SECONDS, seconds(25);
+    }
+    /// Tokens.
+    auth {
+        /// `None` means: generate a key once and keep it in the database.
+        secret_key: Option<Secret> = SECRET_KEY, optional_secret;
+        algorithm: Algorithm = ALGORITHM, parse_algorithm;
+        access_token_expire_minutes: i64 = ACCESS_TOKEN_EXPIRE_MINUTES, number(60);
+    }
+    /// The application database.
+    database {
+        database_url: Secret = DATABASE_URL, database_url;
+        database_pool_size: u32 = DATABASE_POOL_SIZE, number(10);
+        database_timeout: Duration = DATABASE_TIMEOUT_SECONDS, seconds(5);
+        /// How long `serve` and `worker` wait at start for an unreachable database (on a fresh
+        /// install PostgreSQL may still be initialising) before giving up; under the API pod's
+        /// startup probe budget (5 min).
+        database_wait: Duration = DATABASE_WAIT_SECONDS, seconds(240);
+        run_migrations: bool = RUN_MIGRATIONS, flag(true);
+    }
+    /// The other stores: Redis, ChromaDB, uploaded files, the in-memory vector index.
+    stores {
+        redis_url: Option<Secret> = REDIS_URL, optional_secret;
+        chroma_host: Option<String> = CHROMA_HOST, optional;
+        chroma_port: u16 = CHROMA_PORT, number(8000);
+        upload_dir: PathBuf = UPLOAD_DIR, upload_dir;
+        /// Memory for the embedded vector store's in-memory index (least recently used knowledge
+        /// bases evicted first); 0: no index, every search reads the database.
+        vector_cache_max_bytes: usize = VECTOR_CACHE_MAX_BYTES,
+            number(DEFAULT_VECTOR_CACHE_MAX_BYTES);
+    }
+    /// Embeddings and LLMs.
+    providers {
+        embedding_provider: EmbeddingProvider = EMBEDDING_PROVIDER, parse_embedding_provider;
+        llm_provider: LlmProvider = LLM_PROVIDER, parse_llm_provider;
+        ollama_base_url: Option<String> = OLLAMA_BASE_URL, optional;
+        ollama_model: String = OLLAMA_MODEL, text("llama3.2");
+        ollama_reasoning_model: String = OLLAMA_REASONING_MODEL, text("deepseek-r1");
+        ollama_embedding_model: String = OLLAMA_EMBEDDING_MODEL, text("nomic-embed-text");
+        openai_base_url: String = OPENAI_BASE_URL, text("https://api.openai.com");
+        openai_api_key: Option<Secret> = OPENAI_API_KEY, optional_secret;
+        openai_model: String = OPENAI_MODEL, text("gpt-4o-mini");
+        openai_reasoning_model: String = OPENAI_REASONING_MODEL, text("o3-mini");
+        openai_embedding_model: String = OPENAI_EMBEDDING_MODEL, text("text-embedding-3-small");
+        llm_timeout: Duration = LLM_TIMEOUT_SECONDS, seconds(60);
+        embedding_timeout: Duration = EMBEDDING_TIMEOUT_SECONDS, seconds(60);
+    }
+    /// Chunking and retrieval.
+    rag {
+        chunk_size: usize = CHUNK_SIZE, number(1000);
+        chunk_overlap: usize = CHUNK_OVERLAP, number(200);
+        max_retrieved_chunks: usize = MAX_RETRIEVED_CHUNKS, number(5);
+    }
+    /// The document worker.
+    worker {
+        /// Run the document worker inside `serve`.
+        worker_enabled: bool = WORKER_ENABLED, flag(true);
+        worker_poll: Duration = WORKER_POLL_SECONDS, fractional_seconds(2000);
+        /// How long a claim on a document lasts without renewal (a dead worker's documents return
+        /// to the queue after this).
+        worker_lease: Duration = WORKER_LEASE_SECONDS, seconds(300);
+        worker_max_attempts: i32 = WORKER_MAX_ATTEMPTS, number(3);
+    }
+    /// Per-tenant rate limits and request sizes.
+    limits {
+        /// Per-tenant budget for work: every request that is not a read (uploads, queries,
+        /// creates, updates, deletes). 0 per minute: no limit.
+        rate_limit_requests_per_minute: u32 = RATE_LIMIT_REQUESTS_PER_MINUTE, number(120);
+        rate_limit_burst: u32 = RATE_LIMIT_BURST, number(30);
+        /// Per-tenant budget for cheap reads (GET, HEAD), such as status polling; kept apart so
+        /// that polling never uses up the budget for work. 0 per minute: no limit.
+        rate_limit_reads_per_minute: u32 = RATE_LIMIT_READS_PER_MINUTE, number(600);
+        rate_limit_read_burst: u32 = RATE_LIMIT_READ_BURST, number(120);
+        max_upload_bytes: u64 = MAX_UPLOAD_BYTES, number(50 * 1024 * 1024);
+        max_body_bytes: usize = MAX_BODY_BYTES, number(1024 * 1024);
+    }
+}
+
+/// The variables as the parsers see them: empty values count as unset, as with most
+/// twelve-factor loaders.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// A parser: the value of the variable `name` (or its default).
+type Parsed<T> = Result<T, ConfigError>;
+
+fn text(default: &'static str) -> impl Fn(&'static str, &Vars<'_>) -> Parsed<String> {
+    move |name, vars| Ok(vars.get(name).unwrap_or_else(|| default.into()))
+}
+
+fn optional(name: &'static str, vars: &Vars<'_>) -> Parsed<Option<String>> {
+    Ok(vars.get(name))
+}
+
+fn optional_secret(name: &'static str, vars: &Vars<'_>) -> Parsed<Option<Secret>> {
+    Ok(vars.get(name).map(Secret::new))
+}
+
+fn flag(default: bool) -> impl Fn(&'static str, &Vars<'_>) -> Parsed<bool> {
+    move |name, vars| parse_bool(name, vars.get(name), default)
+}
+
+fn number<T: std::str::FromStr + Copy>(
+    default: T,
+) -> impl Fn(&'static str, &Vars<'_>) -> Parsed<T> {
+    move |name, vars| parse_num(name, vars.get(name), default)
+}
+
+fn seconds(default: u64) -> impl Fn(&'static str, &Vars<'_>) -> Parsed<Duration> {
+    move |name, vars| parse_num(name, vars.get(name), default).map(Duration::from_secs)
+}
+
+/// Seconds that may have a fraction (`0.5`), kept as milliseconds.
+fn fractional_seconds(default_millis: u64) -> impl Fn(&'static str, &Vars<'_>) -> Parsed<Duration> {
+    move |name, vars| {
+        let millis = vars.get(name).map(|v| seconds_to_millis(&v));
+        parse_num(name, millis, default_millis).map(Duration::from_millis)
+    }
+}
+
+fn database_url(name: &'static str, vars: &Vars<'_>) -> Parsed<Secret> {
+    text(DEFAULT_DATABASE_URL)(name, vars).map(Secret::new)
+}
+
+fn upload_dir(name: &'static str, vars: &Vars<'_>) -> Parsed<PathBuf> {
+    text(DEFAULT_UPLOAD_DIR)(name, vars).map(PathBuf::from)
+}
+
+fn parse_algorithm(name: &'static str, vars: &Vars<'_>) -> Parsed<Algorithm> {
+    match vars.get(name) {
+        None => Ok(Algorithm::HS256),
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| ConfigError(format!("{name}: {e}"))),
+    }
+}
+
+fn parse_log_format(name: &'static str, vars: &Vars<'_>) -> Parsed<LogFormat> {
+    match vars.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("json") => Ok(LogFormat::Json),
+        Some("pretty") | Some("text") => Ok(LogFormat::Pretty),
+        Some(other) => Err(ConfigError(format!(
+            "{name}: expected `json` or `pretty`, got `{other}`"
+        ))),
+    }
+}
+
+fn parse_embedding_provider(name: &'static str, vars: &Vars<'_>) -> Parsed<EmbeddingProvider> {
+    match vars.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("hashing") | Some("builtin") => Ok(EmbeddingProvider::Hashing),
+        Some("ollama") => Ok(EmbeddingProvider::Ollama),
+        Some("openai") => Ok(EmbeddingProvider::OpenAi),
+        Some(other) => Err(ConfigError(format!(
+            "{name}: expected hashing, ollama or openai, got `{other}`"
+        ))),
+    }
+}
+
+/// `auto` (the default) is Ollama when `OLLAMA_BASE_URL` is set, no LLM otherwise.
+fn parse_llm_provider(name: &'static str, vars: &Vars<'_>) -> Parsed<LlmProvider> {
+    match vars.get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("auto") if vars.get(env::OLLAMA_BASE_URL).is_some() => Ok(LlmProvider::Ollama),
+        None | Some("auto") | Some("none") | Some("extractive") => Ok(LlmProvider::None),
+        Some("ollama") => Ok(LlmProvider::Ollama),
+        Some("openai") => Ok(LlmProvider::OpenAi),
+        Some(other) => Err(ConfigError(format!(
+            "{name}: expected auto, none, ollama or openai, got `{other}`"
+        ))),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -284,177 +349,7 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        // Empty values count as unset, as with most twelve-factor loaders.
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let algorithm = match get(env::ALGORITHM) {
-            None => Algorithm::HS256,
-            Some(v) => v
-                .parse()
-                .map_err(|e: String| ConfigError(format!("{}: {e}", env::ALGORITHM)))?,
-        };
-        let config = Config {
-            app_name: get(env::APP_NAME).unwrap_or_else(|| "Oyl RAG Platform".into()),
-            app_version: get(env::APP_VERSION).unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
-            debug: parse_bool(env::DEBUG, get(env::DEBUG), false)?,
-            host: get(env::HOST).unwrap_or_else(|| DEFAULT_HOST.into()),
-            port: parse_num(env::PORT, get(env::PORT), DEFAULT_PORT)?,
-            database_url: Secret::new(
-                get(env::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            ),
-            database_pool_size: parse_num(
-                env::DATABASE_POOL_SIZE,
-                get(env::DATABASE_POOL_SIZE),
-                10,
-            )?,
-            database_timeout: Duration::from_secs(parse_num(
-                env::DATABASE_TIMEOUT_SECONDS,
-                get(env::DATABASE_TIMEOUT_SECONDS),
-                5,
-            )?),
-            run_migrations: parse_bool(env::RUN_MIGRATIONS, get(env::RUN_MIGRATIONS), true)?,
-            redis_url: get(env::REDIS_URL).map(Secret::new),
-            chroma_host: get(env::CHROMA_HOST),
-            chroma_port: parse_num(env::CHROMA_PORT, get(env::CHROMA_PORT), 8000)?,
-            secret_key: get(env::SECRET_KEY).map(Secret::new),
-            algorithm,
-            access_token_expire_minutes: parse_num(
-                env::ACCESS_TOKEN_EXPIRE_MINUTES,
-                get(env::ACCESS_TOKEN_EXPIRE_MINUTES),
-                60,
-            )?,
-            ollama_base_url: get(env::OLLAMA_BASE_URL),
-            ollama_model: get(env::OLLAMA_MODEL).unwrap_or_else(|| "llama3.2".into()),
-            ollama_reasoning_model: get(env::OLLAMA_REASONING_MODEL)
-                .unwrap_or_else(|| "deepseek-r1".into()),
-            ollama_embedding_model: get(env::OLLAMA_EMBEDDING_MODEL)
-                .unwrap_or_else(|| "nomic-embed-text".into()),
-            chunk_size: parse_num(env::CHUNK_SIZE, get(env::CHUNK_SIZE), 1000)?,
-            chunk_overlap: parse_num(env::CHUNK_OVERLAP, get(env::CHUNK_OVERLAP), 200)?,
-            max_retrieved_chunks: parse_num(
-                env::MAX_RETRIEVED_CHUNKS,
-                get(env::MAX_RETRIEVED_CHUNKS),
-                5,
-            )?,
-            vector_cache_max_bytes: parse_num(
-                env::VECTOR_CACHE_MAX_BYTES,
-                get(env::VECTOR_CACHE_MAX_BYTES),
-                DEFAULT_VECTOR_CACHE_MAX_BYTES,
-            )?,
-            rate_limit_requests_per_minute: parse_num(
-                env::RATE_LIMIT_REQUESTS_PER_MINUTE,
-                get(env::RATE_LIMIT_REQUESTS_PER_MINUTE),
-                120,
-            )?,
-            rate_limit_burst: parse_num(env::RATE_LIMIT_BURST, get(env::RATE_LIMIT_BURST), 30)?,
-            rate_limit_reads_per_minute: parse_num(
-                env::RATE_LIMIT_READS_PER_MINUTE,
-                get(env::RATE_LIMIT_READS_PER_MINUTE),
-                600,
-            )?,
-            rate_limit_read_burst: parse_num(
-                env::RATE_LIMIT_READ_BURST,
-                get(env::RATE_LIMIT_READ_BURST),
-                120,
-            )?,
-            max_upload_bytes: parse_num(
-                env::MAX_UPLOAD_BYTES,
-                get(env::MAX_UPLOAD_BYTES),
-                50 * 1024 * 1024,
-            )?,
-            max_body_bytes: parse_num(env::MAX_BODY_BYTES, get(env::MAX_BODY_BYTES), 1024 * 1024)?,
-            request_timeout: Duration::from_secs(parse_num(
-                env::REQUEST_TIMEOUT_SECONDS,
-                get(env::REQUEST_TIMEOUT_SECONDS),
-                60,
-            )?),
-            shutdown_timeout: Duration::from_secs(parse_num(
-                env::SHUTDOWN_TIMEOUT_SECONDS,
-                get(env::SHUTDOWN_TIMEOUT_SECONDS),
-                25,
-            )?),
-            cors_origins: parse_cors(get(env::CORS_ORIGINS)),
-            upload_dir: PathBuf::from(
-                get(env::UPLOAD_DIR).unwrap_or_else(|| DEFAULT_UPLOAD_DIR.into()),
-            ),
-            log_format: match get(env::LOG_FORMAT)
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                None | Some("json") => LogFormat::Json,
-                Some("pretty") | Some("text") => LogFormat::Pretty,
-                Some(other) => {
-                    return Err(ConfigError(format!(
-                        "{}: expected `json` or `pretty`, got `{other}`",
-                        env::LOG_FORMAT
-                    )));
-                }
-            },
-            log_level: get(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
-            embedding_provider: match get(env::EMBEDDING_PROVIDER)
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("hashing") | Some("builtin") => EmbeddingProvider::Hashing,
-                Some("ollama") => EmbeddingProvider::Ollama,
-                Some("openai") => EmbeddingProvider::OpenAi,
-                Some(other) => {
-                    return Err(ConfigError(format!(
-                        "{}: expected hashing, ollama or openai, got `{other}`",
-                        env::EMBEDDING_PROVIDER
-                    )));
-                }
-            },
-            llm_provider: match get(env::LLM_PROVIDER)
-                .map(|v| v.to_ascii_lowercase())
-                .as_deref()
-            {
-                None | Some("auto") if get(env::OLLAMA_BASE_URL).is_some() => LlmProvider::Ollama,
-                None | Some("auto") | Some("none") | Some("extractive") => LlmProvider::None,
-                Some("ollama") => LlmProvider::Ollama,
-                Some("openai") => LlmProvider::OpenAi,
-                Some(other) => {
-                    return Err(ConfigError(format!(
-                        "{}: expected auto, none, ollama or openai, got `{other}`",
-                        env::LLM_PROVIDER
-                    )));
-                }
-            },
-            openai_base_url: get(env::OPENAI_BASE_URL)
-                .unwrap_or_else(|| "https://api.openai.com".into()),
-            openai_api_key: get(env::OPENAI_API_KEY).map(Secret::new),
-            openai_model: get(env::OPENAI_MODEL).unwrap_or_else(|| "gpt-4o-mini".into()),
-            openai_reasoning_model: get(env::OPENAI_REASONING_MODEL)
-                .unwrap_or_else(|| "o3-mini".into()),
-            openai_embedding_model: get(env::OPENAI_EMBEDDING_MODEL)
-                .unwrap_or_else(|| "text-embedding-3-small".into()),
-            llm_timeout: Duration::from_secs(parse_num(
-                env::LLM_TIMEOUT_SECONDS,
-                get(env::LLM_TIMEOUT_SECONDS),
-                60,
-            )?),
-            embedding_timeout: Duration::from_secs(parse_num(
-                env::EMBEDDING_TIMEOUT_SECONDS,
-                get(env::EMBEDDING_TIMEOUT_SECONDS),
-                60,
-            )?),
-            worker_enabled: parse_bool(env::WORKER_ENABLED, get(env::WORKER_ENABLED), true)?,
-            worker_poll: Duration::from_millis(parse_num(
-                env::WORKER_POLL_SECONDS,
-                get(env::WORKER_POLL_SECONDS).map(|v| seconds_to_millis(&v)),
-                2000,
-            )?),
-            worker_lease: Duration::from_secs(parse_num(
-                env::WORKER_LEASE_SECONDS,
-                get(env::WORKER_LEASE_SECONDS),
-                300,
-            )?),
-            worker_max_attempts: parse_num(
-                env::WORKER_MAX_ATTEMPTS,
-                get(env::WORKER_MAX_ATTEMPTS),
-                3,
-            )?,
-        };
+        let config = Config::read(&Vars(&lookup))?;
         config.check_consistency()?;
         Ok(config)
     }
@@ -625,8 +520,8 @@ fn seconds_to_millis(value: &str) -> String {
     }
 }
 
-fn parse_cors(value: Option<String>) -> CorsOrigins {
-    match value {
+fn parse_cors(name: &'static str, vars: &Vars<'_>) -> Parsed<CorsOrigins> {
+    Ok(match vars.get(name) {
         None => CorsOrigins::None,
         Some(v) if v.trim() == "*" => CorsOrigins::Any,
         Some(v) => {
@@ -641,7 +536,7 @@ fn parse_cors(value: Option<String>) -> CorsOrigins {
                 CorsOrigins::List(list)
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -742,5 +637,41 @@ mod tests {
             config(&[("CORS_ORIGINS", "*")]).unwrap().cors_origins,
             CorsOrigins::Any
         );
+    }
+
+    /// The variable names in the first column of `server/README.md`'s configuration table.
+    fn documented_names() -> Vec<String> {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README.md has a Configuration section");
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .flat_map(|row| {
+                let first_column = row.split(" | ").next().unwrap_or_default();
+                first_column
+                    .split('`')
+                    .filter(|w| {
+                        !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    })
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_declared_variables() {
+        let mut documented = documented_names();
+        documented.sort();
+        let mut declared: Vec<String> = env::ALL.iter().map(|n| n.to_string()).collect();
+        declared.sort();
+        assert_eq!(documented, declared);
+        let grouped: usize = env::GROUPS.iter().map(|(_, names)| names.len()).sum();
+        assert_eq!(grouped, env::ALL.len());
+        assert_eq!(env::PORT, "PORT");
     }
 }

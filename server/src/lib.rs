@@ -2,23 +2,24 @@
 //! fresh database) and a thin binary (`src/main.rs`).
 
 pub mod api;
-pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod extract;
 pub mod jwt;
+pub mod keys;
 pub mod metrics;
 pub mod models;
 pub mod orchestration;
+pub mod provider;
 pub mod rag;
 pub mod ratelimit;
 pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
+pub mod tenancy;
 
 pub use config::Config;
 pub use startup::Application;

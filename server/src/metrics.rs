@@ -6,8 +6,6 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::db::Db;
-
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
@@ -22,133 +20,147 @@ pub struct Metrics {
     pub rate_limited: prometheus::IntCounter,
     pub llm_seconds: HistogramVec,
     pub cache_lookups: IntCounterVec,
+    pub tenant_cache_lookups: IntCounterVec,
     pub rate_limiter_errors: prometheus::IntCounter,
 }
 
+/// Registers `metric` in `registry` and hands it back.
+fn keep<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::IntCounter {
+    keep(
+        r,
+        prometheus::IntCounter::new(name, help).expect("valid metric"),
+    )
+}
+
+fn counters(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    keep(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    keep(r, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    keep(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> prometheus::Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    keep(
+        r,
+        prometheus::Histogram::with_opts(opts).expect("valid metric"),
+    )
+}
+
+fn histograms(r: &Registry, name: &str, help: &str, b: &[f64], labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(b.to_vec());
+    keep(r, HistogramVec::new(opts, labels).expect("valid metric"))
+}
+
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const PROCESSING_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0];
+const EMBEDDING_BUCKETS: &[f64] = &[0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+const LLM_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
 impl Metrics {
     pub fn new(version: &str) -> Self {
-        let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, route template and status",
-            ),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by method and route template",
-            )
-            .buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        let http_in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
-            .expect("valid metric");
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(
-                "db_pool_connections",
-                "Database pool connections by state (idle, in_use)",
-            ),
-            &["state"],
-        )
-        .expect("valid metric");
-        let pool_max = IntGauge::new("db_pool_max_connections", "Database pool size limit")
-            .expect("valid metric");
-        let documents_processed = IntCounterVec::new(
-            Opts::new(
-                "documents_processed_total",
-                "Documents processed by outcome",
-            ),
-            &["status"],
-        )
-        .expect("valid metric");
-        let document_processing_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "document_processing_seconds",
-                "Time to extract, chunk and index one document",
-            )
-            .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0]),
-            &["file_type"],
-        )
-        .expect("valid metric");
-        let embedding_seconds = prometheus::Histogram::with_opts(
-            HistogramOpts::new("embedding_seconds", "Time to embed one document's chunks")
-                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
-        )
-        .expect("valid metric");
-        let queue_depth = IntGauge::new(
-            "document_queue_depth",
-            "Documents waiting to be processed (all tenants)",
-        )
-        .expect("valid metric");
-        let rate_limited =
-            prometheus::IntCounter::new("rate_limited_total", "Requests refused with 429")
-                .expect("valid metric");
-        let rate_limiter_errors = prometheus::IntCounter::new(
-            "rate_limiter_errors_total",
-            "Rate-limit checks that failed (the request was let through)",
-        )
-        .expect("valid metric");
-        let llm_seconds = HistogramVec::new(
-            HistogramOpts::new("llm_request_seconds", "LLM generation latency by outcome")
-                .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let cache_lookups = IntCounterVec::new(
-            Opts::new(
-                "cache_lookups_total",
-                "Metadata cache lookups by outcome (hit, miss, error)",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new("oyl_build_info", "Version of the running server"),
+        let r = Registry::new();
+        gauges(
+            &r,
+            "oyl_build_info",
+            "Version of the running server",
             &["version"],
         )
-        .expect("valid metric");
-        build_info.with_label_values(&[version]).set(1);
-        for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(http_duration.clone()),
-            Box::new(http_in_flight.clone()),
-            Box::new(pool_connections.clone()),
-            Box::new(pool_max.clone()),
-            Box::new(documents_processed.clone()),
-            Box::new(document_processing_seconds.clone()),
-            Box::new(embedding_seconds.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(rate_limited.clone()),
-            Box::new(llm_seconds.clone()),
-            Box::new(cache_lookups.clone()),
-            Box::new(rate_limiter_errors.clone()),
-            Box::new(build_info),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
+        .with_label_values(&[version])
+        .set(1);
+        let outcome = &["outcome"];
         Metrics {
-            registry,
-            http_requests,
-            http_duration,
-            http_in_flight,
-            pool_connections,
-            pool_max,
-            documents_processed,
-            document_processing_seconds,
-            embedding_seconds,
-            queue_depth,
-            rate_limited,
-            rate_limiter_errors,
-            llm_seconds,
-            cache_lookups,
+            http_requests: counters(
+                &r,
+                "http_requests_total",
+                "HTTP requests by method, route template and status",
+                &["method", "route", "status"],
+            ),
+            http_duration: histograms(
+                &r,
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template",
+                HTTP_BUCKETS,
+                &["method", "route"],
+            ),
+            http_in_flight: gauge(&r, "http_requests_in_flight", "HTTP requests being served"),
+            pool_connections: gauges(
+                &r,
+                "db_pool_connections",
+                "Database pool connections by state (idle, in_use)",
+                &["state"],
+            ),
+            pool_max: gauge(&r, "db_pool_max_connections", "Database pool size limit"),
+            documents_processed: counters(
+                &r,
+                "documents_processed_total",
+                "Documents processed by outcome",
+                &["status"],
+            ),
+            document_processing_seconds: histograms(
+                &r,
+                "document_processing_seconds",
+                "Time to extract, chunk and index one document",
+                PROCESSING_BUCKETS,
+                &["file_type"],
+            ),
+            embedding_seconds: histogram(
+                &r,
+                "embedding_seconds",
+                "Time to embed one document's chunks",
+                EMBEDDING_BUCKETS,
+            ),
+            queue_depth: gauge(
+                &r,
+                "document_queue_depth",
+                "Documents waiting to be processed (all tenants)",
+            ),
+            rate_limited: counter(&r, "rate_limited_total", "Requests refused with 429"),
+            rate_limiter_errors: counter(
+                &r,
+                "rate_limiter_errors_total",
+                "Rate-limit checks that failed (the request was let through)",
+            ),
+            llm_seconds: histograms(
+                &r,
+                "llm_request_seconds",
+                "LLM generation latency by outcome",
+                LLM_BUCKETS,
+                outcome,
+            ),
+            cache_lookups: counters(
+                &r,
+                "cache_lookups_total",
+                "Metadata cache lookups by outcome (hit, miss, error)",
+                outcome,
+            ),
+            tenant_cache_lookups: counters(
+                &r,
+                "tenant_cache_lookups_total",
+                "Tenant cache lookups by outcome (hit, miss, error)",
+                outcome,
+            ),
+            registry: r,
         }
     }
 
@@ -166,9 +178,10 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with the pool gauges sampled now.
-    pub fn render(&self, db: &Db) -> String {
-        let (size, idle, max) = db.pool_stats();
+    /// The text exposition, with the pool gauges set from `pool`: (open connections, idle
+    /// connections, maximum), sampled now.
+    pub fn render(&self, pool: (u32, usize, u32)) -> String {
+        let (size, idle, max) = pool;
         let idle = idle as i64;
         self.pool_connections.with_label_values(&["idle"]).set(idle);
         self.pool_connections

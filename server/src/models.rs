@@ -7,7 +7,24 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::impl_from_row;
+/// Implements `sqlx::FromRow` for both backends by reading each field by column name.
+#[macro_export]
+macro_rules! impl_from_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl<'r> ::sqlx::FromRow<'r, ::sqlx::postgres::PgRow> for $ty {
+            fn from_row(row: &'r ::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
+                use ::sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+        impl<'r> ::sqlx::FromRow<'r, ::sqlx::sqlite::SqliteRow> for $ty {
+            fn from_row(row: &'r ::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
+                use ::sqlx::Row as _;
+                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Tenant {
@@ -124,7 +141,7 @@ pub struct Document {
     pub content_type: String,
     pub size_bytes: i64,
     /// `pending` → `processing` → `completed` | `failed`.
-    pub processed_status: String,
+    pub processed_status: DocumentStatus,
     /// Why processing failed (when `failed`).
     pub error: Option<String>,
     pub chunk_count: i64,
@@ -149,6 +166,73 @@ impl_from_row!(Document {
     storage_key,
 });
 
+/// Where a document is in processing: `pending` → `processing` → `completed` | `failed`. The
+/// same strings in the database (`processed_status`) and in the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentStatus {
+    /// Stored (and its text extracted), waiting in the queue.
+    Pending,
+    /// Claimed by the worker or a process-batch request.
+    Processing,
+    /// Chunked, embedded and indexed.
+    Completed,
+    /// Extraction or processing failed (see `error`).
+    Failed,
+}
+
+impl DocumentStatus {
+    pub const ALL: [DocumentStatus; 4] = [
+        DocumentStatus::Pending,
+        DocumentStatus::Processing,
+        DocumentStatus::Completed,
+        DocumentStatus::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DocumentStatus::Pending => "pending",
+            DocumentStatus::Processing => "processing",
+            DocumentStatus::Completed => "completed",
+            DocumentStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for DocumentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stored as its text, on both backends.
+impl<DB: sqlx::Database> sqlx::Type<DB> for DocumentStatus
+where
+    str: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for DocumentStatus
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+        DocumentStatus::parse(text)
+            .ok_or_else(|| format!("unknown document status {text:?}").into())
+    }
+}
+
 /// A page of a collection.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ListResponse<T: ToSchema> {
@@ -156,4 +240,38 @@ pub struct ListResponse<T: ToSchema> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_statuses_are_the_same_text_in_the_database_and_the_api() {
+        for status in DocumentStatus::ALL {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(DocumentStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(
+            DocumentStatus::ALL.map(DocumentStatus::as_str),
+            ["pending", "processing", "completed", "failed"]
+        );
+        assert_eq!(DocumentStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn the_schema_allows_exactly_the_document_statuses() {
+        let quoted: Vec<String> = DocumentStatus::ALL
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let check = format!("CHECK (processed_status IN ({}))", quoted.join(", "));
+        for schema in [
+            include_str!("../migrations/postgres/0001_initial.sql"),
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+        ] {
+            assert!(schema.contains(&check), "{check}");
+        }
+    }
 }

@@ -9,11 +9,12 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api::build_router;
-use crate::cache::{InMemoryCache, RedisCache};
+use crate::cache::{Cache, InMemoryCache, RedisCache};
 use crate::config::{Config, env};
 use crate::db::{self, Db};
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
+use crate::rag::Rag;
 use crate::rag::chroma::ChromaStore;
 use crate::rag::providers;
 use crate::rag::vector::{DbVectorStore, VectorStore};
@@ -28,9 +29,15 @@ pub struct Application {
     state: AppState,
 }
 
-/// Opens the database pool and applies migrations when `RUN_MIGRATIONS` is on.
+/// Opens the database pool and applies migrations when `RUN_MIGRATIONS` is on. When the start
+/// needs the database (migrations, or the signing key kept there), an unreachable one is waited
+/// for (`DATABASE_WAIT_SECONDS`) instead of exiting: on a fresh install the API would otherwise
+/// crash-loop with growing back-off until PostgreSQL is up.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect_lazy(config)?;
+    if config.run_migrations || config.secret_key.is_none() {
+        db.wait_until_reachable(config.database_wait).await?;
+    }
     if config.run_migrations {
         db.migrate().await?;
     }
@@ -49,7 +56,7 @@ pub async fn signing_keys(config: &Config, db: &Db) -> anyhow::Result<JwtKeys> {
             key.expose().to_string()
         }
         None => {
-            let candidate = crate::auth::generate_secret_key();
+            let candidate = crate::keys::generate_secret_key();
             let stored = db::settings::get_or_insert(
                 db,
                 db::settings::GENERATED_SECRET_KEY,
@@ -91,24 +98,33 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             env::UPLOAD_DIR
         )
     })?;
-    Ok(AppState::new(Inner {
-        metrics: Metrics::new(&config.app_version),
+    let metrics = Arc::new(Metrics::new(&config.app_version));
+    let cache: Arc<dyn Cache> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisCache::new(url.expose(), config.database_timeout).map_err(anyhow::Error::msg)?,
+        ),
+        None => Arc::new(InMemoryCache::default()),
+    };
+    let rag = Rag {
+        config: Arc::new(config.clone()),
+        db: db.clone(),
+        storage: storage.clone(),
+        metrics: metrics.clone(),
+        cache: cache.clone(),
         embedder: providers::embedder(&config).map_err(anyhow::Error::msg)?,
         llm: providers::llm(&config).map_err(anyhow::Error::msg)?,
         vectors: vector_store(&config, &db)?,
         queue: Arc::new(tokio::sync::Notify::new()),
+    };
+    Ok(AppState::new(Inner {
         limiter: rate_limiter(&config)?,
-        cache: match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisCache::new(url.expose(), config.database_timeout)
-                    .map_err(anyhow::Error::msg)?,
-            ),
-            None => Arc::new(InMemoryCache::default()),
-        },
         config,
         db,
         jwt,
+        metrics,
         storage,
+        cache,
+        rag,
     }))
 }
 
@@ -194,7 +210,7 @@ impl Application {
             let (stop_worker, stopped) = tokio::sync::watch::channel(false);
             (
                 stop_worker,
-                tokio::spawn(worker::run(state.clone(), stopped)),
+                tokio::spawn(worker::run(state.rag.clone(), stopped)),
             )
         });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -249,7 +265,7 @@ pub async fn run_worker(
         },
     );
     let http = tokio::spawn(async move { ops.await });
-    worker::run(state.clone(), stopped).await;
+    worker::run(state.rag.clone(), stopped).await;
     let _ = http.await;
     state.db.close().await;
     Ok(())

@@ -8,11 +8,10 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
-use crate::rag::embed::Embedder;
-use crate::rag::providers::Llm;
-use crate::rag::vector::VectorStore;
+use crate::rag::Rag;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
+use crate::tenancy::TenantScope;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -21,21 +20,25 @@ pub struct Inner {
     pub config: Config,
     pub db: Db,
     pub jwt: JwtKeys,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub storage: Storage,
-    pub embedder: Arc<dyn Embedder>,
-    pub vectors: Arc<dyn VectorStore>,
-    /// Wakes the worker when a document is queued.
-    pub queue: Arc<tokio::sync::Notify>,
     pub limiter: Arc<dyn RateLimiter>,
-    /// `None`: answers are extractive.
-    pub llm: Option<Arc<dyn Llm>>,
     pub cache: Arc<dyn Cache>,
+    /// The pipeline (it shares the database, storage, metrics and cache above).
+    pub rag: Rag,
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         AppState(Arc::new(inner))
+    }
+}
+
+impl AppState {
+    /// Called by every write inside a tenant once it succeeded: what was cached about the tenant
+    /// is invalidated (see `crate::cache`).
+    pub async fn changed(&self, scope: &TenantScope) {
+        crate::cache::invalidate(self.cache.as_ref(), scope.tenant_id()).await;
     }
 }
 

@@ -11,12 +11,15 @@
 //! it (`--take-ownership`); every other install uses `crds.install=false`, so releases never
 //! compete for it. Everything else a release creates cluster-wide is named after the release.
 
-use oyl_e2e::{install_crd_and_rbac, kubeconfig_path, kubectl, operator_bin, repo_root, wait_for};
+use oyl_e2e::{
+    OperatorProcess, ScratchNamespace, install_crd_and_rbac, kubeconfig_path, kubectl,
+    random_suffix, repo_root, wait_for,
+};
 use serde::Deserialize;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const CHART: &str = "charts/oyl-operator";
@@ -134,12 +137,6 @@ fn ci_values_files() -> Vec<PathBuf> {
     files
 }
 
-fn random_suffix() -> String {
-    let mut b = [0u8; 3];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// (apiGroup, resource, verb) triples granted by RBAC rules; panics on wildcards.
 fn triples(rules: &[Value]) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
@@ -169,34 +166,8 @@ fn chart_rules(docs: &[Value]) -> Vec<Value> {
 
 /// A namespace for one test, deleted on drop; Pod Security `restricted` enforced (and warned
 /// about, so server-side dry runs of Deployments report violations).
-struct Ns(String);
-
-impl Ns {
-    fn new(prefix: &str) -> Self {
-        let name = format!("{prefix}-{}", random_suffix());
-        ok(&kubectl(&["create", "namespace", &name], None), "create ns");
-        ok(
-            &kubectl(
-                &[
-                    "label",
-                    "namespace",
-                    &name,
-                    "pod-security.kubernetes.io/enforce=restricted",
-                    "pod-security.kubernetes.io/warn=restricted",
-                    "oyl.dev/e2e=true",
-                ],
-                None,
-            ),
-            "label ns",
-        );
-        Self(name)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "namespace", &self.0, "--wait=false"], None);
-    }
+fn test_ns(prefix: &str) -> ScratchNamespace {
+    ScratchNamespace::create(prefix, &["pod-security.kubernetes.io/warn=restricted"])
 }
 
 /// A Helm release, uninstalled on drop (if the test did not uninstall it itself).
@@ -285,48 +256,15 @@ fn sa_kubeconfig(namespace: &str, sa: &str) -> PathBuf {
 
 /// The operator binary as a process, with the arguments and environment the chart's Deployment
 /// gives it (metrics on a free loopback port instead). Killed on drop.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Operator {
-    fn start(kubeconfig: &Path, args: &[String], pod_namespace: &str, pod_name: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut args: Vec<String> = args
-            .iter()
-            .filter(|a| !a.starts_with("--metrics-addr"))
-            .cloned()
-            .collect();
-        args.push(format!("--metrics-addr=127.0.0.1:{port}"));
-        let log = std::env::temp_dir().join(format!("oyl-chart-operator-{pod_name}.log"));
-        let child = Command::new(operator_bin())
-            .args(&args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAMESPACE", pod_namespace)
-            .env("POD_NAME", pod_name)
-            .env("RUST_LOG", "info,oyl_operator=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("operator binary starts");
-        Self { child, log }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn start_operator(
+    kubeconfig: &Path,
+    args: &[String],
+    pod_namespace: &str,
+    pod_name: &str,
+) -> OperatorProcess {
+    let env = [("POD_NAMESPACE", pod_namespace), ("POD_NAME", pod_name)];
+    let log = format!("oyl-chart-operator-{pod_name}.log");
+    OperatorProcess::spawn(kubeconfig, args, &env, &log)
 }
 
 /// The operator container's arguments in a rendered Deployment.
@@ -345,7 +283,7 @@ fn json_of(args: &[&str]) -> Option<serde_json::Value> {
 
 /// Applies the minimal sample into `namespace` and waits until the platform reports Ready=True
 /// for its current generation.
-async fn sample_becomes_ready(namespace: &str, op: &Operator) {
+async fn sample_becomes_ready(namespace: &str, op: &OperatorProcess) {
     let sample = read("config/samples/oylplatform-minimal.yaml");
     ok(
         &kubectl(&["apply", "-n", namespace, "-f", "-"], Some(&sample)),
@@ -912,7 +850,7 @@ fn chart_rbac_matches_the_reference_rbac() {
 #[test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 fn rendered_chart_passes_server_side_validation() {
-    let ns = Ns::new("chart-dryrun");
+    let ns = test_ns("chart-dryrun");
     let mut variants: Vec<Vec<String>> = vec![vec![]];
     for f in ci_values_files() {
         let mut v = vec!["-f".to_string(), f.to_str().unwrap().to_string()];
@@ -972,8 +910,8 @@ fn rendered_chart_passes_server_side_validation() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn install_test_and_reconcile_with_the_chart_rbac() {
     install_crd_and_rbac(&oyl_e2e::admin_client().await).await;
-    let rel_ns = Ns::new("chart-install");
-    let apps = Ns::new("chart-install-apps");
+    let rel_ns = test_ns("chart-install");
+    let apps = test_ns("chart-install-apps");
     let name = format!("oyl-{}", random_suffix());
     let (release, notes) = Release::install(
         &name,
@@ -1012,7 +950,7 @@ async fn install_test_and_reconcile_with_the_chart_rbac() {
     let mut args = operator_args(&docs);
     assert!(args.contains(&"--leader-elect".to_string()));
     args.push(format!("--namespace={}", apps.0));
-    let op = Operator::start(&kc, &args, &rel_ns.0, "chart-operator-0");
+    let op = start_operator(&kc, &args, &rel_ns.0, "chart-operator-0");
     sample_becomes_ready(&apps.0, &op).await;
     let lease = json_of(&[
         "get",
@@ -1035,9 +973,9 @@ async fn install_test_and_reconcile_with_the_chart_rbac() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn namespaced_mode_reconciles_with_only_a_role() {
     install_crd_and_rbac(&oyl_e2e::admin_client().await).await;
-    let rel_ns = Ns::new("chart-ns");
-    let apps = Ns::new("chart-ns-apps");
-    let other = Ns::new("chart-ns-other");
+    let rel_ns = test_ns("chart-ns");
+    let apps = test_ns("chart-ns-apps");
+    let other = test_ns("chart-ns-other");
     let name = format!("oyl-{}", random_suffix());
     let values = chart_dir().join("ci/namespaced-values.yaml");
     let watch = format!("watchNamespace={}", apps.0);
@@ -1064,7 +1002,7 @@ async fn namespaced_mode_reconciles_with_only_a_role() {
 
     let args = operator_args(&template(&name, &rel_ns.0, &extra));
     assert!(args.contains(&format!("--namespace={}", apps.0)));
-    let op = Operator::start(&kc, &args, &rel_ns.0, "chart-ns-operator-0");
+    let op = start_operator(&kc, &args, &rel_ns.0, "chart-ns-operator-0");
     sample_becomes_ready(&apps.0, &op).await;
 }
 
@@ -1074,8 +1012,8 @@ async fn namespaced_mode_reconciles_with_only_a_role() {
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn ha_values_run_two_replicas_with_one_leader() {
     install_crd_and_rbac(&oyl_e2e::admin_client().await).await;
-    let rel_ns = Ns::new("chart-ha");
-    let apps = Ns::new("chart-ha-apps");
+    let rel_ns = test_ns("chart-ha");
+    let apps = test_ns("chart-ha-apps");
     let name = format!("oyl-{}", random_suffix());
     let values = chart_dir().join("ci/ha-values.yaml");
     let extra = [
@@ -1115,12 +1053,12 @@ async fn ha_values_run_two_replicas_with_one_leader() {
         ])
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(String::from))
     };
-    let mut first = Operator::start(&kc, &args, &rel_ns.0, "ha-a");
+    let first = start_operator(&kc, &args, &rel_ns.0, "ha-a");
     wait_for(Duration::from_secs(30), "replica ha-a to lead", || async {
         (holder().await.as_deref() == Some("ha-a")).then_some(())
     })
     .await;
-    let second = Operator::start(&kc, &args, &rel_ns.0, "ha-b");
+    let second = start_operator(&kc, &args, &rel_ns.0, "ha-b");
     sample_becomes_ready(&apps.0, &first).await;
     assert_eq!(
         holder().await.as_deref(),
@@ -1156,7 +1094,7 @@ async fn ha_values_run_two_replicas_with_one_leader() {
 }
 
 /// Waits for Ready=True at the platform's current generation (after a spec change).
-async fn sample_generation_ready(namespace: &str, op: &Operator) {
+async fn sample_generation_ready(namespace: &str, op: &OperatorProcess) {
     let log = op.log.clone();
     wait_for(
         READY_TIMEOUT,
@@ -1198,7 +1136,7 @@ impl Drop for PrivateCrd {
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn crd_upgrade_and_uninstall_keep_the_crd_and_platforms() {
-    let ns = Ns::new("chart-crd");
+    let ns = test_ns("chart-crd");
     let suffix = random_suffix();
     let name = format!("oyl-crd-{suffix}");
     let group = format!("e2e{suffix}.oyl.dev");
@@ -1431,7 +1369,7 @@ async fn argocd_applications_are_valid_and_ordered() {
         "install Argo CD's Application CRD",
     );
     wait_established("applications.argoproj.io").await;
-    let ns = Ns::new("chart-argocd");
+    let ns = test_ns("chart-argocd");
     let mut apps = Vec::new();
     for file in [
         "config/argocd/root.yaml",

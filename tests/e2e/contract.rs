@@ -5,9 +5,10 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Probe, Secret};
 use oyl_e2e::{free_port, http, wait_for, workspace_bin};
-use oyl_operator::build::migrate::{Migration, Restore, Rollout};
-use oyl_operator::build::{self, Child, Credentials};
 use oyl_operator::crd::OylPlatform;
+use oyl_operator::desired::{self, Child, Credentials};
+use oyl_operator::kinds::Observed;
+use oyl_operator::rollout::{self, Migration, Restore, Rollout};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -104,7 +105,7 @@ fn probe_path(p: &Option<Probe>) -> String {
 async fn the_server_runs_with_exactly_what_the_operator_renders() {
     let p = platform();
     let credentials = Credentials::reuse_or_generate(None).unwrap();
-    let children = build::build(&p, &credentials, &Rollout::fresh()).unwrap();
+    let children = desired::children(&p, &credentials, &Rollout::fresh()).unwrap();
     let secret = children
         .iter()
         .find_map(|c| match c {
@@ -177,7 +178,7 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
     // The migration Job first, as an upgrade runs it: same env, the Job's arguments.
     let mut serving = p.clone();
     serving.spec.api.image = Some("ghcr.io/oyl-dev/oyl-server:0.0.9".into());
-    let old = build::build(&serving, &credentials, &Rollout::fresh()).unwrap();
+    let old = desired::children(&serving, &credentials, &Rollout::fresh()).unwrap();
     let old_deployment = old
         .iter()
         .find_map(|c| match c {
@@ -185,7 +186,11 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             _ => None,
         })
         .unwrap();
-    let rollout = Rollout::observe(&p, Some(&old_deployment), &[]);
+    let observed = Observed {
+        deployments: vec![old_deployment],
+        ..Observed::default()
+    };
+    let rollout = rollout::observe(&desired::rollout_targets(&p), &observed);
     assert_eq!(
         rollout,
         Rollout {
@@ -194,7 +199,7 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             restore: Restore::NotNeeded
         }
     );
-    let with_job = build::build(&p, &credentials, &rollout).unwrap();
+    let with_job = desired::children(&p, &credentials, &rollout).unwrap();
     let job = with_job
         .iter()
         .find_map(|c| match c {

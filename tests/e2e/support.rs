@@ -6,7 +6,7 @@
 //! control plane and runs them with `--include-ignored`.
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -106,10 +106,47 @@ pub fn kubectl_as(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Outp
     child.wait_with_output().unwrap()
 }
 
-fn random_suffix() -> String {
+/// A random hex suffix for the names a test creates.
+pub fn random_suffix() -> String {
     let mut b = [0u8; 3];
     getrandom::fill(&mut b).unwrap();
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A namespace for one test, `<prefix>-<random>`, deleted (in the background) on drop: Pod
+/// Security `restricted` enforced, labelled `oyl.dev/e2e=true` and with `extra_labels`.
+pub struct ScratchNamespace(pub String);
+
+impl ScratchNamespace {
+    pub fn create(prefix: &str, extra_labels: &[&str]) -> Self {
+        let name = format!("{prefix}-{}", random_suffix());
+        let created = kubectl(&["create", "namespace", &name], None);
+        assert!(
+            created.status.success(),
+            "create namespace {name}: {created:?}"
+        );
+        let mut label = vec![
+            "label",
+            "namespace",
+            &name,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "oyl.dev/e2e=true",
+        ];
+        label.extend_from_slice(extra_labels);
+        let labelled = kubectl(&label, None);
+        assert!(
+            labelled.status.success(),
+            "label namespace {name}: {labelled:?}"
+        );
+        Self(name)
+    }
+}
+
+impl Drop for ScratchNamespace {
+    fn drop(&mut self) {
+        // Background deletion; the garbage collector and kwok finish it.
+        let _ = kubectl(&["delete", "namespace", &self.0, "--wait=false"], None);
+    }
 }
 
 /// A namespace of its own for one test, labelled to enforce the `restricted` Pod Security
@@ -117,24 +154,17 @@ fn random_suffix() -> String {
 pub struct TestNamespace {
     pub name: String,
     pub client: Client,
+    _namespace: ScratchNamespace,
 }
 
 impl TestNamespace {
     pub async fn new(prefix: &str) -> Self {
         let client = admin_client().await;
-        let name = format!("{prefix}-{}", random_suffix());
-        let ns: Namespace = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "oyl.dev/e2e": "true",
-            }}
-        }))
-        .unwrap();
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
+        let namespace = ScratchNamespace::create(
+            prefix,
+            &["pod-security.kubernetes.io/enforce-version=latest"],
+        );
+        let name = namespace.0.clone();
         install_crd_and_rbac(&client).await;
         let sa: ServiceAccount =
             serde_json::from_value(serde_json::json!({"metadata": {"name": "oyl-operator"}}))
@@ -153,7 +183,11 @@ impl TestNamespace {
             .create(&PostParams::default(), &rb)
             .await
             .unwrap();
-        Self { name, client }
+        Self {
+            name,
+            client,
+            _namespace: namespace,
+        }
     }
 
     pub fn platforms(&self) -> Api<OylPlatform> {
@@ -197,14 +231,6 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Background deletion; the garbage collector and kwok finish it.
-        let _ = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(kubeconfig_path())
-            .args(["delete", "namespace", &self.name, "--wait=false"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
         let _ = std::fs::remove_file(
             std::env::temp_dir().join(format!("oyl-e2e-{}.kubeconfig", self.name)),
         );
@@ -247,41 +273,72 @@ pub async fn install_crd_and_rbac(client: &Client) {
         .unwrap();
 }
 
-/// The operator binary running as a process, watching one namespace. Killed on drop.
+/// The operator binary running as a process, its metrics on a free loopback port and its log
+/// in the temporary directory. Killed on drop.
 pub struct OperatorProcess {
     child: Child,
     pub metrics_port: u16,
+    pub log: PathBuf,
 }
 
 impl OperatorProcess {
+    /// `oyl-operator run`, watching one namespace.
     pub fn start(kubeconfig: &Path, namespace: &str) -> Self {
-        let metrics_port = free_port();
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("oyl-e2e-operator-{namespace}.log")),
+        let args = ["run", "--namespace", namespace].map(String::from);
+        Self::spawn(
+            kubeconfig,
+            &args,
+            &[],
+            &format!("oyl-e2e-operator-{namespace}.log"),
         )
-        .unwrap();
+    }
+
+    /// `oyl-operator` with `args` (a `--metrics-addr` among them is replaced) and `env`,
+    /// logging to `log_name` in the temporary directory.
+    pub fn spawn(kubeconfig: &Path, args: &[String], env: &[(&str, &str)], log_name: &str) -> Self {
+        let metrics_port = free_port();
+        let mut args: Vec<String> = args
+            .iter()
+            .filter(|a| !a.starts_with("--metrics-addr"))
+            .cloned()
+            .collect();
+        args.push(format!("--metrics-addr=127.0.0.1:{metrics_port}"));
+        let log = std::env::temp_dir().join(log_name);
         let child = Command::new(operator_bin())
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-            ])
+            .args(&args)
             .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,oyl_operator=debug")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("operator binary starts");
         Self {
             child,
             metrics_port,
+            log,
         }
     }
 
     /// The value of the first sample of `name` whose labels contain `label_part`, from the
     /// operator's /metrics endpoint.
+    /// The sum of every sample of a metric (all label values); 0 when it has none yet.
+    pub async fn metric_sum(&self, name: &str) -> Option<f64> {
+        tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .ok()?;
+        let (status, body) = http(self.metrics_port, "GET", "/metrics", &[], None).await;
+        (status == 200).then(|| {
+            body.lines()
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with([' ', '{']))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+    }
+
     pub async fn metric(&self, name: &str, label_part: &str) -> Option<f64> {
         // Not listening yet (starting) or gone: no sample.
         tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))

@@ -144,3 +144,16 @@ fn scripts_wait_times_out_with_the_reason() {
         "{err}"
     );
 }
+
+/// The vendored Swagger UI and ReDoc files are exactly what `server/assets/update.sh` fetched.
+#[test]
+fn vendored_docs_assets_match_their_checksums() {
+    let out = run(Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(repo_root().join("server/assets")));
+    let listed = ok(out, "sha256sum --check server/assets/SHA256SUMS");
+    assert!(
+        listed.contains("swagger-ui/") && listed.contains("redoc/"),
+        "{listed}"
+    );
+}

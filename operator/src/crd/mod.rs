@@ -5,6 +5,7 @@
 //! `kubectl explain`, and cross-field rules are CEL rules the API server enforces itself.
 
 mod defaults;
+pub mod rules;
 mod status;
 
 pub use status::*;
@@ -36,6 +37,7 @@ pub const GROUP: &str = "oyl.dev";
     namespaced,
     status = "OylPlatformStatus",
     derive = "PartialEq",
+    validation = rules::NAME_LENGTH.rule(),
     doc = "An Oyl multi-tenant RAG platform: the Oyl API, PostgreSQL, Redis and ChromaDB, kept in the declared state by the oyl-operator.",
     printcolumn(
         name = "Version",
@@ -206,7 +208,7 @@ pub enum PullPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct ApiServiceSpec {
     /// Service type.
-    #[serde(default = "defaults::service_type", rename = "type")]
+    #[serde(default, rename = "type")]
     pub type_: ServiceType,
 
     /// Service port; the container always listens on 8000.
@@ -220,8 +222,9 @@ pub struct ApiServiceSpec {
 }
 
 /// Kubernetes Service type.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ServiceType {
+    #[default]
     ClusterIP,
     NodePort,
     LoadBalancer,
@@ -230,9 +233,7 @@ pub enum ServiceType {
 /// HorizontalPodAutoscaler settings for the API.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas")
-    .message("minReplicas must be less than or equal to maxReplicas")
-    .field_path(".minReplicas"))]
+#[x_kube(validation = rules::MIN_NOT_ABOVE_MAX.rule())]
 pub struct AutoscalingSpec {
     /// Whether a HorizontalPodAutoscaler scales the API.
     #[serde(default = "defaults::enabled")]
@@ -263,9 +264,7 @@ pub struct AutoscalingSpec {
 /// Leave both unset for a managed instance with defaults.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
-    .message("managed and external are mutually exclusive: set one of them")
-    .field_path(".external"))]
+#[x_kube(validation = rules::MANAGED_OR_EXTERNAL.rule())]
 pub struct DatabaseSpec {
     /// Run the service inside the platform (the default when `external` is not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,9 +278,7 @@ pub struct DatabaseSpec {
 /// ChromaDB: managed by the operator, or external. Leave both unset for a managed instance.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("!(has(self.managed) && has(self.external))")
-    .message("managed and external are mutually exclusive: set one of them")
-    .field_path(".external"))]
+#[x_kube(validation = rules::MANAGED_OR_EXTERNAL.rule())]
 pub struct ChromaSpec {
     /// Run ChromaDB inside the platform (the default when `external` is not set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,8 +387,7 @@ pub struct PodOverrides {
 
     /// Extra labels on the pods. Labels under `app.kubernetes.io/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = kube::core::Rule::new("self.all(k, !k.startsWith('app.kubernetes.io/'))")
-        .message("labels under app.kubernetes.io/ are set by the operator"))]
+    #[x_kube(validation = rules::NO_RESERVED_LABELS.rule())]
     pub labels: BTreeMap<String, String>,
 
     /// Extra annotations on the pods.
@@ -497,6 +493,85 @@ impl ChromaSpec {
             (_, Some(_)) => None,
             (Some(m), None) => Some(m.clone()),
             (None, None) => Some(ManagedSpec::default()),
+        }
+    }
+}
+
+// Defaults of the spec types: the values serde fills in for a missing field.
+
+impl Default for OylPlatformSpec {
+    fn default() -> Self {
+        Self {
+            version: defaults::version(),
+            api: ApiSpec::default(),
+            worker: WorkerSpec::default(),
+            postgres: DatabaseSpec::default(),
+            redis: DatabaseSpec::default(),
+            chroma: ChromaSpec::default(),
+            backup: BackupSpec::default(),
+            storage: StorageSpec::default(),
+            restore: None,
+        }
+    }
+}
+
+impl Default for ApiSpec {
+    fn default() -> Self {
+        Self {
+            image: None,
+            image_pull_policy: None,
+            replicas: defaults::api_replicas(),
+            resources: None,
+            env: Vec::new(),
+            service: ApiServiceSpec::default(),
+            autoscaling: AutoscalingSpec::default(),
+            pod: PodOverrides::default(),
+            migration_timeout_seconds: defaults::migration_timeout(),
+        }
+    }
+}
+
+impl Default for ApiServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::default(),
+            port: defaults::api_port(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for AutoscalingSpec {
+    fn default() -> Self {
+        Self {
+            enabled: defaults::enabled(),
+            min_replicas: defaults::min_replicas(),
+            max_replicas: defaults::max_replicas(),
+            target_cpu_utilization_percentage: defaults::target_cpu(),
+            target_memory_utilization_percentage: None,
+        }
+    }
+}
+
+impl Default for BackupSpec {
+    fn default() -> Self {
+        Self {
+            enabled: defaults::enabled(),
+            schedule: defaults::backup_schedule(),
+            time_zone: None,
+            retention: defaults::backup_retention(),
+            suspend: false,
+            storage: VolumeSpec::default(),
+            s3: None,
+            pod: PodOverrides::default(),
+        }
+    }
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            retain_on_delete: defaults::enabled(),
         }
     }
 }

@@ -7,10 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
-use crate::auth::TenantAuth;
+use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::models::{Assistant, Instruction, ListResponse};
 use crate::state::AppState;
 
@@ -130,6 +130,7 @@ async fn create_assistant(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("Teammate"))?;
+    state.changed(&auth.scope).await;
     Ok((StatusCode::CREATED, Json(assistant)))
 }
 
@@ -197,6 +198,7 @@ async fn patch_assistant(
     } else {
         db::assistants::update(&state.db, &auth.scope, id, name, model).await?
     };
+    state.changed(&auth.scope).await;
     Ok(Json(
         assistant.ok_or_else(|| ApiError::not_found("Assistant"))?,
     ))
@@ -242,12 +244,14 @@ async fn delete_assistant(
         .remove_knowledge_base(auth.scope.tenant_id(), assistant.knowledge_base_id)
         .await;
     if let Err(e) = state
+        .rag
         .vectors
         .delete_knowledge_base(&auth.scope, assistant.knowledge_base_id)
         .await
     {
         tracing::warn!(assistant_id = %id, error = %e, "could not delete the knowledge base's vectors");
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,9 +262,11 @@ async fn upsert(
     body: &InstructionBody,
 ) -> ApiResult<Instruction> {
     let id = parse_id(id, "Assistant")?;
-    db::instructions::upsert(&state.db, &auth.scope, id, &body.system_prompt)
+    let instruction = db::instructions::upsert(&state.db, &auth.scope, id, &body.system_prompt)
         .await?
-        .ok_or_else(|| ApiError::not_found("Assistant"))
+        .ok_or_else(|| ApiError::not_found("Assistant"))?;
+    state.changed(&auth.scope).await;
+    Ok(instruction)
 }
 
 /// Set the assistant's system prompt (creates or replaces it).
@@ -355,5 +361,6 @@ async fn delete_instruction(
     if !db::instructions::delete(&state.db, &auth.scope, id).await? {
         return Err(ApiError::not_found("Instruction"));
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

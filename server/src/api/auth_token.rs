@@ -6,9 +6,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::api::extract::{ApiJson, Validate};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Validate};
 use crate::jwt::{Role, claims_for};
 use crate::state::AppState;
 

@@ -5,13 +5,15 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::api::extract::{Validate, check_name, double_option};
 use crate::db::Page;
 use crate::error::{ApiError, FieldError};
-use crate::extract::{Validate, check_name, double_option};
 use crate::models::ListResponse;
+use crate::provider::ProviderError;
+use crate::rag::RagError;
 
 /// The single `{..._id}` path parameter, still as text: handlers parse it with
-/// [`crate::extract::parse_id`], so a non-UUID id is a plain 404.
+/// [`crate::api::extract::parse_id`], so a non-UUID id is a plain 404.
 pub struct PathId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathId {
@@ -82,4 +84,30 @@ pub fn check_optional_name(
 /// The new name, trimmed, if one was given.
 pub fn new_name(value: &Option<Option<String>>) -> Option<&str> {
     value.as_ref().and_then(|v| v.as_deref()).map(str::trim)
+}
+
+/// A pipeline failure as the API reports it: a provider that timed out is a 504, one that is
+/// unavailable a 503.
+impl From<RagError> for ApiError {
+    fn from(e: RagError) -> Self {
+        match e {
+            RagError::NotFound(what) => ApiError::not_found(what),
+            RagError::NoAssistants => {
+                ApiError::NotFound("Teammate has no assistants to answer".into())
+            }
+            RagError::Provider {
+                what,
+                error: ProviderError::Timeout(_),
+            } => ApiError::GatewayTimeout(format!("The {what} provider timed out")),
+            RagError::Provider {
+                what,
+                error: ProviderError::Unavailable(_),
+            } => ApiError::ServiceUnavailable(format!("The {what} provider is unavailable")),
+            RagError::NothingEmbedded => {
+                ApiError::ServiceUnavailable("The embedding provider returned nothing".into())
+            }
+            RagError::Db(e) => e.into(),
+            RagError::Internal(e) => ApiError::Internal(e),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! An assistant's knowledge base: upload, processing, status, and the documents themselves.
 
 use axum::Json;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -12,22 +12,19 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::common::{PathId, page_of};
-use crate::auth::TenantAuth;
-use crate::db::{self, documents::NewDocument};
+use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
+use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
-use crate::models::{Assistant, Document, ListResponse};
+use crate::models::{Assistant, Document, DocumentStatus, ListResponse};
 use crate::rag::extract::{self as extraction, SUPPORTED};
-use crate::rag::pipeline::{ProcessDetail, extract_file, lease_until, process_claimed};
-use crate::rag::worker::wait_until_settled;
+use crate::rag::ingest::{self, Upload};
+use crate::rag::pipeline::{ProcessDetail, ProcessStatus};
 use crate::state::AppState;
-use crate::storage::Storage;
 
 /// Multipart framing around the file (boundaries, headers) allowed on top of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 pub const MAX_BATCH: usize = 100;
-/// How long process-batch waits for a document someone else is processing.
-const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     let upload_limit = usize::try_from(max_upload_bytes)
@@ -94,129 +91,110 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
     let assistant = assistant(&state, &auth, &id).await?;
-    let mut multipart = multipart.map_err(|_| {
+    let multipart = multipart.map_err(|_| {
         ApiError::validation(vec![FieldError::new(
             ["body"],
             "Expected multipart/form-data with a `file` field",
             "value_error",
         )])
     })?;
-    let max = state.config.max_upload_bytes;
-    let too_large =
-        || ApiError::PayloadTooLarge(format!("File larger than the limit of {max} bytes"));
-    let multipart_error = |e: axum::extract::multipart::MultipartError| {
+    let upload = receive_file(&state, &auth, assistant.knowledge_base_id, multipart).await?;
+    let document =
+        ingest::add_document(&state.rag, &auth.scope, assistant.knowledge_base_id, upload).await?;
+    state.changed(&auth.scope).await;
+    Ok((StatusCode::CREATED, Json(document)))
+}
+
+/// Writes the multipart field `file` to a temporary file of the knowledge base: 415 for a type
+/// that cannot be read, 413 past `MAX_UPLOAD_BYTES`, 422 when it is empty or missing.
+async fn receive_file(
+    state: &AppState,
+    auth: &TenantAuth,
+    knowledge_base_id: Uuid,
+    mut multipart: Multipart,
+) -> ApiResult<Upload> {
+    let limit = UploadLimit(state.config.max_upload_bytes);
+    let mut field = loop {
+        match multipart.next_field().await.map_err(|e| limit.error(e))? {
+            Some(field) if field.name() == Some("file") => break field,
+            Some(_) => {}
+            None => {
+                return Err(ApiError::validation(vec![FieldError::body(
+                    "file",
+                    "Field required",
+                    "missing",
+                )]));
+            }
+        }
+    };
+    let file_name = clean_file_name(field.file_name());
+    let content_type = field.content_type().map(str::to_string);
+    let kind = extraction::detect(&file_name, content_type.as_deref()).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!("Unsupported file type. Supported: {SUPPORTED}"))
+    })?;
+    let temp = state
+        .storage
+        .temp_path(auth.scope.tenant_id(), knowledge_base_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let size = match write_field(&mut field, &temp, limit).await {
+        Ok(0) => Err(ApiError::validation(vec![FieldError::body(
+            "file",
+            "The file is empty",
+            "value_error",
+        )])),
+        written => written,
+    };
+    if size.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    Ok(Upload {
+        temp,
+        file_name,
+        content_type,
+        kind,
+        size: size?,
+    })
+}
+
+/// `MAX_UPLOAD_BYTES`, and the errors of a body that goes past it or breaks off.
+#[derive(Clone, Copy)]
+struct UploadLimit(u64);
+
+impl UploadLimit {
+    fn too_large(self) -> ApiError {
+        ApiError::PayloadTooLarge(format!("File larger than the limit of {} bytes", self.0))
+    }
+
+    fn error(self, e: MultipartError) -> ApiError {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
+            self.too_large()
         } else {
             ApiError::BadRequest("Malformed multipart body".into())
         }
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        let file_name = clean_file_name(field.file_name());
-        let content_type = field.content_type().map(str::to_string);
-        let kind = extraction::detect(&file_name, content_type.as_deref()).ok_or_else(|| {
-            ApiError::UnsupportedMediaType(format!("Unsupported file type. Supported: {SUPPORTED}"))
-        })?;
-        let tenant_id = auth.scope.tenant_id();
-        let temp = state
-            .storage
-            .temp_path(tenant_id, assistant.knowledge_base_id)
-            .await
-            .map_err(ApiError::internal)?;
-        let mut file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(ApiError::internal)?;
-        let mut size: u64 = 0;
-        let written: ApiResult<()> = async {
-            while let Some(bytes) = field.chunk().await.map_err(multipart_error)? {
-                size += bytes.len() as u64;
-                if size > max {
-                    return Err(too_large());
-                }
-                file.write_all(&bytes).await.map_err(ApiError::internal)?;
-            }
-            file.flush().await.map_err(ApiError::internal)?;
-            file.sync_all().await.map_err(ApiError::internal)?;
-            Ok(())
-        }
-        .await;
-        drop(file);
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e);
-        }
-        if size == 0 {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(ApiError::validation(vec![FieldError::body(
-                "file",
-                "The file is empty",
-                "value_error",
-            )]));
-        }
-        let document_id = db::new_id();
-        let key = Storage::key(tenant_id, assistant.knowledge_base_id, document_id);
-        let final_path = state.storage.path(&key).map_err(ApiError::internal)?;
-        tokio::fs::rename(&temp, &final_path)
-            .await
-            .map_err(ApiError::internal)?;
-        let created = db::documents::create(
-            &state.db,
-            &auth.scope,
-            NewDocument {
-                id: document_id,
-                knowledge_base_id: assistant.knowledge_base_id,
-                file_name: &file_name,
-                file_type: kind.as_str(),
-                content_type: content_type.as_deref().unwrap_or(kind.mime()),
-                size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-                storage_key: &key,
-            },
-        )
-        .await;
-        return match created {
-            Ok(Some(document)) => {
-                // Extract the text now (the contract: store, extract, queue), so processing never
-                // needs this replica's disk. A parser failure marks the document `failed`.
-                let extracted = extract_file(kind, final_path).await;
-                db::documents::set_extraction(
-                    &state.db,
-                    &auth.scope,
-                    document.id,
-                    extracted.as_deref().map_err(String::as_str),
-                )
-                .await?;
-                match &extracted {
-                    Ok(text) => {
-                        tracing::info!(document_id = %document.id, size, chars = text.chars().count(), file_type = kind.as_str(), "document uploaded and queued");
-                        state.queue.notify_one();
-                    }
-                    Err(reason) => {
-                        tracing::info!(document_id = %document.id, size, file_type = kind.as_str(), %reason, "document uploaded; extraction failed");
-                    }
-                }
-                let document = db::documents::get(&state.db, &auth.scope, document.id)
-                    .await?
-                    .unwrap_or(document);
-                Ok((StatusCode::CREATED, Json(document)))
-            }
-            Ok(None) => {
-                state.storage.remove(&key).await;
-                Err(ApiError::not_found("Assistant"))
-            }
-            Err(e) => {
-                state.storage.remove(&key).await;
-                Err(e.into())
-            }
-        };
     }
-    Err(ApiError::validation(vec![FieldError::body(
-        "file",
-        "Field required",
-        "missing",
-    )]))
+}
+
+/// Streams the field into a new file at `path` (synced), up to the limit; its size.
+async fn write_field(
+    field: &mut Field<'_>,
+    path: &std::path::Path,
+    limit: UploadLimit,
+) -> ApiResult<u64> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut size: u64 = 0;
+    while let Some(bytes) = field.chunk().await.map_err(|e| limit.error(e))? {
+        size += bytes.len() as u64;
+        if size > limit.0 {
+            return Err(limit.too_large());
+        }
+        file.write_all(&bytes).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(size)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -262,82 +240,19 @@ async fn process_batch(
     OptionalJson(body): OptionalJson<ProcessBatchRequest>,
 ) -> ApiResult<Json<ProcessBatchResponse>> {
     let assistant = assistant(&state, &auth, &id).await?;
-    let all =
-        db::documents::all_in_knowledge_base(&state.db, &auth.scope, assistant.knowledge_base_id)
-            .await?;
-    let mut details = Vec::new();
-    // What to process: every pending document, or exactly the named ones (then failed and
-    // completed ones are processed again).
-    let (targets, reprocess): (Vec<Uuid>, bool) = match &body.document_ids {
-        None => (
-            all.iter()
-                .filter(|d| d.processed_status == "pending")
-                .map(|d| d.id)
-                .collect(),
-            false,
-        ),
-        Some(ids) => {
-            let mut unique = Vec::new();
-            for id in ids {
-                if unique.contains(id) {
-                    continue;
-                }
-                unique.push(*id);
-                if !all.iter().any(|d| d.id == *id) {
-                    details.push(ProcessDetail {
-                        document_id: *id,
-                        file_name: None,
-                        status: "not_found".into(),
-                        chunks: 0,
-                        error: Some("Document not found in this knowledge base".into()),
-                    });
-                }
-            }
-            unique.retain(|id| all.iter().any(|d| d.id == *id));
-            (unique, true)
-        }
-    };
-    for id in targets {
-        let claim_id = Uuid::new_v4();
-        match db::documents::claim(
-            &state.db,
-            &auth.scope,
-            id,
-            reprocess,
-            claim_id,
-            lease_until(&state),
-        )
-        .await?
-        {
-            Some(claimed) => details.push(process_claimed(&state, &claimed, claim_id).await),
-            None => {
-                // The worker (or another request) has it: report how it ends.
-                let settled = wait_until_settled(&state, &auth.scope, id, SETTLE_TIMEOUT).await;
-                details.push(match settled {
-                    Some(doc) => ProcessDetail {
-                        document_id: doc.id,
-                        chunks: doc.chunk_count,
-                        error: doc.error.clone(),
-                        status: doc.processed_status.clone(),
-                        file_name: Some(doc.file_name),
-                    },
-                    None => ProcessDetail {
-                        document_id: id,
-                        file_name: None,
-                        status: "not_found".into(),
-                        chunks: 0,
-                        error: Some("Document deleted while processing".into()),
-                    },
-                });
-            }
-        }
-    }
-    // Report in the order asked for (not-found entries were added first).
-    if let Some(ids) = &body.document_ids {
-        details.sort_by_key(|d| ids.iter().position(|id| *id == d.document_id));
-    }
-    let processed = details.iter().filter(|d| d.status == "completed").count() as i64;
-    let failed = details.iter().filter(|d| d.status == "failed").count() as i64;
+    let details = ingest::process_batch(
+        &state.rag,
+        &auth.scope,
+        assistant.knowledge_base_id,
+        body.document_ids.as_deref(),
+    )
+    .await?;
+    let count = |s: ProcessStatus| details.iter().filter(|d| d.status == s).count() as i64;
+    let (processed, failed) = (
+        count(ProcessStatus::Completed),
+        count(ProcessStatus::Failed),
+    );
+    state.changed(&auth.scope).await;
     Ok(Json(ProcessBatchResponse {
         processed,
         failed,
@@ -373,15 +288,16 @@ async fn status(
     let documents =
         db::documents::all_in_knowledge_base(&state.db, &auth.scope, assistant.knowledge_base_id)
             .await?;
-    let count = |s: &str| documents.iter().filter(|d| d.processed_status == s).count() as i64;
+    let count =
+        |s: DocumentStatus| documents.iter().filter(|d| d.processed_status == s).count() as i64;
     Ok(Json(KnowledgeStatus {
         assistant_id: assistant.id,
         knowledge_base_id: assistant.knowledge_base_id,
         total: documents.len() as i64,
-        pending: count("pending"),
-        processing: count("processing"),
-        completed: count("completed"),
-        failed: count("failed"),
+        pending: count(DocumentStatus::Pending),
+        processing: count(DocumentStatus::Processing),
+        completed: count(DocumentStatus::Completed),
+        failed: count(DocumentStatus::Failed),
         documents,
     }))
 }
@@ -453,6 +369,7 @@ async fn patch_document(
     let doc = db::documents::rename(&state.db, &auth.scope, id, &name)
         .await?
         .ok_or_else(|| ApiError::not_found("Document"))?;
+    state.changed(&auth.scope).await;
     Ok(Json(doc))
 }
 
@@ -490,11 +407,13 @@ async fn delete_document(
         .ok_or_else(|| ApiError::not_found("Document"))?;
     state.storage.remove(&doc.storage_key).await;
     if let Err(e) = state
+        .rag
         .vectors
         .delete_document(&auth.scope, doc.knowledge_base_id, doc.id)
         .await
     {
         tracing::warn!(document_id = %doc.id, error = %e, "could not delete the document's vectors");
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

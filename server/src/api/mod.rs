@@ -17,17 +17,20 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::{Config, CorsOrigins, LIVENESS_PATH, READINESS_PATH};
+use crate::config::{CorsOrigins, LIVENESS_PATH, READINESS_PATH};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod assistants;
+pub mod auth;
 pub mod auth_token;
 pub mod common;
 pub mod docs;
+pub mod extract;
 pub mod knowledge;
 pub mod ops;
 pub mod query;
+pub mod ratelimit;
 pub mod teammates;
 pub mod tenants;
 pub mod workspaces;
@@ -78,30 +81,32 @@ impl Modify for SecuritySchemes {
     }
 }
 
-fn api_router(config: &Config) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(ops::router())
-        .merge(auth_token::router())
+/// Every route, with the OpenAPI document they make up. Routes that act inside a tenant go
+/// through the tenant layer (authentication, then the tenant's rate limit).
+fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
+    let tenant_routes = OpenApiRouter::new()
         .merge(tenants::router())
         .merge(workspaces::router())
         .merge(teammates::router())
         .merge(assistants::router())
-        .merge(knowledge::router(config.max_upload_bytes))
+        .merge(knowledge::router(state.config.max_upload_bytes))
         .merge(query::router())
-}
-
-/// The OpenAPI document as served at `/openapi.json`.
-pub fn openapi(config: &Config) -> OpenApiDoc {
-    let (_, mut doc) = api_router(config).split_for_parts();
-    doc.info.title = config.app_name.clone();
-    doc.info.version = config.app_version.clone();
-    doc
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::tenant_layer,
+        ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(auth_token::router())
+        .merge(tenants::admin_router())
+        .merge(tenant_routes)
 }
 
 pub fn build_router(state: AppState) -> Router {
     let config = &state.config;
-    let (router, _) = api_router(config).split_for_parts();
-    let doc = openapi(config);
+    let (router, mut doc) = api_router(&state).split_for_parts();
+    doc.info.title = config.app_name.clone();
+    doc.info.version = config.app_version.clone();
     let json = doc.to_json().expect("the OpenAPI document serialises");
     router
         .merge(docs::router(&config.app_name, json))
@@ -220,20 +225,6 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         subject = tracing::field::Empty,
     );
     span.in_scope(|| tracing::debug!("request started"));
-    // Writes inside a tenant invalidate its cached metadata (see `crate::cache`).
-    // (Queries are POSTs that change nothing.)
-    let mutating = matches!(
-        method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !route_label.ends_with("/query");
-    let tenant = if mutating {
-        req.headers()
-            .get(crate::auth::TENANT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| uuid::Uuid::parse_str(v.trim()).ok())
-    } else {
-        None
-    };
     let in_flight = InFlight::start(&state.metrics.http_in_flight);
     let timeout = state.config.request_timeout;
     let mut response = match tokio::time::timeout(timeout, next.run(req).instrument(span.clone()))
@@ -246,12 +237,6 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         }
     };
     drop(in_flight);
-    if let Some(tenant) = tenant
-        && response.status().is_success()
-        && let Err(e) = crate::cache::bump(state.cache.as_ref(), tenant).await
-    {
-        span.in_scope(|| tracing::warn!(error = %e, "could not invalidate the cache"));
-    }
     let elapsed = start.elapsed();
     let status = response.status();
     state.metrics.observe_request(

@@ -68,7 +68,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         None
     };
-    let chroma = match state.vectors.health() {
+    let chroma = match state.rag.vectors.health() {
         Some(check) => Some(match tokio::time::timeout(timeout, check).await {
             Ok(Ok(())) => "ok".to_string(),
             Ok(Err(e)) => format!("unreachable: {e}"),
@@ -128,7 +128,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&state.db),
+        state.metrics.render(state.db.pool_stats()),
     )
         .into_response()
 }

@@ -11,12 +11,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::common::PathId;
-use crate::auth::{TenantAuth, TenantScope};
-use crate::db;
-use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Validate, parse_id};
-use crate::orchestration::{self, Strategy};
-use crate::rag::answer::{AssistantAnswer, Source, answer_with, query_tags};
+use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Validate, parse_id};
+use crate::error::{ApiResult, ErrorBody, FieldError, ValidationErrorBody};
+use crate::orchestration::Strategy;
+use crate::rag::answer::{AssistantAnswer, Source};
+use crate::rag::query::{self as service, Question};
 use crate::state::AppState;
 
 pub const MAX_QUERY_CHARS: usize = 10_000;
@@ -97,170 +97,26 @@ async fn query_teammate(
     ApiJson(body): ApiJson<QueryRequest>,
 ) -> ApiResult<Json<QueryResponse>> {
     let started = Instant::now();
-    let id = parse_id(&id, "Teammate")?;
-    let TeammateBundle {
-        teammate,
-        assistants,
-        prompts,
-    } = load_teammate(&state, &auth.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Teammate"))?;
-    let plan = orchestration::parse(teammate.orchestration_config.as_ref().map(|j| &j.0));
-    let selected = plan.select(&assistants);
-    if selected.is_empty() {
-        return Err(ApiError::NotFound(
-            "Teammate has no assistants to answer".into(),
-        ));
-    }
-    let query = body.query.trim().to_string();
-    let reasoning = body.mode == Mode::Reasoning;
-    let responses: Vec<AssistantAnswer> = match plan.strategy {
-        Strategy::Parallel => {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (index, (assistant, weight)) in selected.iter().enumerate() {
-                let (state, scope, assistant, weight, query) = (
-                    state.clone(),
-                    auth.scope,
-                    (*assistant).clone(),
-                    *weight,
-                    query.clone(),
-                );
-                let prompt = prompts.get(&assistant.id).cloned();
-                tasks.spawn(async move {
-                    (
-                        index,
-                        answer_with(
-                            &state,
-                            &scope,
-                            &assistant,
-                            weight,
-                            &query,
-                            reasoning,
-                            prompt.as_deref(),
-                        )
-                        .await,
-                    )
-                });
-            }
-            let mut results = Vec::new();
-            while let Some(joined) = tasks.join_next().await {
-                let (index, answer) = joined.map_err(ApiError::internal)?;
-                results.push((index, answer?));
-            }
-            results.sort_by_key(|(i, _)| *i);
-            results.into_iter().map(|(_, a)| a).collect()
-        }
-        Strategy::Weighted | Strategy::Sequential => {
-            let mut results = Vec::new();
-            for (assistant, weight) in &selected {
-                let prompt = prompts.get(&assistant.id).map(String::as_str);
-                results.push(
-                    answer_with(
-                        &state,
-                        &auth.scope,
-                        assistant,
-                        *weight,
-                        &query,
-                        reasoning,
-                        prompt,
-                    )
-                    .await?,
-                );
-            }
-            results
-        }
-    };
-    let result = match plan.strategy {
-        Strategy::Weighted => responses[0].answer.clone(),
-        _ => responses
-            .iter()
-            .map(|r| r.answer.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    };
-    let mut sources: Vec<Source> = responses
-        .iter()
-        .flat_map(|r| r.sources.iter().cloned())
-        .collect();
-    sources.sort_by(|a, b| b.score.total_cmp(&a.score));
-    sources.truncate(state.config.max_retrieved_chunks);
-    Ok(Json(QueryResponse {
-        teammate_id: teammate.id,
-        query_tags: query_tags(&query),
+    let teammate_id = parse_id(&id, "Teammate")?;
+    let query = body.query.trim();
+    let question = Question {
+        teammate_id,
         query,
-        strategy: plan.strategy,
-        selected_assistant_ids: selected.iter().map(|(a, _)| a.id).collect(),
-        answer: result.clone(),
-        result,
+        reasoning: body.mode == Mode::Reasoning,
+    };
+    let answered = service::ask(&state.rag, &auth.scope, question).await?;
+    Ok(Json(QueryResponse {
+        teammate_id: answered.teammate_id,
+        query_tags: answered.query_tags,
+        query: query.to_string(),
+        strategy: answered.strategy,
+        selected_assistant_ids: answered.selected_assistant_ids,
+        answer: answered.result.clone(),
+        result: answered.result,
         mode: body.mode,
-        model: responses[0].model.clone(),
-        sources,
-        responses,
+        model: answered.model,
+        sources: answered.sources,
+        responses: answered.responses,
         processing_time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
-}
-
-/// What a query needs about a teammate, cached (see `crate::cache`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TeammateBundle {
-    teammate: crate::models::Teammate,
-    assistants: Vec<crate::models::Assistant>,
-    prompts: std::collections::HashMap<Uuid, String>,
-}
-
-async fn load_teammate(
-    state: &AppState,
-    scope: &TenantScope,
-    id: Uuid,
-) -> ApiResult<Option<TeammateBundle>> {
-    let cache = state.cache.as_ref();
-    let lookups = &state.metrics.cache_lookups;
-    let key = match crate::cache::generation(cache, scope.tenant_id()).await {
-        Ok(generation) => Some(crate::cache::key(
-            scope.tenant_id(),
-            generation,
-            &format!("teammate:{id}"),
-        )),
-        Err(e) => {
-            lookups.with_label_values(&["error"]).inc();
-            tracing::warn!(error = %e, "cache unavailable: reading the database");
-            None
-        }
-    };
-    if let Some(key) = &key {
-        match cache.get(key).await {
-            Ok(Some(json)) => {
-                if let Ok(bundle) = serde_json::from_str::<TeammateBundle>(&json) {
-                    lookups.with_label_values(&["hit"]).inc();
-                    return Ok(Some(bundle));
-                }
-                lookups.with_label_values(&["error"]).inc();
-            }
-            Ok(None) => lookups.with_label_values(&["miss"]).inc(),
-            Err(e) => {
-                lookups.with_label_values(&["error"]).inc();
-                tracing::warn!(error = %e, "cache unavailable: reading the database");
-            }
-        }
-    }
-    let Some(teammate) = db::teammates::get(&state.db, scope, id).await? else {
-        return Ok(None);
-    };
-    let assistants = db::assistants::all_for_teammate(&state.db, scope, id).await?;
-    let prompts = db::instructions::for_teammate(&state.db, scope, id)
-        .await?
-        .into_iter()
-        .collect();
-    let bundle = TeammateBundle {
-        teammate,
-        assistants,
-        prompts,
-    };
-    if let Some(key) = key
-        && let Ok(json) = serde_json::to_string(&bundle)
-        && let Err(e) = cache.set(&key, json, crate::cache::TTL).await
-    {
-        tracing::warn!(error = %e, "could not fill the cache");
-    }
-    Ok(Some(bundle))
 }

@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
-use crate::auth::TenantAuth;
+use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
 use crate::models::{ListResponse, Teammate};
 use crate::orchestration;
 use crate::state::AppState;
@@ -89,6 +89,7 @@ async fn create_teammate(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("Workspace"))?;
+    state.changed(&auth.scope).await;
     Ok((StatusCode::CREATED, Json(teammate)))
 }
 
@@ -155,6 +156,7 @@ async fn patch_teammate(
     } else {
         db::teammates::update(&state.db, &auth.scope, id, name, body.orchestration_config).await?
     };
+    state.changed(&auth.scope).await;
     Ok(Json(
         teammate.ok_or_else(|| ApiError::not_found("Teammate"))?,
     ))
@@ -199,9 +201,15 @@ async fn delete_teammate(
             .storage
             .remove_knowledge_base(auth.scope.tenant_id(), kb)
             .await;
-        if let Err(e) = state.vectors.delete_knowledge_base(&auth.scope, kb).await {
+        if let Err(e) = state
+            .rag
+            .vectors
+            .delete_knowledge_base(&auth.scope, kb)
+            .await
+        {
             tracing::warn!(knowledge_base_id = %kb, error = %e, "could not delete the knowledge base's vectors");
         }
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,17 +6,23 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
-use crate::auth::{AdminAuth, TenantAuth};
+use crate::api::auth::{AdminAuth, TenantAuth};
+use crate::api::extract::{ApiJson, Pagination, parse_id};
+use crate::cache;
 use crate::db::{self, tenants::WriteError};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, parse_id};
 use crate::models::{ListResponse, Tenant, TenantCreated};
 use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
+/// The tenant collection (admin token, outside any tenant).
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_tenant, list_tenants))
+}
+
+/// One tenant (inside it).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_tenant, list_tenants))
-        .routes(routes!(get_tenant, patch_tenant, put_tenant, delete_tenant))
+    OpenApiRouter::new().routes(routes!(get_tenant, patch_tenant, put_tenant, delete_tenant))
 }
 
 fn duplicate(err: WriteError) -> ApiError {
@@ -106,31 +112,24 @@ async fn get_tenant(
         .into_response())
 }
 
-/// The tenant's JSON through the metadata cache (invalidated by every write inside the tenant,
-/// see `crate::cache`), served as cached: a hit neither parses nor serialises the tenant. The
-/// database on a miss or when the cache fails.
-async fn cached_tenant_json(
-    state: &AppState,
-    scope: &crate::auth::TenantScope,
-) -> ApiResult<Option<String>> {
-    let cache = state.cache.as_ref();
-    let key = crate::cache::generation(cache, scope.tenant_id())
-        .await
-        .ok()
-        .map(|g| crate::cache::key(scope.tenant_id(), g, "tenant"));
-    if let Some(key) = &key
-        && let Ok(Some(json)) = cache.get(key).await
-    {
-        return Ok(Some(json));
-    }
-    let Some(tenant) = db::tenants::get(&state.db, scope).await? else {
-        return Ok(None);
-    };
-    let json = serde_json::to_string(&tenant).map_err(|e| ApiError::Internal(e.into()))?;
-    if let Some(key) = key {
-        let _ = cache.set(&key, json.clone(), crate::cache::TTL).await;
-    }
-    Ok(Some(json))
+/// The tenant's JSON through the metadata cache (see `crate::cache`), served as cached: a hit
+/// neither parses nor serialises the tenant.
+async fn cached_tenant_json(state: &AppState, scope: &TenantScope) -> ApiResult<Option<String>> {
+    cache::get_or_load(
+        state.cache.as_ref(),
+        &state.metrics.tenant_cache_lookups,
+        scope.tenant_id(),
+        "tenant",
+        || async {
+            match db::tenants::get(&state.db, scope).await? {
+                Some(tenant) => Ok(Some(
+                    serde_json::to_string(&tenant).map_err(ApiError::internal)?,
+                )),
+                None => Ok(None),
+            }
+        },
+    )
+    .await
 }
 
 /// Rename a tenant.
@@ -153,6 +152,7 @@ async fn patch_tenant(
             .map_err(duplicate)?,
         None => db::tenants::get(&state.db, &auth.scope).await?,
     };
+    state.changed(&auth.scope).await;
     Ok(Json(tenant.ok_or_else(|| ApiError::not_found("Tenant"))?))
 }
 
@@ -194,9 +194,10 @@ async fn delete_tenant(
         return Err(ApiError::not_found("Tenant"));
     }
     state.storage.remove_tenant(auth.scope.tenant_id()).await;
-    if let Err(e) = state.vectors.delete_tenant(&auth.scope).await {
+    if let Err(e) = state.rag.vectors.delete_tenant(&auth.scope).await {
         tracing::warn!(error = %e, "could not delete the tenant's vectors");
     }
     tracing::info!(tenant_id = %auth.scope.tenant_id(), "tenant deleted");
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

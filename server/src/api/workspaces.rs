@@ -5,10 +5,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
-use crate::auth::TenantAuth;
+use crate::api::auth::TenantAuth;
+use crate::api::extract::{ApiJson, Pagination, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
-use crate::extract::{ApiJson, Pagination, parse_id};
 use crate::models::{ListResponse, Workspace};
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ async fn create_workspace(
     let workspace = db::workspaces::create(&state.db, &auth.scope, body.name.trim())
         .await?
         .ok_or_else(|| ApiError::not_found("Tenant"))?;
+    state.changed(&auth.scope).await;
     Ok((StatusCode::CREATED, Json(workspace)))
 }
 
@@ -104,6 +105,7 @@ async fn patch_workspace(
         Some(name) => db::workspaces::rename(&state.db, &auth.scope, id, name).await?,
         None => db::workspaces::get(&state.db, &auth.scope, id).await?,
     };
+    state.changed(&auth.scope).await;
     Ok(Json(
         workspace.ok_or_else(|| ApiError::not_found("Workspace"))?,
     ))
@@ -149,9 +151,15 @@ async fn delete_workspace(
             .storage
             .remove_knowledge_base(auth.scope.tenant_id(), kb)
             .await;
-        if let Err(e) = state.vectors.delete_knowledge_base(&auth.scope, kb).await {
+        if let Err(e) = state
+            .rag
+            .vectors
+            .delete_knowledge_base(&auth.scope, kb)
+            .await
+        {
             tracing::warn!(knowledge_base_id = %kb, error = %e, "could not delete the knowledge base's vectors");
         }
     }
+    state.changed(&auth.scope).await;
     Ok(StatusCode::NO_CONTENT)
 }

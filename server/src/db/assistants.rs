@@ -1,8 +1,8 @@
 use uuid::Uuid;
 
 use super::{Db, Page, new_id, now};
-use crate::auth::TenantScope;
 use crate::models::Assistant;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 const SELECT: &str = "SELECT a.id, a.tenant_id, a.teammate_id, kb.id AS knowledge_base_id, a.name, a.model, \

@@ -2,8 +2,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Db, Page, now};
-use crate::auth::TenantScope;
-use crate::models::Document;
+use crate::models::{Document, DocumentStatus};
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 const COLUMNS: &str = "id, tenant_id, knowledge_base_id, file_name, file_type, content_type, size_bytes, \
@@ -144,8 +144,8 @@ pub async fn set_extraction(
     result: Result<&str, &str>,
 ) -> Result<bool, sqlx::Error> {
     let (content, status, error) = match result {
-        Ok(text) => (Some(text), "pending", None),
-        Err(e) => (None, "failed", Some(e)),
+        Ok(text) => (Some(text), DocumentStatus::Pending, None),
+        Err(e) => (None, DocumentStatus::Failed, Some(e)),
     };
     with_pool!(db, pool => {
         sqlx::query(
@@ -155,7 +155,7 @@ pub async fn set_extraction(
         .bind(id)
         .bind(scope.tenant_id())
         .bind(content)
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(now())
         .execute(pool)
@@ -259,7 +259,7 @@ pub async fn finish(
     db: &Db,
     id: Uuid,
     claim_id: Uuid,
-    status: &str,
+    status: DocumentStatus,
     error: Option<&str>,
     chunk_count: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -270,7 +270,7 @@ pub async fn finish(
         )
         .bind(id)
         .bind(claim_id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(error)
         .bind(chunk_count)
         .bind(now())

@@ -1,8 +1,8 @@
 use uuid::Uuid;
 
 use super::{Db, new_id, now};
-use crate::auth::TenantScope;
 use crate::models::Instruction;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 /// Creates or replaces the assistant's system prompt; `None` when there is no such assistant.

@@ -4,7 +4,7 @@
 //! no `DATABASE_URL` at build time). The SQL is written once in the portable subset both engines
 //! understand (`$1` placeholders, `RETURNING`, `ON CONFLICT`); the [`with_pool!`] macro runs the
 //! same code against whichever pool is configured. Every repository function of a tenant-owned
-//! resource takes a [`TenantScope`](crate::auth::TenantScope) and filters on it.
+//! resource takes a [`TenantScope`](crate::tenancy::TenantScope) and filters on it.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -38,25 +38,6 @@ macro_rules! with_pool {
         match $db.pool() {
             $crate::db::Pool::Postgres($pool) => $body,
             $crate::db::Pool::Sqlite($pool) => $body,
-        }
-    };
-}
-
-/// Implements `sqlx::FromRow` for both backends by reading each field by column name.
-#[macro_export]
-macro_rules! impl_from_row {
-    ($ty:ident { $($field:ident),* $(,)? }) => {
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::postgres::PgRow> for $ty {
-            fn from_row(row: &'r ::sqlx::postgres::PgRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
-        }
-        impl<'r> ::sqlx::FromRow<'r, ::sqlx::sqlite::SqliteRow> for $ty {
-            fn from_row(row: &'r ::sqlx::sqlite::SqliteRow) -> ::sqlx::Result<Self> {
-                use ::sqlx::Row as _;
-                Ok(Self { $($field: row.try_get(stringify!($field))?),* })
-            }
         }
     };
 }
@@ -166,7 +147,12 @@ fn migrator(backend: Backend) -> Migrator {
             )
         })
         .collect();
-    Migrator::with_migrations(migrations)
+    let mut migrator = Migrator::with_migrations(migrations);
+    // A database migrated by a newer release (a rollback, or an older pod the HPA adds during a
+    // rollout) has versions this binary does not know: they are expected to be compatible
+    // (expand, then contract in a later release), so they do not stop this binary.
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
 /// Is this a SQLite URL naming an in-memory database?
@@ -254,10 +240,53 @@ impl Db {
     /// Applies pending migrations (idempotent; PostgreSQL takes an advisory lock, so concurrent
     /// replicas and the migration Job do not race).
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let unknown = self.unknown_applied_migrations().await.unwrap_or_default();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                versions = ?unknown,
+                "the database has migrations from a newer release; running with them"
+            );
+        }
         let migrator = migrator(self.backend());
         with_pool!(self, pool => migrator.run(pool).await)
             .context("applying database migrations")?;
         Ok(())
+    }
+
+    /// Waits until the database answers, retrying every 2 s for up to `wait` (a fresh
+    /// PostgreSQL may still be running `initdb`); the last error after that.
+    pub async fn wait_until_reachable(&self, wait: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "database not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("database unreachable for {} s", wait.as_secs()));
+                }
+            }
+        }
+    }
+
+    /// Versions applied to the database that this binary does not embed (from a newer release).
+    pub async fn unknown_applied_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
+        let applied: Vec<i64> = match with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(pool).await
+        }) {
+            Ok(versions) => versions,
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        let known: Vec<i64> = migration_list(self.backend())
+            .iter()
+            .map(|(v, _, _)| *v)
+            .collect();
+        Ok(applied.into_iter().filter(|v| !known.contains(v)).collect())
     }
 
     /// Versions that are embedded but not (successfully) applied. `Err` when the database cannot

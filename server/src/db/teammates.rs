@@ -3,8 +3,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Db, Page, new_id, now};
-use crate::auth::TenantScope;
 use crate::models::Teammate;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 /// Creates a teammate in a workspace of the scoped tenant; `None` when there is no such workspace.

@@ -1,8 +1,9 @@
 use uuid::Uuid;
 
 use super::{Db, Page, is_unique_violation, new_id, now};
-use crate::auth::{TenantScope, generate_api_key, hash_api_key};
+use crate::keys::{generate_api_key, hash_api_key};
 use crate::models::Tenant;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 #[derive(Debug)]

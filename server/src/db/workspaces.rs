@@ -1,8 +1,8 @@
 use uuid::Uuid;
 
 use super::{Db, Page, new_id, now};
-use crate::auth::TenantScope;
 use crate::models::Workspace;
+use crate::tenancy::TenantScope;
 use crate::with_pool;
 
 /// Creates a workspace in the scoped tenant; `None` when the tenant no longer exists.

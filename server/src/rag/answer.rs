@@ -5,13 +5,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
-use crate::error::ApiError;
+use super::{Rag, RagError};
 use crate::models::Assistant;
-use crate::rag::ProviderError;
 use crate::rag::embed::{STOP_WORDS, words};
 use crate::rag::vector::ScoredChunk;
-use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 pub const NO_ANSWER: &str = "I could not find information about this in the knowledge base.";
 
@@ -44,77 +42,17 @@ pub const DEFAULT_SYSTEM_PROMPT: &str =
 /// Retrieves from one assistant's knowledge base and answers from it: with the configured LLM
 /// (the assistant's instruction as system prompt, the chunks as context), or extractively.
 pub async fn answer_with(
-    state: &AppState,
+    rag: &Rag,
     scope: &TenantScope,
     assistant: &Assistant,
     weight: f64,
     query: &str,
     reasoning: bool,
     system_prompt: Option<&str>,
-) -> Result<AssistantAnswer, ApiError> {
-    let k = state.config.max_retrieved_chunks;
-    let query_vector = state
-        .embedder
-        .embed(std::slice::from_ref(&query.to_string()))
-        .await
-        .map_err(|e| provider_error("embeddings", e))?
-        .pop()
-        .ok_or_else(|| {
-            ApiError::ServiceUnavailable("The embedding provider returned nothing".into())
-        })?;
-    let chunks = state
-        .vectors
-        .search(scope, assistant.knowledge_base_id, &query_vector, k)
-        .await
-        .map_err(|e| provider_error("vector store", e))?;
-    // Only documents that exist and are completed, with their current names (an outside store
-    // may still hold vectors of a document deleted or renamed since).
-    let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
-    let names = crate::db::documents::completed_names(&state.db, scope, &ids).await?;
-    let relevant: Vec<ScoredChunk> = chunks
-        .into_iter()
-        .filter(|c| c.score > 0.0)
-        .filter_map(|mut c| {
-            c.file_name = names.get(&c.document_id)?.clone();
-            Some(c)
-        })
-        .collect();
-    let (answer, model) = match &state.llm {
-        Some(llm) if !relevant.is_empty() => {
-            let model = assistant
-                .model
-                .clone()
-                .unwrap_or_else(|| llm.default_model(reasoning));
-            let system = system_prompt.unwrap_or(DEFAULT_SYSTEM_PROMPT);
-            let prompt = build_prompt(query, &relevant);
-            let started = std::time::Instant::now();
-            let result = llm.generate(&model, system, &prompt).await;
-            let outcome = if result.is_ok() { "ok" } else { "error" };
-            state
-                .metrics
-                .llm_seconds
-                .with_label_values(&[outcome])
-                .observe(started.elapsed().as_secs_f64());
-            (
-                result
-                    .map_err(|e| provider_error("LLM", e))?
-                    .trim()
-                    .to_string(),
-                model,
-            )
-        }
-        Some(llm) => (
-            NO_ANSWER.to_string(),
-            assistant
-                .model
-                .clone()
-                .unwrap_or_else(|| llm.default_model(reasoning)),
-        ),
-        None => (
-            extractive_answer(query, &relevant),
-            EXTRACTIVE_MODEL.to_string(),
-        ),
-    };
+) -> Result<AssistantAnswer, RagError> {
+    let relevant = retrieve(rag, scope, assistant, query).await?;
+    let (answer, model) =
+        generate(rag, assistant, query, reasoning, system_prompt, &relevant).await?;
     let sources = if answer == NO_ANSWER {
         Vec::new()
     } else {
@@ -140,6 +78,76 @@ pub async fn answer_with(
     })
 }
 
+/// The `MAX_RETRIEVED_CHUNKS` chunks of the assistant's knowledge base closest to the query that
+/// belong to existing, completed documents (an outside store may still hold vectors of a
+/// document deleted or renamed since), with their current names.
+async fn retrieve(
+    rag: &Rag,
+    scope: &TenantScope,
+    assistant: &Assistant,
+    query: &str,
+) -> Result<Vec<ScoredChunk>, RagError> {
+    let k = rag.config.max_retrieved_chunks;
+    let query_vector = rag
+        .embedder
+        .embed(std::slice::from_ref(&query.to_string()))
+        .await
+        .map_err(|e| RagError::provider("embeddings", e))?
+        .pop()
+        .ok_or(RagError::NothingEmbedded)?;
+    let chunks = rag
+        .vectors
+        .search(scope, assistant.knowledge_base_id, &query_vector, k)
+        .await
+        .map_err(|e| RagError::provider("vector store", e))?;
+    let ids: Vec<Uuid> = chunks.iter().map(|c| c.document_id).collect();
+    let names = crate::db::documents::completed_names(&rag.db, scope, &ids).await?;
+    Ok(chunks
+        .into_iter()
+        .filter(|c| c.score > 0.0)
+        .filter_map(|mut c| {
+            c.file_name = names.get(&c.document_id)?.clone();
+            Some(c)
+        })
+        .collect())
+}
+
+/// The answer and the model that gave it: the LLM's (timed), [`NO_ANSWER`] when nothing relevant
+/// was found, or the extractive answer without an LLM.
+async fn generate(
+    rag: &Rag,
+    assistant: &Assistant,
+    query: &str,
+    reasoning: bool,
+    system_prompt: Option<&str>,
+    relevant: &[ScoredChunk],
+) -> Result<(String, String), RagError> {
+    let Some(llm) = &rag.llm else {
+        return Ok((
+            extractive_answer(query, relevant),
+            EXTRACTIVE_MODEL.to_string(),
+        ));
+    };
+    let model = assistant
+        .model
+        .clone()
+        .unwrap_or_else(|| llm.default_model(reasoning));
+    if relevant.is_empty() {
+        return Ok((NO_ANSWER.to_string(), model));
+    }
+    let system = system_prompt.unwrap_or(DEFAULT_SYSTEM_PROMPT);
+    let prompt = build_prompt(query, relevant);
+    let started = std::time::Instant::now();
+    let result = llm.generate(&model, system, &prompt).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    rag.metrics
+        .llm_seconds
+        .with_label_values(&[outcome])
+        .observe(started.elapsed().as_secs_f64());
+    let answer = result.map_err(|e| RagError::provider("LLM", e))?;
+    Ok((answer.trim().to_string(), model))
+}
+
 /// The model name reported for extractive answers.
 pub const EXTRACTIVE_MODEL: &str = "extractive";
 
@@ -159,19 +167,6 @@ pub fn build_prompt(query: &str, chunks: &[ScoredChunk]) -> String {
     }
     prompt.push_str(&format!("\nQuestion: {query}\n"));
     prompt
-}
-
-/// A provider failure as the API reports it: 504 when it timed out, 503 otherwise.
-pub fn provider_error(what: &str, e: ProviderError) -> ApiError {
-    tracing::error!(provider = what, error = %e, "provider failure");
-    match e {
-        ProviderError::Timeout(_) => {
-            ApiError::GatewayTimeout(format!("The {what} provider timed out"))
-        }
-        ProviderError::Unavailable(_) => {
-            ApiError::ServiceUnavailable(format!("The {what} provider is unavailable"))
-        }
-    }
 }
 
 fn keywords(text: &str) -> Vec<String> {

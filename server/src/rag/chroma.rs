@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::vector::{ScoredChunk, VectorStore};
-use super::{BoxFut, ProviderError};
-use crate::auth::TenantScope;
+use crate::provider::{BoxFut, ProviderError};
+use crate::tenancy::TenantScope;
 
 const CHROMA_TENANT: &str = "default_tenant";
 /// Records per upsert (Chroma's own limit is larger: `max_batch_size` 5461).

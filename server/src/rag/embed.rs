@@ -2,7 +2,7 @@
 //! feature hashing of words and character trigrams into a fixed-size, L2-normalised vector, so
 //! texts sharing words and word pieces land close together (lexical, not semantic, similarity).
 
-use super::{BoxFut, ProviderError};
+use crate::provider::{BoxFut, ProviderError};
 
 pub trait Embedder: Send + Sync {
     /// A stable name (provider and model), for logs and metrics.

@@ -10,21 +10,66 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::TenantScope;
+use super::Rag;
 use crate::db;
-use crate::models::Document;
+use crate::models::{Document, DocumentStatus};
 use crate::rag::chunk;
 use crate::rag::extract::{self, FileType};
-use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ProcessDetail {
     pub document_id: Uuid,
     pub file_name: Option<String>,
-    /// `completed`, `failed`, `processing` (still being processed elsewhere) or `not_found`.
-    pub status: String,
+    pub status: ProcessStatus,
     pub chunks: i64,
     pub error: Option<String>,
+}
+
+/// How processing a document ended: a [`DocumentStatus`] (`processing` when it is still being
+/// processed elsewhere), or `not_found`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+    NotFound,
+}
+
+impl From<DocumentStatus> for ProcessStatus {
+    fn from(status: DocumentStatus) -> Self {
+        match status {
+            DocumentStatus::Pending => ProcessStatus::Pending,
+            DocumentStatus::Processing => ProcessStatus::Processing,
+            DocumentStatus::Completed => ProcessStatus::Completed,
+            DocumentStatus::Failed => ProcessStatus::Failed,
+        }
+    }
+}
+
+impl ProcessDetail {
+    /// Where a document stands now.
+    pub fn of(doc: Document) -> Self {
+        ProcessDetail {
+            document_id: doc.id,
+            status: doc.processed_status.into(),
+            chunks: doc.chunk_count,
+            error: doc.error,
+            file_name: Some(doc.file_name),
+        }
+    }
+
+    pub fn not_found(document_id: Uuid, why: &str) -> Self {
+        ProcessDetail {
+            document_id,
+            file_name: None,
+            status: ProcessStatus::NotFound,
+            chunks: 0,
+            error: Some(why.into()),
+        }
+    }
 }
 
 /// Extracts text from a file on disk, off the async threads, with parser panics contained.
@@ -41,9 +86,9 @@ pub async fn extract_file(kind: FileType, path: PathBuf) -> Result<String, Strin
     .map_err(|_| "text extraction was interrupted".to_string())?
 }
 
-pub fn lease_until(state: &AppState) -> chrono::DateTime<chrono::Utc> {
-    let lease = chrono::Duration::from_std(state.config.worker_lease)
-        .unwrap_or(chrono::Duration::minutes(5));
+pub fn lease_until(rag: &Rag) -> chrono::DateTime<chrono::Utc> {
+    let lease =
+        chrono::Duration::from_std(rag.config.worker_lease).unwrap_or(chrono::Duration::minutes(5));
     chrono::Utc::now() + lease
 }
 
@@ -51,15 +96,13 @@ pub fn lease_until(state: &AppState) -> chrono::DateTime<chrono::Utc> {
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(state: &AppState, id: Uuid, claim_id: Uuid) -> Heartbeat {
-        let state = state.clone();
+    fn start(rag: &Rag, id: Uuid, claim_id: Uuid) -> Heartbeat {
+        let rag = rag.clone();
         Heartbeat(tokio::spawn(async move {
-            let every = state.config.worker_lease / 3;
+            let every = rag.config.worker_lease / 3;
             loop {
                 tokio::time::sleep(every).await;
-                match db::documents::extend_lease(&state.db, id, claim_id, lease_until(&state))
-                    .await
-                {
+                match db::documents::extend_lease(&rag.db, id, claim_id, lease_until(&rag)).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(document_id = %id, "lost the claim on a document while processing it");
@@ -81,22 +124,18 @@ impl Drop for Heartbeat {
 }
 
 /// Processes a document this caller has claimed with `claim_id`.
-pub async fn process_claimed(
-    state: &AppState,
-    document: &Document,
-    claim_id: Uuid,
-) -> ProcessDetail {
+pub async fn process_claimed(rag: &Rag, document: &Document, claim_id: Uuid) -> ProcessDetail {
     let started = Instant::now();
-    let heartbeat = Heartbeat::start(state, document.id, claim_id);
+    let heartbeat = Heartbeat::start(rag, document.id, claim_id);
     let scope = TenantScope::trusted(document.tenant_id);
-    let outcome = run(state, &scope, document).await;
+    let outcome = run(rag, &scope, document).await;
     drop(heartbeat);
     let (status, error, chunks) = match outcome {
-        Ok(chunks) => ("completed", None, chunks),
-        Err(reason) => ("failed", Some(reason), 0),
+        Ok(chunks) => (DocumentStatus::Completed, None, chunks),
+        Err(reason) => (DocumentStatus::Failed, Some(reason), 0),
     };
     match db::documents::finish(
-        &state.db,
+        &rag.db,
         document.id,
         claim_id,
         status,
@@ -113,20 +152,18 @@ pub async fn process_claimed(
             tracing::error!(document_id = %document.id, error = %e, "could not record the processing result");
         }
     }
-    state
-        .metrics
+    rag.metrics
         .documents_processed
-        .with_label_values(&[status])
+        .with_label_values(&[status.as_str()])
         .inc();
-    state
-        .metrics
+    rag.metrics
         .document_processing_seconds
         .with_label_values(&[document.file_type.as_str()])
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(
         document_id = %document.id,
         tenant_id = %document.tenant_id,
-        status,
+        status = status.as_str(),
         chunks,
         error = error.as_deref(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -141,8 +178,8 @@ pub async fn process_claimed(
     }
 }
 
-async fn run(state: &AppState, scope: &TenantScope, document: &Document) -> Result<i64, String> {
-    let text = match db::documents::content(&state.db, scope, document.id).await.map_err(|e| {
+async fn run(rag: &Rag, scope: &TenantScope, document: &Document) -> Result<i64, String> {
+    let text = match db::documents::content(&rag.db, scope, document.id).await.map_err(|e| {
         tracing::error!(document_id = %document.id, error = %e, "could not load the document text");
         "the document text could not be loaded".to_string()
     })? {
@@ -151,11 +188,11 @@ async fn run(state: &AppState, scope: &TenantScope, document: &Document) -> Resu
             // Upload was interrupted before extraction: extract from the stored file now.
             let kind = FileType::parse(&document.file_type)
                 .ok_or_else(|| format!("unsupported file type {}", document.file_type))?;
-            let path = state.storage.path(&document.storage_key).map_err(|e| e.to_string())?;
+            let path = rag.storage.path(&document.storage_key).map_err(|e| e.to_string())?;
             extract_file(kind, path).await?
         }
     };
-    let (size, overlap) = (state.config.chunk_size, state.config.chunk_overlap);
+    let (size, overlap) = (rag.config.chunk_size, rag.config.chunk_overlap);
     let pieces = tokio::task::spawn_blocking(move || chunk::chunk_text(&text, size, overlap))
         .await
         .map_err(|_| "chunking was interrupted".to_string())?;
@@ -163,13 +200,12 @@ async fn run(state: &AppState, scope: &TenantScope, document: &Document) -> Resu
         return Err("the document contains no text".into());
     }
     let embed_started = Instant::now();
-    let vectors = state
+    let vectors = rag
         .embedder
         .embed(&pieces)
         .await
         .map_err(|e| format!("embedding failed: {e}"))?;
-    state
-        .metrics
+    rag.metrics
         .embedding_seconds
         .observe(embed_started.elapsed().as_secs_f64());
     if vectors.len() != pieces.len() {
@@ -180,8 +216,7 @@ async fn run(state: &AppState, scope: &TenantScope, document: &Document) -> Resu
         ));
     }
     let chunks: Vec<(String, Vec<f32>)> = pieces.into_iter().zip(vectors).collect();
-    state
-        .vectors
+    rag.vectors
         .replace_document(
             scope,
             document.knowledge_base_id,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::embed::{Embedder, HashingEmbedder};
-use super::{BoxFut, ProviderError};
 use crate::config::{Config, EmbeddingProvider, LlmProvider, Secret};
+use crate::provider::{BoxFut, ProviderError};
 
 /// Texts per embedding request.
 const EMBED_BATCH: usize = 64;

@@ -1,14 +1,21 @@
 //! Per-tenant rate limits (GCRA): in Redis when `REDIS_URL` is set, so every replica shares one
 //! budget, and in process otherwise. A failing Redis never blocks traffic: the check fails open
 //! (logged and counted), and `/readyz` reports it.
+//!
+//! A tenant has two budgets ([`Budget`]): reads (GET, HEAD) and work (everything else), so that
+//! polling never uses up the budget for work. [`admit`] is the policy the API's tenant layer
+//! applies after authentication.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
 
-use crate::rag::{BoxFut, ProviderError};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::provider::{BoxFut, ProviderError, redis_error};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
@@ -39,6 +46,85 @@ pub trait RateLimiter: Send + Sync {
     ) -> BoxFut<'a, Result<Decision, ProviderError>>;
     /// For readiness: can the backend be reached?
     fn health(&self) -> BoxFut<'_, Result<(), ProviderError>>;
+}
+
+/// A tenant has two budgets, so that polling never uses up the budget for work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// GET and HEAD: cheap reads such as status polling.
+    Reads,
+    /// Everything else: uploads, queries, creates, updates, deletes.
+    Work,
+}
+
+impl Budget {
+    pub fn of(method: &axum::http::Method) -> Self {
+        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            Budget::Reads
+        } else {
+            Budget::Work
+        }
+    }
+
+    /// The limiter key of this budget of a tenant.
+    pub fn key(self, tenant_id: Uuid) -> String {
+        match self {
+            Budget::Work => format!("tenant:{tenant_id}"),
+            Budget::Reads => format!("tenant:{tenant_id}:reads"),
+        }
+    }
+
+    /// The quota of this budget (`RATE_LIMIT_REQUESTS_PER_MINUTE` and `RATE_LIMIT_BURST` for
+    /// work, `RATE_LIMIT_READS_PER_MINUTE` and `RATE_LIMIT_READ_BURST` for reads); `None` when
+    /// it is disabled (0 per minute).
+    pub fn quota(self, config: &Config) -> Option<Quota> {
+        let (per_minute, burst) = match self {
+            Budget::Work => (
+                config.rate_limit_requests_per_minute,
+                config.rate_limit_burst,
+            ),
+            Budget::Reads => (
+                config.rate_limit_reads_per_minute,
+                config.rate_limit_read_burst,
+            ),
+        };
+        (per_minute != 0).then_some(Quota { per_minute, burst })
+    }
+}
+
+/// A request the tenant's budget has no room for: retry after this many seconds (at least 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after_secs: u64,
+}
+
+/// Takes one request from the tenant's budget. A limiter failure lets the request through
+/// (logged, counted); a refusal is counted.
+pub async fn admit(
+    limiter: &dyn RateLimiter,
+    config: &Config,
+    metrics: &Metrics,
+    tenant_id: Uuid,
+    budget: Budget,
+) -> Result<(), Limited> {
+    let Some(quota) = budget.quota(config) else {
+        return Ok(());
+    };
+    match limiter.check(&budget.key(tenant_id), quota).await {
+        Ok(decision) if decision.allowed => Ok(()),
+        Ok(decision) => {
+            metrics.rate_limited.inc();
+            let retry_after_secs = u64::try_from((decision.retry_after_ms + 999) / 1000)
+                .unwrap_or(1)
+                .max(1);
+            Err(Limited { retry_after_secs })
+        }
+        Err(e) => {
+            metrics.rate_limiter_errors.inc();
+            tracing::warn!(error = %e, backend = limiter.backend(), "rate limiter unavailable: request let through");
+            Ok(())
+        }
+    }
 }
 
 /// The GCRA step, shared by the in-process limiter and mirrored by `gcra.lua`: given the stored
@@ -127,14 +213,6 @@ impl RedisLimiter {
             connection,
             script: redis::Script::new(include_str!("gcra.lua")),
         })
-    }
-}
-
-fn redis_error(e: redis::RedisError) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout(e.to_string())
-    } else {
-        ProviderError::Unavailable(e.to_string())
     }
 }
 

@@ -289,7 +289,7 @@ async fn api_keys_are_exchanged_for_tokens_and_stored_only_hashed() {
         sqlx::query_scalar("SELECT key_hash FROM api_keys").fetch_all(pool).await
     })
     .unwrap();
-    assert_eq!(hashes, vec![oyl_server::auth::hash_api_key(&t.api_key)]);
+    assert_eq!(hashes, vec![oyl_server::keys::hash_api_key(&t.api_key)]);
     assert!(!hashes[0].contains(&t.api_key));
     // Tenant listing never shows keys.
     let list = app.get(&app.admin(), "/api/v1/tenants").await;

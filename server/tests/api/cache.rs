@@ -123,3 +123,26 @@ async fn a_write_on_another_replica_is_seen_at_once_with_redis() {
         .unwrap();
     assert_eq!(there.status(), 404);
 }
+
+#[tokio::test]
+async fn the_tenant_is_cached_and_counted_like_teammates() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("t").await;
+    let path = format!("/api/v1/tenants/{}", t.id);
+    let count = |m: &str, outcome: &str| {
+        let prefix = format!("tenant_cache_lookups_total{{outcome=\"{outcome}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    assert_eq!(app.get(&t.caller, &path).await.body["name"], "t");
+    assert_eq!(app.get(&t.caller, &path).await.body["name"], "t");
+    let m = metrics(&app).await;
+    assert_eq!((count(&m, "miss"), count(&m, "hit")), (1, 1), "{m}");
+    // The rename invalidates in its write path: the next read misses and sees the new name.
+    let renamed = app.patch(&t.caller, &path, json!({"name": "u"})).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!(app.get(&t.caller, &path).await.body["name"], "u");
+    let m = metrics(&app).await;
+    assert_eq!((count(&m, "miss"), count(&m, "hit")), (2, 1), "{m}");
+}

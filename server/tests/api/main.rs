@@ -16,6 +16,7 @@ mod providers;
 mod query;
 mod ratelimit;
 mod readiness;
+mod startup;
 mod teammates;
 mod tenants;
 mod vector_index;

@@ -3,10 +3,11 @@
 //! The stores are built here on the test database (SQLite or PostgreSQL) whatever store the
 //! application itself uses; the knowledge bases and documents come from the API.
 
-use oyl_server::auth::TenantScope;
 use oyl_server::db::{self, Db};
+use oyl_server::models::DocumentStatus;
 use oyl_server::rag::embed::HashingEmbedder;
 use oyl_server::rag::vector::{DbVectorStore, ScoredChunk, VectorStore};
+use oyl_server::tenancy::TenantScope;
 use uuid::Uuid;
 
 use crate::helpers::{TenantCtx, TestApp, raw_db, spawn_app};
@@ -84,9 +85,16 @@ async fn process(
         .unwrap();
     if complete {
         assert!(
-            db::documents::finish(db, document, claim, "completed", None, chunks.len() as i64)
-                .await
-                .unwrap()
+            db::documents::finish(
+                db,
+                document,
+                claim,
+                DocumentStatus::Completed,
+                None,
+                chunks.len() as i64
+            )
+            .await
+            .unwrap()
         );
     }
     claim
@@ -265,7 +273,7 @@ async fn the_index_follows_changes_made_by_another_process() {
     let got = assert_same_as_scan(&store, &scan, &kb, q, 10).await;
     assert!(got.iter().all(|c| c.document_id != vault), "{got:?}");
     assert!(
-        db::documents::finish(&other_db, vault, claim, "completed", None, 1)
+        db::documents::finish(&other_db, vault, claim, DocumentStatus::Completed, None, 1)
             .await
             .unwrap()
     );

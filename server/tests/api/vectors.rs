@@ -37,7 +37,7 @@ async fn vectors_are_stored_once_and_follow_every_delete() {
     } else {
         "embedded"
     };
-    assert_eq!(app.state.vectors.name(), expected_store);
+    assert_eq!(app.state.rag.vectors.name(), expected_store);
     let t = app.create_tenant("t").await;
     let (ws, tm, asst) = app.create_tree(&t).await;
     let kb = app
@@ -233,7 +233,7 @@ async fn sources_carry_current_names_and_never_deleted_documents() {
 async fn an_unreachable_chroma_degrades_readiness_and_fails_loudly() {
     // Nothing listens on port 1.
     let app = spawn_app_with(&[("CHROMA_HOST", "127.0.0.1"), ("CHROMA_PORT", "1")]).await;
-    assert_eq!(app.state.vectors.name(), "chroma");
+    assert_eq!(app.state.rag.vectors.name(), "chroma");
     let ready = app.get(&Caller::anonymous(), "/readyz").await;
     assert_eq!(
         (ready.status, ready.body["status"].as_str()),

@@ -150,3 +150,51 @@ pub fn host(p: &OylPlatform, c: Component) -> String {
         p.namespace().unwrap_or_else(|| "default".to_string())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn stateful_components_are_single_pods_that_never_overlap() {
+        let c = children(&platform(""));
+        for d in ["acme-postgres", "acme-redis", "acme-chroma"] {
+            let spec = deployment(&c, d).spec.clone().unwrap();
+            assert_eq!(spec.replicas, Some(1), "{d}");
+            assert_eq!(
+                spec.strategy.unwrap().type_.as_deref(),
+                Some("Recreate"),
+                "{d}"
+            );
+            let claim = spec.template.spec.unwrap().volumes.unwrap()[0]
+                .persistent_volume_claim
+                .clone()
+                .unwrap();
+            assert_eq!(claim.claim_name, d, "{d} mounts its own PVC");
+        }
+        let api = deployment(&c, "acme-api").spec.clone().unwrap();
+        assert_eq!(
+            api.strategy.unwrap().type_.as_deref(),
+            Some("RollingUpdate")
+        );
+    }
+    #[test]
+    fn storage_sizes_and_classes() {
+        let c = children(&platform(
+            "  chroma: {managed: {storage: {size: 50Gi, storageClassName: fast}}}",
+        ));
+        let pvc = c
+            .iter()
+            .find_map(|c| match c {
+                Child::PersistentVolumeClaim(p) if c.name() == "acme-chroma" => Some(p),
+                _ => None,
+            })
+            .unwrap();
+        let spec = pvc.spec.clone().unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            spec.resources.unwrap().requests.unwrap()["storage"].0,
+            "50Gi"
+        );
+    }
+}

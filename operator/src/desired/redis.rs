@@ -1,10 +1,11 @@
 //! Redis, when managed: rate-limit counters and cache, password protected.
 
+use super::common::env_from_secret;
 use super::common::{Component, LIVENESS, READINESS, STARTUP, exec_probe, resources};
+use super::common::{REDIS_PASSWORD, credentials_name};
 use super::managed::{self, ServiceShape, host};
-use super::secrets::{REDIS_PASSWORD, credentials_name};
-use super::{Child, env_from_secret};
 use crate::crd::{ManagedSpec, OylPlatform};
+use crate::kinds::Child;
 use k8s_openapi::api::core::v1::Container;
 
 pub const IMAGE: &str = "docker.io/library/redis:7.4.6-alpine";

@@ -1,9 +1,10 @@
 //! ChromaDB, when managed: the vector store, persisted on its volume.
 
+use super::common::env_value;
 use super::common::{Component, LIVENESS, READINESS, STARTUP, http_probe, resources};
 use super::managed::{self, ServiceShape, host};
-use super::{Child, env_value};
 use crate::crd::{ManagedSpec, OylPlatform};
+use crate::kinds::Child;
 use k8s_openapi::api::core::v1::Container;
 
 /// The ChromaDB release the server is tested against (tests/services/chroma.sh).

@@ -1,10 +1,11 @@
 //! PostgreSQL, when managed: the platform database.
 
 use super::common::{Component, LIVENESS, READINESS, STARTUP, exec_probe, resources};
+use super::common::{POSTGRES_PASSWORD, credentials_name};
+use super::common::{env_from_secret, env_value};
 use super::managed::{self, ServiceShape, host};
-use super::secrets::{POSTGRES_PASSWORD, credentials_name};
-use super::{Child, env_from_secret, env_value};
 use crate::crd::{ManagedSpec, OylPlatform};
+use crate::kinds::Child;
 use k8s_openapi::api::core::v1::Container;
 
 pub const IMAGE: &str = "docker.io/library/postgres:17.6-alpine";

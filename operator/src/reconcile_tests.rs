@@ -2,19 +2,14 @@
 //! scripts the API server's answers and asserts the requests the reconciler makes.
 
 use super::*;
+use crate::metrics::Metrics;
+use crate::test_support::platform_json;
 use http::{Method, Request, Response, StatusCode};
+use kube::Client;
 use kube::client::Body;
 use tower_test::mock::{Handle, pair};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
-
-fn platform_json(spec: serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "oyl.dev/v1alpha1", "kind": "OylPlatform",
-        "metadata": {"name": "acme", "namespace": "team-a", "uid": "u-1", "generation": 2},
-        "spec": spec,
-    })
-}
 
 fn platform(spec: serde_json::Value) -> Arc<OylPlatform> {
     Arc::new(serde_json::from_value(platform_json(spec)).expect("fixture"))
@@ -24,7 +19,7 @@ fn context() -> (Arc<Context>, ApiHandle) {
     let (service, handle) = pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     // Empty caches: the platform has no children yet.
-    let (children, _writers) = crate::children::stores();
+    let (children, _writers) = crate::kinds::stores();
     (
         Arc::new(Context::new(client, Metrics::new(), children)),
         handle,
@@ -100,7 +95,7 @@ async fn an_invalid_spec_is_reported_in_status_and_an_event_and_not_retried() {
         .unwrap();
     assert_eq!(degraded["status"], "True");
     assert_eq!(degraded["reason"], "InvalidSpec");
-    assert_eq!(degraded["observedGeneration"], 2);
+    assert_eq!(degraded["observedGeneration"], 3);
     assert!(
         degraded["message"]
             .as_str()

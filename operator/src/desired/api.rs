@@ -4,10 +4,12 @@ use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
-use super::migrate::{self, Migration, Rollout};
+use super::common::{env_from_secret, env_value};
 use super::secrets::{self, credentials_name};
-use super::{Child, chroma, env_from_secret, env_value, managed::host};
+use super::{chroma, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
+use crate::kinds::Child;
+use crate::rollout::Rollout;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -103,12 +105,12 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
     env
 }
 
-pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
+/// The API container: the server, its probes and its scratch volumes.
+fn container(p: &OylPlatform, rollout: &Rollout) -> Container {
     let spec = &p.spec.api;
-    let c = Component::Api;
-    let container = Container {
+    Container {
         name: "api".to_string(),
-        image: Some(rollout.image_to_run(p)),
+        image: Some(rollout.image_to_run(&image(p))),
         image_pull_policy: spec.image_pull_policy.map(|pp| {
             match pp {
                 PullPolicy::Always => "Always",
@@ -145,7 +147,12 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
             },
         ]),
         ..Container::default()
-    };
+    }
+}
+
+pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
+    let spec = &p.spec.api;
+    let c = Component::Api;
     Deployment {
         metadata: meta(p, c, child_name(p, c)),
         spec: Some(DeploymentSpec {
@@ -171,7 +178,7 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
                 c,
                 &spec.pod,
                 UID,
-                vec![container],
+                vec![container(p, rollout)],
                 vec![scratch_volume("tmp"), scratch_volume("uploads")],
             ),
             ..DeploymentSpec::default()
@@ -250,11 +257,124 @@ pub fn hpa(p: &OylPlatform) -> HorizontalPodAutoscaler {
 
 pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
     out.push(Child::Deployment(deployment(p, rollout)));
-    if rollout.migration != Migration::NotNeeded {
-        out.push(Child::Job(migrate::job(p)));
-    }
     out.push(Child::Service(service(p)));
     if p.spec.api.autoscaling.enabled {
         out.push(Child::HorizontalPodAutoscaler(hpa(p)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn autoscaling_on_leaves_replicas_to_the_hpa() {
+        let c = children(&platform(
+            "  api: {replicas: 4, autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 9}}",
+        ));
+        assert_eq!(
+            deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+            None
+        );
+        let hpa = c
+            .iter()
+            .find_map(|c| match c {
+                Child::HorizontalPodAutoscaler(h) => Some(h),
+                _ => None,
+            })
+            .expect("HPA");
+        assert_eq!(hpa.spec.min_replicas, Some(2));
+        assert_eq!(hpa.spec.max_replicas, 9);
+        assert_eq!(hpa.spec.scale_target_ref.name, "acme-api");
+        let metrics = hpa.spec.metrics.as_ref().unwrap();
+        assert_eq!(metrics.len(), 1, "memory target only when asked for");
+        assert_eq!(
+            metrics[0]
+                .resource
+                .as_ref()
+                .unwrap()
+                .target
+                .average_utilization,
+            Some(75)
+        );
+        // The serialized object must not carry the field either.
+        let v = Child::Deployment(deployment(&c, "acme-api").clone()).to_value();
+        assert!(v["spec"].get("replicas").is_none());
+    }
+    #[test]
+    fn autoscaling_off_sets_replicas_and_drops_the_hpa() {
+        let c = children(&platform(
+            "  api: {replicas: 4, autoscaling: {enabled: false}}",
+        ));
+        assert_eq!(
+            deployment(&c, "acme-api").spec.as_ref().unwrap().replicas,
+            Some(4)
+        );
+        assert!(names(&c, "HorizontalPodAutoscaler").is_empty());
+    }
+    #[test]
+    fn memory_target_adds_a_second_metric() {
+        let c = children(&platform(
+            "  api: {autoscaling: {targetMemoryUtilizationPercentage: 80}}",
+        ));
+        let hpa = c
+            .iter()
+            .find_map(|c| match c {
+                Child::HorizontalPodAutoscaler(h) => Some(h),
+                _ => None,
+            })
+            .unwrap();
+        let m = hpa.spec.metrics.as_ref().unwrap();
+        assert_eq!(m[1].resource.as_ref().unwrap().name, "memory");
+        assert_eq!(
+            m[1].resource.as_ref().unwrap().target.average_utilization,
+            Some(80)
+        );
+    }
+    #[test]
+    fn user_env_replaces_operator_env_by_name_without_duplicates() {
+        let c = children(&platform(
+            "  api:\n    env:\n      - {name: CHROMA_PORT, value: '9999'}\n      - {name: CHUNK_SIZE, value: '500'}",
+        ));
+        let api = api_container(&c);
+        let env = api.env.unwrap();
+        let count = |n: &str| env.iter().filter(|e| e.name == n).count();
+        assert_eq!(count("CHROMA_PORT"), 1);
+        assert_eq!(
+            env.iter()
+                .find(|e| e.name == "CHROMA_PORT")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("9999")
+        );
+        assert_eq!(env.last().unwrap().name, "CHUNK_SIZE");
+    }
+    #[test]
+    fn image_follows_the_version_unless_set() {
+        let c = children(&platform("  version: 1.2.3"));
+        assert_eq!(
+            api_container(&c).image.as_deref(),
+            Some("ghcr.io/oyl-dev/oyl-server:1.2.3")
+        );
+        assert_eq!(
+            deployment(&c, "acme-api").metadata.labels.as_ref().unwrap()[LABEL_VERSION],
+            "1.2.3"
+        );
+        assert!(
+            !deployment(&c, "acme-postgres")
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .contains_key(LABEL_VERSION)
+        );
+        let c = children(&platform(
+            "  version: 1.2.3\n  api: {image: 'registry.local/oyl:dev'}",
+        ));
+        assert_eq!(
+            api_container(&c).image.as_deref(),
+            Some("registry.local/oyl:dev")
+        );
     }
 }

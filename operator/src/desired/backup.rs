@@ -1,0 +1,440 @@
+//! Backups: a CronJob (and, on request, a one-off Job from the same template) that dumps the
+//! platform database with `pg_dump -Fc` and snapshots Redis with `redis-cli --rdb` onto the
+//! backup volume. The scripts are ordinary files in `operator/scripts/`, embedded here, so the
+//! Job runs exactly the files the tests run.
+
+use super::common::selector_labels;
+use super::common::{
+    Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
+    resources, scratch_volume,
+};
+use super::common::{content_hash, env_from_secret, env_value};
+use super::managed::volume_claim;
+use super::secrets::{self, url_env};
+use super::{chroma, postgres, redis};
+use crate::crd::{OylPlatform, S3Spec};
+use crate::kinds::Child;
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
+    Volume, VolumeMount, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::ResourceExt;
+
+pub const POSTGRES_SCRIPT: &str = include_str!("../../scripts/backup.sh");
+pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
+pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/backup-chroma.sh");
+pub const S3_SCRIPT: &str = include_str!("../../scripts/backup-s3.sh");
+pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
+/// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
+pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
+/// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
+pub const JOB_COMPONENT: &str = "backup";
+
+fn script_container(
+    name: &str,
+    image: String,
+    uid: i64,
+    script: &str,
+    env: Vec<EnvVar>,
+) -> Container {
+    Container {
+        name: name.to_string(),
+        image: Some(image),
+        command: Some(vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            script.to_string(),
+        ]),
+        env: Some(env),
+        resources: Some(resources(None, "100m", "128Mi", "512Mi")),
+        security_context: Some(container_security_context(uid)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "backups".to_string(),
+                mount_path: "/backups".to_string(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".to_string(),
+                mount_path: "/tmp".to_string(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    }
+}
+
+/// The Job both the CronJob and on-demand backups run: the dumps on the backup volume and,
+/// with S3, a copy of the volume to the bucket after them.
+pub fn job_spec(p: &OylPlatform) -> JobSpec {
+    let c = Component::Backup;
+    let mut containers = vec![postgres_dump(p), redis_dump(p)];
+    let mut volumes = vec![backups_volume(p), scratch_volume("tmp")];
+    // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only, preferably on the
+    // node where ChromaDB runs (several pods of one node may share such a volume). Preferred,
+    // not required: with ChromaDB down, scaled to 0 for a restore or its node full, the
+    // PostgreSQL and Redis dumps must still run (the volume is then free to mount anywhere).
+    let next_to_chroma = p.spec.chroma.managed().map(|_| {
+        containers.push(chroma_archive(p));
+        volumes.push(chroma_volume(p));
+        chroma_affinity(p)
+    });
+    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, containers, volumes);
+    if let Some(pod) = template.spec.as_mut() {
+        pod.restart_policy = Some("Never".to_string());
+        if let Some(s3) = &p.spec.backup.s3 {
+            // The dumps run first (init containers, in order), then the copy to the bucket.
+            pod.init_containers = Some(std::mem::take(&mut pod.containers));
+            pod.containers = vec![s3_copy(p, s3)];
+        }
+        if let Some(required) = next_to_chroma {
+            pod.affinity
+                .get_or_insert_with(Affinity::default)
+                .pod_affinity = Some(required);
+        }
+    }
+    JobSpec {
+        backoff_limit: Some(2),
+        active_deadline_seconds: Some(3600),
+        template,
+        ..JobSpec::default()
+    }
+}
+
+/// Environment every dump script reads: where the backups go and how many to keep.
+fn dump_env(p: &OylPlatform) -> Vec<EnvVar> {
+    vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("BACKUP_RETENTION", &p.spec.backup.retention.to_string()),
+    ]
+}
+
+/// The PostgreSQL image carries pg_dump of the server's major version; the dump containers run
+/// as one uid, which the pod's fsGroup lets write the volume.
+fn postgres_image(p: &OylPlatform) -> String {
+    p.spec
+        .postgres
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| postgres::IMAGE.to_string())
+}
+
+fn postgres_dump(p: &OylPlatform) -> Container {
+    let url = url_env(
+        "DATABASE_URL",
+        p.spec.postgres.external.as_ref(),
+        p,
+        secrets::DATABASE_URL,
+    );
+    let env = [vec![url], dump_env(p)].concat();
+    script_container("postgres", postgres_image(p), UID, POSTGRES_SCRIPT, env)
+}
+
+/// The Redis image carries redis-cli.
+fn redis_dump(p: &OylPlatform) -> Container {
+    let image = p
+        .spec
+        .redis
+        .managed
+        .as_ref()
+        .and_then(|m| m.image.clone())
+        .unwrap_or_else(|| redis::IMAGE.to_string());
+    let url = url_env(
+        "REDIS_URL",
+        p.spec.redis.external.as_ref(),
+        p,
+        secrets::REDIS_URL,
+    );
+    let env = [vec![url], dump_env(p)].concat();
+    script_container("redis", image, UID, REDIS_SCRIPT, env)
+}
+
+fn chroma_archive(p: &OylPlatform) -> Container {
+    let env = [dump_env(p), vec![env_value("CHROMA_DATA", "/chroma-data")]].concat();
+    let mut ctr = script_container("chroma", postgres_image(p), chroma::UID, CHROMA_SCRIPT, env);
+    ctr.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "chroma-data".to_string(),
+            mount_path: "/chroma-data".to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    ctr
+}
+
+fn backups_volume(p: &OylPlatform) -> Volume {
+    Volume {
+        name: "backups".to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: child_name(p, Component::Backup),
+            read_only: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+fn chroma_volume(p: &OylPlatform) -> Volume {
+    Volume {
+        name: "chroma-data".to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: child_name(p, Component::Chroma),
+            read_only: Some(true),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Scheduled on ChromaDB's node when a ChromaDB pod runs (the strongest preference).
+fn chroma_affinity(p: &OylPlatform) -> PodAffinity {
+    PodAffinity {
+        preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+            weight: 100,
+            pod_affinity_term: PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(p, Component::Chroma)),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".to_string(),
+                ..PodAffinityTerm::default()
+            },
+        }]),
+        ..PodAffinity::default()
+    }
+}
+
+/// Copies the backup volume to the bucket, so it holds exactly what the volume holds.
+fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
+    let prefix = s3
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()));
+    let mut env = vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("S3_BUCKET", &s3.bucket),
+        env_value("S3_PREFIX", &prefix),
+        env_value("AWS_DEFAULT_REGION", &s3.region),
+        env_value("HOME", "/tmp"),
+        env_from_secret(
+            "AWS_ACCESS_KEY_ID",
+            &s3.credentials_secret,
+            "AWS_ACCESS_KEY_ID",
+        ),
+        env_from_secret(
+            "AWS_SECRET_ACCESS_KEY",
+            &s3.credentials_secret,
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    ];
+    if let Some(endpoint) = &s3.endpoint {
+        env.push(env_value("S3_ENDPOINT_URL", endpoint));
+    }
+    let image = s3
+        .image
+        .clone()
+        .unwrap_or_else(|| AWS_CLI_IMAGE.to_string());
+    script_container("s3", image, UID, S3_SCRIPT, env)
+}
+
+/// Runs as the PostgreSQL image's user; redis-cli runs fine as any user.
+const UID: i64 = 70;
+
+pub fn cronjob(p: &OylPlatform) -> CronJob {
+    let spec = &p.spec.backup;
+    let c = Component::Backup;
+    CronJob {
+        metadata: meta(p, c, child_name(p, c)),
+        spec: CronJobSpec {
+            schedule: spec.schedule.clone(),
+            time_zone: spec.time_zone.clone(),
+            suspend: Some(spec.suspend),
+            concurrency_policy: Some("Forbid".to_string()),
+            starting_deadline_seconds: Some(600),
+            successful_jobs_history_limit: Some(3),
+            failed_jobs_history_limit: Some(3),
+            job_template: JobTemplateSpec {
+                // Jobs carry the platform's labels, so the operator sees them and reports them.
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(p, c)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(job_spec(p)),
+            },
+        },
+        ..CronJob::default()
+    }
+}
+
+/// A one-off backup Job for the value of the `oyl.dev/backup-now` annotation.
+pub fn on_demand_job(p: &OylPlatform, request: &str) -> Job {
+    let hash = content_hash(&serde_json::Value::String(request.to_string()));
+    let name = format!("{}-now-{}", child_name(p, Component::Backup), &hash[..8]);
+    Job {
+        metadata: meta(p, Component::Backup, name),
+        spec: Some(JobSpec {
+            ttl_seconds_after_finished: Some(7 * 24 * 3600),
+            ..job_spec(p)
+        }),
+        ..Job::default()
+    }
+}
+
+pub fn is_backup_job(j: &Job) -> bool {
+    j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(JOB_COMPONENT)
+}
+
+pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
+    if p.spec.backup.enabled {
+        let c = Component::Backup;
+        out.push(Child::CronJob(cronjob(p)));
+        out.push(Child::PersistentVolumeClaim(volume_claim(
+            p,
+            c,
+            child_name(p, c),
+            &p.spec.backup.storage,
+            "20Gi",
+        )));
+        if let Some(request) = p.annotations().get(BACKUP_NOW).filter(|v| !v.is_empty()) {
+            out.push(Child::Job(on_demand_job(p, request)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    #[test]
+    fn backup_disabled_removes_the_cronjob_and_its_volume() {
+        let c = children(&platform("  backup: {enabled: false}"));
+        assert!(names(&c, "CronJob").is_empty());
+        assert!(!names(&c, "PersistentVolumeClaim").contains(&"acme-backup".to_string()));
+    }
+    #[test]
+    fn backup_cronjob_never_overlaps_and_runs_the_shipped_script() {
+        let c = children(&platform(
+            "  backup: {schedule: '*/30 * * * *', retention: 3, suspend: true, timeZone: Europe/Berlin}",
+        ));
+        let cron = cronjob(&c);
+        assert_eq!(cron.spec.schedule, "*/30 * * * *");
+        assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
+        assert_eq!(cron.spec.suspend, Some(true));
+        assert_eq!(cron.spec.time_zone.as_deref(), Some("Europe/Berlin"));
+        let job = cron.spec.job_template.spec.clone().unwrap();
+        assert!(job.active_deadline_seconds.is_some());
+        let ctr = &job.template.spec.unwrap().containers[0];
+        assert_eq!(ctr.command.as_ref().unwrap()[2], backup::POSTGRES_SCRIPT);
+        assert_eq!(env_source(ctr, "BACKUP_RETENTION").0.as_deref(), Some("3"));
+    }
+    #[test]
+    fn the_backup_job_archives_chroma_read_only_next_to_it() {
+        let c = children(&platform(""));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["postgres", "redis", "chroma"]);
+        let chroma = &pod.containers[2];
+        assert_eq!(chroma.command.as_ref().unwrap()[2], backup::CHROMA_SCRIPT);
+        let mount = chroma
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "chroma-data")
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        let vol = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "chroma-data")
+            .unwrap();
+        assert_eq!(
+            vol.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "acme-chroma"
+        );
+        let affinity = pod.affinity.unwrap().pod_affinity.unwrap();
+        assert_eq!(
+            affinity.required_during_scheduling_ignored_during_execution, None,
+            "the dumps must run when ChromaDB is down or scaled to 0"
+        );
+        let preferred = &affinity
+            .preferred_during_scheduling_ignored_during_execution
+            .unwrap()[0];
+        assert_eq!(preferred.weight, 100);
+        let term = &preferred.pod_affinity_term;
+        assert_eq!(term.topology_key, "kubernetes.io/hostname");
+        assert_eq!(
+            term.label_selector.clone().unwrap().match_labels.unwrap()[LABEL_COMPONENT],
+            "chroma"
+        );
+        // External ChromaDB: nothing to archive.
+        let c = children(&platform("  chroma: {external: {host: c}}"));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        assert_eq!(pod.containers.len(), 2);
+        assert!(pod.affinity.is_none());
+    }
+    #[test]
+    fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
+        let c = children(&platform(
+            "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+        ));
+        let cron = cronjob(&c);
+        let pod = backup_pod(cron);
+        let init: Vec<_> = pod
+            .init_containers
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(init, ["postgres", "redis", "chroma"]);
+        assert_eq!(pod.containers.len(), 1);
+        let s3 = &pod.containers[0];
+        assert_eq!(s3.command.as_ref().unwrap()[2], backup::S3_SCRIPT);
+        assert_eq!(
+            env_source(s3, "S3_BUCKET").0.as_deref(),
+            Some("oyl-backups")
+        );
+        assert_eq!(
+            env_source(s3, "S3_PREFIX").0.as_deref(),
+            Some("team-a/acme")
+        );
+        assert_eq!(
+            env_source(s3, "S3_ENDPOINT_URL").0.as_deref(),
+            Some("https://minio.example:9000")
+        );
+        assert_eq!(
+            env_source(s3, "AWS_SECRET_ACCESS_KEY").1,
+            Some(("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))
+        );
+        assert!(
+            s3.security_context
+                .as_ref()
+                .unwrap()
+                .run_as_non_root
+                .unwrap()
+        );
+        // The restore Job still runs restore.sh in the PostgreSQL container.
+        let restore = c.iter().find_map(|c| match c {
+            Child::Job(j) => Some(j),
+            _ => None,
+        });
+        assert!(restore.is_none(), "fresh rollout: no restore state yet");
+        let job = restore::job(&platform(
+            "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {file: latest}",
+        ))
+        .unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert!(pod.init_containers.is_none());
+        assert_eq!(
+            pod.containers[0].command.as_ref().unwrap()[2],
+            restore::SCRIPT
+        );
+    }
+}
