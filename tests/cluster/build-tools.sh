@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries from the Go module proxy, once per version.
 # A tool whose cached binary already reports the pinned version is skipped, so a warm run is instant.
+#   build-tools.sh              the control plane (with kubelet and kube-proxy), etcd, kwok, helm
+#   build-tools.sh --real-node  also what the real node needs: CoreDNS, and Debian's containerd,
+#                               runc, CNI plugins, iptables, umoci and mmdebstrap (apt, as root)
 set -euo pipefail
+real_node=false
+for arg in "$@"; do
+  case "$arg" in
+    --real-node) real_node=true ;;
+    *) echo "usage: build-tools.sh [--real-node]" >&2; exit 2 ;;
+  esac
+done
 . "$(dirname "$0")/lib.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw"
 # Go's caches live in OYL_CACHE too: an empty OYL_CACHE is a real cold start, and a shared
@@ -9,13 +19,17 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw"
 export GOCACHE="$OYL_CACHE/go/build" GOMODCACHE="$OYL_CACHE/go/mod"
 tools="$CLUSTER_DIR/tools"
 
-have() { [ -x "$1" ] && "$1" "${@:2}" 2>/dev/null | grep -q -- "$VERSION_WANTED"; }
+# grep reads all the output (not -q): with pipefail, an early exit would fail the pipeline by
+# SIGPIPE on a longer output (kubectl version) and rebuild a cached tool for nothing.
+have() { [ -x "$1" ] && "$1" "${@:2}" 2>/dev/null | grep -- "$VERSION_WANTED" >/dev/null; }
 stamp() { printf '%s: %ss\n' "$1" "$(( $(date +%s) - $2 ))"; }
 
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 VERSION_WANTED="$K8S_VERSION"
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+k8s_all() { local c; for c in "${k8s_cmds[@]}"; do [ -x "$K8S_BIN/$c" ] || return 1; done; }
 if have "$K8S_BIN/kube-apiserver" --version && have "$K8S_BIN/kubectl" version --client \
-   && [ -x "$K8S_BIN/kube-controller-manager" ] && [ -x "$K8S_BIN/kube-scheduler" ]; then
+   && have "$K8S_BIN/kubelet" --version && k8s_all; then
   echo "kubernetes $K8S_VERSION: cached in $K8S_BIN"
 else
   t=$(date +%s); echo "kubernetes $K8S_VERSION: building (cold: ~20-30 min on 2 cores)"
@@ -26,10 +40,14 @@ else
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  mkdir -p "$K8S_BIN"
-  (cd "$tools/k8s" && go build -trimpath -ldflags "$ld" -o "$K8S_BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  # One `go build` for all of them (one module, one set of ldflags, shared compiled packages),
+  # into a staging directory first: renaming over a binary that a running cluster executes is
+  # safe, writing into it is not ("text file busy").
+  mkdir -p "$K8S_BIN" "$K8S_BIN.staging"
+  (cd "$tools/k8s" && go build -trimpath -ldflags "$ld" -o "$K8S_BIN.staging/" \
+    "${k8s_cmds[@]/#/k8s.io/kubernetes/cmd/}")
+  for c in "${k8s_cmds[@]}"; do mv -f "$K8S_BIN.staging/$c" "$K8S_BIN/$c"; done
+  rmdir "$K8S_BIN.staging"
   have "$K8S_BIN/kube-apiserver" --version || { echo "kube-apiserver does not report $K8S_VERSION" >&2; exit 1; }
   stamp kubernetes "$t"
 fi
@@ -69,4 +87,32 @@ if have "$HELM_BIN/helm" version --short && helm_kube_ok; then echo "helm $HELM_
   have "$HELM_BIN/helm" version --short || { echo "helm does not report $HELM_VERSION" >&2; exit 1; }
   helm_kube_ok || { echo "helm's default Kubernetes version is not v1.$minor.0" >&2; exit 1; }
   stamp helm "$t"
+fi
+
+$real_node || exit 0
+
+VERSION_WANTED="CoreDNS-${COREDNS_VERSION#v}"
+if have "$COREDNS_BIN/coredns" -version; then echo "coredns $COREDNS_VERSION: cached"; else
+  t=$(date +%s); mkdir -p "$COREDNS_BIN"
+  (cd "$tools/coredns" && go build -trimpath -ldflags "-s -w" -o "$COREDNS_BIN/coredns" github.com/coredns/coredns)
+  have "$COREDNS_BIN/coredns" -version || { echo "coredns does not report $COREDNS_VERSION" >&2; exit 1; }
+  stamp coredns "$t"
+fi
+
+# Debian's packages: containerd 1.6 (kubelet 1.36 still accepts 1.x), runc, the CNI plugins
+# (bridge, host-local, loopback, portmap), iptables and conntrack for kube-proxy, nftables for
+# the pod-traffic guard and teardown, umoci and
+# mmdebstrap for the images. apt does not start containerd here (no systemd): up.sh runs its own.
+need=()
+for pkg in containerd runc containernetworking-plugins iptables conntrack nftables umoci mmdebstrap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "the real node needs root (apt: ${need[*]})" >&2; exit 1; }
+  echo "apt: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+else
+  echo "apt: containerd $(dpkg-query -W -f '${Version}' containerd), runc, CNI plugins present"
 fi

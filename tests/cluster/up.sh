@@ -2,14 +2,30 @@
 # Starts a real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC, Pod Security
 # admission), kube-controller-manager (garbage collector, Deployments, Jobs, HPA...),
 # kube-scheduler and kwok with one fake node that makes scheduled pods Ready.
+#   up.sh              the control plane and kwok (simulated pods)
+#   up.sh --real-node  the control plane and a real node instead of kwok: every container runs
+#                      (root only; real-node/node.sh says what it runs and what it changes)
 # Idempotent: when it already runs, it only prints the kubeconfig. The last line of output is
 # the kubeconfig's path. Stop it with down.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-"$CLUSTER_DIR/build-tools.sh" >&2
-export PATH="$TOOLS_PATH:$PATH"
+real_node=false
+for arg in "$@"; do
+  case "$arg" in
+    --real-node) real_node=true ;;
+    *) echo "usage: up.sh [--real-node]" >&2; exit 2 ;;
+  esac
+done
+if $real_node; then "$CLUSTER_DIR/build-tools.sh" --real-node >&2; else "$CLUSTER_DIR/build-tools.sh" >&2; fi
+export PATH="$TOOLS_PATH:$COREDNS_BIN:$PATH"
 D="$KCP_DIR"; P="$D/pki"; K="$D/admin.kubeconfig"
 API_PORT="${KCP_API_PORT:-16443}"; ETCD_PORT="${KCP_ETCD_PORT:-12379}"; ETCD_PEER_PORT=$((ETCD_PORT + 1))
+# shellcheck source=real-node/node.sh
+. "$CLUSTER_DIR/real-node/node.sh"
+# Where the API server listens: loopback, or with a real node the bridge address (which pods
+# reach through the `kubernetes` Service, and this machine reaches as one of its own addresses).
+API_HOST=127.0.0.1
+$real_node && API_HOST="$NODE_IP"
 
 ready() { [ -f "$K" ] && kubectl --kubeconfig="$K" get --raw=/readyz >/dev/null 2>&1; }
 alive() { [ -f "$D/$1.pid" ] && kill -0 "$(cat "$D/$1.pid")" 2>/dev/null; }
@@ -28,24 +44,32 @@ start() { # start NAME COMMAND...: a detached process whose pid is kept for down
   echo $! > "$D/$name.pid"
 }
 
-if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler && alive kwok && ready; then
+workers="kwok"; $real_node && workers="containerd kubelet kube-proxy coredns provisioner"
+running=true
+for name in etcd kube-apiserver kube-controller-manager kube-scheduler $workers; do alive "$name" || running=false; done
+if $running && ready; then
   echo "control plane already running" >&2; echo "$K"; exit 0
 fi
 "$CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
 t0=$(date +%s)
 mkdir -p "$D"/{pki,etcd,logs}
+if $real_node; then
+  stage >&2 "node: bridge $BRIDGE ($NODE_IP, pods $POD_CIDR), firewall, recorded machine state"
+  node_prepare
+fi
+stage >&2 "control plane: PKI, etcd, kube-apiserver on $API_HOST:$API_PORT"
 
 # PKI: a CA, the apiserver's serving cert, an admin client cert (system:masters), the SA key pair.
 ossl() { openssl "$@" 2>/dev/null; }
 ossl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=oyl-e2e-ca" -keyout "$P/ca.key" -out "$P/ca.crt"
 ossl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$P/apiserver.key" -out "$P/apiserver.csr"
 ossl x509 -req -days 7 -in "$P/apiserver.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/apiserver.crt" \
-  -extfile <(printf "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth")
+  -extfile <(printf "subjectAltName=IP:127.0.0.1,IP:$NODE_IP,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth")
 ossl req -newkey rsa:2048 -nodes -subj "/CN=admin/O=system:masters" -keyout "$P/admin.key" -out "$P/admin.csr"
 ossl x509 -req -days 7 -in "$P/admin.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/admin.crt" \
   -extfile <(printf "extendedKeyUsage=clientAuth")
 ossl genrsa -out "$P/sa.key" 2048; ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
-kubectl config --kubeconfig="$K" set-cluster oyl-e2e --server="https://127.0.0.1:$API_PORT" --certificate-authority="$P/ca.crt" --embed-certs >/dev/null
+kubectl config --kubeconfig="$K" set-cluster oyl-e2e --server="https://$API_HOST:$API_PORT" --certificate-authority="$P/ca.crt" --embed-certs >/dev/null
 kubectl config --kubeconfig="$K" set-credentials admin --client-certificate="$P/admin.crt" --client-key="$P/admin.key" --embed-certs >/dev/null
 kubectl config --kubeconfig="$K" set-context oyl-e2e --cluster=oyl-e2e --user=admin >/dev/null
 kubectl config --kubeconfig="$K" use-context oyl-e2e >/dev/null
@@ -58,10 +82,15 @@ start etcd etcd --name=n0 --data-dir="$D/etcd" --unsafe-no-fsync \
 wait_for 30 etcd curl -fs "http://127.0.0.1:$ETCD_PORT/health"
 
 # --advertise-address/--endpoint-reconciler-type: a loopback address cannot go into the
-# `kubernetes` Endpoints, and there is no default route to derive one from.
+# `kubernetes` Endpoints, and there is no default route to derive one from. With a real node the
+# bridge address can: pods reach the API server through the `kubernetes` Service, and the API
+# server reaches the kubelet (logs, exec, port-forward) with the admin client certificate.
+api_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
+$real_node && api_flags=(--bind-address="$NODE_IP" --advertise-address="$NODE_IP" --endpoint-reconciler-type=lease
+  --kubelet-client-certificate="$P/admin.crt" --kubelet-client-key="$P/admin.key"
+  --kubelet-preferred-address-types=InternalIP)
 start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-  --endpoint-reconciler-type=none --cert-dir="$P" \
+  "${api_flags[@]}" --secure-port="$API_PORT" --cert-dir="$P" \
   --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
@@ -83,6 +112,13 @@ start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
 start kube-scheduler kube-scheduler --kubeconfig="$K" \
   --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
   --bind-address=127.0.0.1 --secure-port="${KCP_SCHEDULER_PORT:-10259}" --leader-elect=false
+if $real_node; then
+  node_start "$P"
+  wait_for 60 "the default ServiceAccount" kubectl --kubeconfig="$K" -n default get serviceaccount default
+  stage >&2 "real node ready in $(( $(date +%s) - t0 ))s (logs: $D/logs)"
+  echo "$K"
+  exit 0
+fi
 start kwok kwok --kubeconfig="$K" --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --cidr=10.244.0.0/16 --node-ip=10.0.0.1 --node-lease-duration-seconds=40 --server-address=""
 

@@ -18,7 +18,7 @@ cd "$here/k8s"
     "$gover" "$(echo "$gover" | cut -d. -f1,2)" "$K8S_VERSION"
   sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*#\t\1 => \1 '"$stg"'#p' "$gomod"
   printf ')\n\ntool (\n'
-  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do printf '\tk8s.io/kubernetes/cmd/%s\n' "$c"; done
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do printf '\tk8s.io/kubernetes/cmd/%s\n' "$c"; done
   printf ')\n'
 } > go.mod
 rm -f go.sum; go mod tidy
@@ -34,4 +34,9 @@ rm -f go.sum; go mod tidy
 
 cd "$here/helm"
 printf 'module local/oyl-helm-tools\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 %s\n\ntool helm.sh/helm/v3/cmd/helm\n' "$HELM_VERSION" > go.mod
+rm -f go.sum; go mod tidy
+
+# CoreDNS (the real node's cluster DNS): its main package is the module root.
+cd "$here/coredns"
+printf 'module local/oyl-coredns-tools\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns %s\n\ntool github.com/coredns/coredns\n' "$COREDNS_VERSION" > go.mod
 rm -f go.sum; go mod tidy
