@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, the unit and integration tests of every crate, and the
-# end-to-end suites against a local Kubernetes control plane that this script starts (building
-# its binaries on first use) and always stops again. It first installs or builds every tool it
+# Runs every test: formatting and lints, the unit and integration tests of every crate, the
+# end-to-end suites against a local Kubernetes control plane with simulated pods (kwok), and, as
+# root, the real-node suite, in which every container of the platform runs (images built here).
+# It starts every cluster it uses (building its binaries on first use) and always stops it again,
+# leaving the machine as it found it (checked). It first installs or builds every tool it
 # needs (tests/setup.sh), so it passes on a fresh machine with only the toolchains.
 #
 #   tests/run.sh          warm: reuses $OYL_CACHE (default ~/.cache/oyl) and the target dir
@@ -87,5 +89,18 @@ if [ -z "${TEST_BROWSER:-}" ] && command -v chromium-headless-shell >/dev/null; 
   export TEST_BROWSER=chromium-headless-shell
 fi
 cargo test --workspace --no-fail-fast -- --include-ignored
+
+if [ "$(id -u)" -eq 0 ]; then
+  stage "images (release binaries; PostgreSQL, Redis and ChromaDB from Debian and PyPI)"
+  tests/images/build.sh
+
+  stage "real node: every container runs; the machine is left as found (tests/e2e/real_node.rs)"
+  tests/cluster/down.sh   # the kwok cluster, in the same directory and on the same ports
+  # One platform at a time: the node has the machine's 2 CPUs.
+  tests/cluster/real-node/check-clean.sh \
+    cargo test --workspace --test real_node --no-fail-fast -- --ignored --test-threads=1
+else
+  echo "real-node suite skipped: it needs root (containerd, kubelet, network namespaces)" >&2
+fi
 
 stage "done"

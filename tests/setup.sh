@@ -4,6 +4,8 @@
 #   apt (root or sudo): openssl, curl, PostgreSQL, Redis, python3-venv, headless Chromium
 #   PyPI, in venvs under $OYL_CACHE: checkov (policy checks), moto + awscli (the S3 backup test)
 #   Go module proxy: the control plane's tools and helm (tests/cluster/build-tools.sh)
+#   and, as root, what the real node needs: CoreDNS, containerd, runc, CNI plugins, nftables,
+#   umoci, mmdebstrap (build-tools.sh --real-node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/cluster/lib.sh
@@ -36,4 +38,4 @@ if [ ! -x "$s3venv/bin/moto_server" ] || [ ! -x "$s3venv/bin/aws" ]; then
   "$s3venv/bin/pip" install --quiet "moto[server]==5.1.18" "awscli==1.42.60"
 fi
 
-tests/cluster/build-tools.sh
+if [ "$(id -u)" -eq 0 ]; then tests/cluster/build-tools.sh --real-node; else tests/cluster/build-tools.sh; fi
