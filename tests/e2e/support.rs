@@ -5,6 +5,9 @@
 //! The tests are `#[ignore]`d so a plain `cargo test` needs no cluster; `tests/run.sh` starts the
 //! control plane and runs them with `--include-ignored`.
 
+#[path = "support/real_node.rs"]
+pub mod real_node;
+
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
