@@ -225,27 +225,10 @@ async fn an_older_api_starts_after_a_newer_migration() {
     let _node = NODE.lock().await;
     let ns = ready_platform("rollback").await;
     // What a newer API image's migration leaves behind, as sqlx records it.
-    kubectl(
-        &[
-            "exec",
-            "-n",
-            &ns.name,
-            "deploy/demo-postgres",
-            "--",
-            "psql",
-            "-U",
-            "oyl",
-            "-d",
-            "oyl",
-            "-h",
-            "127.0.0.1",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "insert into _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
-           values (9999, 'from a newer API', now(), true, '\\x00', 0)",
-        ],
-        None,
+    psql(
+        &ns.name,
+        "insert into _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         values (9999, 'from a newer API', now(), true, '\\x00', 0)",
     );
     kubectl(
         &[

@@ -396,6 +396,32 @@ impl RoundTrip {
     }
 }
 
+/// Runs SQL in the platform's PostgreSQL as the API's user (psql in the PostgreSQL pod): its
+/// unaligned, tuples-only output.
+pub fn psql(ns: &str, sql: &str) -> String {
+    kubectl(
+        &[
+            "exec",
+            "-n",
+            ns,
+            "deploy/demo-postgres",
+            "--",
+            "psql",
+            "-U",
+            "oyl",
+            "-d",
+            "oyl",
+            "-h",
+            "127.0.0.1",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+            sql,
+        ],
+        None,
+    )
+}
+
 /// The address (cluster IP:port) of the platform's API Service, which answers from this machine
 /// through kube-proxy's rules.
 pub async fn api_addr(ns: &str) -> String {
