@@ -1,5 +1,6 @@
 //! The platform's data on a real node: a backup taken by real `pg_dump`, lost rows, and a restore
-//! through `spec.restore` that brings them back, so that the same question gets the same answer.
+//! through `spec.restore` that brings them back, so that the same question gets the same answer;
+//! an upgrade to an API image with one more migration, and back.
 //!
 //! Runs like `real_node.rs` (see there): `#[ignore]`d, and only with
 //! `OYL_E2E_REAL_NODE_KUBECONFIG` set (`tests/run.sh` does, as root).
@@ -7,6 +8,8 @@
 use oyl_e2e::real_node::*;
 use oyl_e2e::wait_for;
 use oyl_operator::crd::OylPlatform;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Rows deleted behind the API's back (a bad script, a wrong `DELETE`), in PostgreSQL only: the
@@ -111,4 +114,115 @@ fn restored_record(p: &OylPlatform) -> oyl_operator::crd::RestoreRecord {
         .as_ref()
         .and_then(|s| s.restored.clone())
         .unwrap_or_else(|| panic!("Ready after a restore without status.restored: {p:?}"))
+}
+
+/// `spec.api.image` moved to a newer image with one more migration (version 9000): the
+/// operator runs its migration Job for real, then rolls the API, with `/health` through the
+/// Service answering 200 all along; moved back, the older API starts on the newer schema.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real node: tests/cluster/up.sh --real-node, OYL_E2E_REAL_NODE_KUBECONFIG, root"]
+async fn an_upgrade_with_one_more_migration_rolls_without_a_failed_health_check_and_back() {
+    if !enabled() {
+        return;
+    }
+    let _node = NODE.lock().await;
+    let t0 = Instant::now();
+    let images = setup().await;
+    let ns = ready_platform("upgrade").await;
+    let addr = api_addr(&ns.name).await;
+    let migrated = |ns: &str| psql(ns, "select coalesce(max(version), 0) from _sqlx_migrations");
+    assert_eq!(migrated(&ns.name).trim(), "2", "the released schema");
+
+    for (image, version) in [
+        (&images["oyl-server-next"], "9000"),
+        (&images["oyl-server"], "9000"),
+    ] {
+        let (stop, failed, seen) = health_watch(&addr);
+        kubectl(
+            &[
+                "patch",
+                "oylplatform",
+                "demo",
+                "-n",
+                &ns.name,
+                "--type",
+                "merge",
+                "-p",
+                &serde_json::json!({"spec": {"api": {"image": image}}}).to_string(),
+            ],
+            None,
+        );
+        if let Err(conditions) = condition(&ns.name, "Ready", READY_TIMEOUT).await {
+            dump_state(&ns.name);
+            panic!("not Ready on {image}:\n{conditions}");
+        }
+        let pods = wait_for(
+            Duration::from_secs(120),
+            "only pods of the new image, all ready",
+            || async {
+                let out = kubectl(
+                    &["get", "pods", "-n", &ns.name, "-l", "app.kubernetes.io/component=api", "-o",
+                      "jsonpath={range .items[*]}{.spec.containers[0].image} {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}"],
+                    None,
+                );
+                (!out.trim().is_empty()
+                    && out.lines().all(|l| l.starts_with(&format!("{image} true "))))
+                .then_some(out)
+            },
+        )
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        let jobs = kubectl(
+            &[
+                "get",
+                "jobs",
+                "-n",
+                &ns.name,
+                "-l",
+                "app.kubernetes.io/component=migrate",
+                "-o",
+                "jsonpath={range .items[*]}{.spec.template.spec.containers[0].image} {.status.succeeded}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        log(t0, &format!("on {image}: pods {pods}migration Jobs {jobs}"));
+        assert!(
+            jobs.lines().any(|l| l == format!("{image} 1")),
+            "a migration Job of {image} succeeded: {jobs}"
+        );
+        assert!(
+            pods.lines().all(|l| l.ends_with(" 0")),
+            "no API restarts on {image}: {pods}"
+        );
+        assert_eq!(migrated(&ns.name).trim(), version, "schema on {image}");
+        let (failed, seen) = (failed.load(Ordering::Relaxed), seen.load(Ordering::Relaxed));
+        assert!(seen > 0, "/health was watched");
+        assert_eq!(
+            failed, 0,
+            "/health failed {failed} of {seen} times moving to {image}"
+        );
+    }
+    log(
+        t0,
+        "upgraded with its migration and rolled back, /health 200 throughout",
+    );
+}
+
+/// GET /health through the Service every 100 ms until told to stop: (stop, failed, seen).
+fn health_watch(addr: &str) -> (Arc<AtomicBool>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (s, f, n, addr) = (stop.clone(), failed.clone(), seen.clone(), addr.to_string());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while !s.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if !matches!(get(&addr, "/health").await, Some((200, _))) {
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    (stop, failed, seen)
 }

@@ -7,6 +7,7 @@
 #   chroma        stands in for chromadb/chroma      (PyPI's chromadb wheel;  chroma/README.md)
 #   oyl-operator  the operator image, from the release binary (operator/Dockerfile's layout)
 #   oyl-server    the API image, from the release binary (server/Dockerfile's layout)
+#   oyl-server-next  the same with one more migration: "a newer release" for the upgrade test
 #
 #   tests/images/build.sh [--import CONTAINERD_SOCKET] [NAME...]
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     *) names+=("$1"); shift ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || names=(pause postgres redis chroma oyl-operator oyl-server)
+[ ${#names[@]} -gt 0 ] || names=(pause postgres redis chroma oyl-operator oyl-server oyl-server-next)
 [ "$(id -u)" -eq 0 ] || { echo "build.sh needs root (mmdebstrap, file ownership in layers)" >&2; exit 1; }
 OUT="$OYL_CACHE/images"
 mkdir -p "$OUT"
@@ -46,6 +47,7 @@ ref() {
     chroma) echo "localhost/oyl-test/chroma:$CHROMA_VERSION" ;;
     oyl-operator) echo "localhost/oyl/oyl-operator:dev" ;;
     oyl-server) echo "localhost/oyl/oyl-server:dev" ;;
+    oyl-server-next) echo "localhost/oyl/oyl-server:next" ;;
     *) echo "unknown image: $1" >&2; return 1 ;;
   esac
 }
@@ -57,9 +59,18 @@ key() { # key NAME: the hash of everything the image is built from (contents, no
     (cd "$here/$1" && find . -type f ! -name '*.md' | LC_ALL=C sort | xargs -r sha256sum)
     case "$1" in
       oyl-operator|oyl-server) sha256sum < "$(release_bin "$1")" ;;
+      oyl-server-next) sha256sum < "$(next_bin)" ;;
     esac
   } | sha256sum | cut -c1-16
 }
+
+# The Rust builds, once, here (the keys and recipes below run in subshells).
+for name in "${names[@]}"; do
+  case "$name" in
+    oyl-operator|oyl-server) release_bin "$name" >/dev/null ;;
+    oyl-server-next) next_bin >/dev/null ;;
+  esac
+done
 
 for name in "${names[@]}"; do
   reference="$(ref "$name")"
@@ -73,7 +84,7 @@ for name in "${names[@]}"; do
     (. "$here/$name/recipe.sh" && recipe "$rootfs" "$out" "${reference##*:}")
     rm -rf "$rootfs"
     # Older archives of this image are superseded.
-    find "$OUT" -maxdepth 1 -name "$name-*.tar" ! -path "$out" -delete
+    find "$OUT" -maxdepth 1 -name "$name-????????????????.tar" ! -path "$out" -delete
     echo "$name: built in $(( $(date +%s) - t ))s ($(du -h "$out" | cut -f1))" >&2
   fi
   if [ -n "$sock" ]; then

@@ -10,6 +10,22 @@ release_bin() { # release_bin NAME: the release binary, built once per run when 
   echo "$dir/$1"
 }
 
+next_bin() { # next_bin: the API binary of a "newer release", one more migration (feature
+  # upgrade-test-migration), built once per run beside the release binaries when not given
+  local next="${OYL_RELEASE_DIR:-$TARGET_DIR/release}/next/oyl-server"
+  if [ -z "${OYL_RELEASE_DIR:-}" ] && [ -z "${_next_done:-}" ]; then
+    # The same packages as release_bin's build (the same feature unification, so only
+    # oyl-server is compiled again), then that build again to put the plain binary back.
+    (cd "$REPO_ROOT" && nice -n 15 cargo build --release --locked -p oyl-operator -p oyl-server \
+      --features oyl-server/upgrade-test-migration >&2)
+    install -D -m 0755 "$TARGET_DIR/release/oyl-server" "$next"
+    _cargo_done=""
+    release_bin oyl-server >/dev/null
+    _next_done=1
+  fi
+  [ -x "$next" ] || { echo "no $next" >&2; return 1; }
+  echo "$next"
+}
 
 debian_rootfs() { # debian_rootfs DIR PACKAGES [mmdebstrap options...]: a minimal Debian
   local dir=$1 pkgs=$2; shift 2

@@ -113,6 +113,12 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "document queue",
         include_str!("../../migrations/postgres/0002_document_queue.sql"),
     ),
+    #[cfg(feature = "upgrade-test-migration")]
+    (
+        9000,
+        "upgrade test",
+        include_str!("../../tests/fixtures/upgrade-test-migration/postgres.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -124,6 +130,12 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "document queue",
         include_str!("../../migrations/sqlite/0002_document_queue.sql"),
+    ),
+    #[cfg(feature = "upgrade-test-migration")]
+    (
+        9000,
+        "upgrade test",
+        include_str!("../../tests/fixtures/upgrade-test-migration/sqlite.sql"),
     ),
 ];
 

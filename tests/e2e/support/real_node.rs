@@ -302,6 +302,7 @@ pub async fn setup() -> &'static std::collections::BTreeMap<String, String> {
                 "chroma",
                 "oyl-operator",
                 "oyl-server",
+                "oyl-server-next",
             ]);
             log(t0, &format!("images imported: {images:?}"));
             kubectl(
