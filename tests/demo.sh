@@ -66,8 +66,9 @@ if $real_node; then
   restricted_namespace oyl-system
   helm upgrade --install oyl-operator charts/oyl-operator --namespace oyl-system --wait --timeout 300s \
     --set image.repository="${image[oyl-operator]%:*}" --set image.tag="${image[oyl-operator]##*:}" \
-    --set image.pullPolicy=Never
+    --set image.pullPolicy=Never --hide-notes
   wait_condition 60 Established crd/oylplatforms.oyl.dev
+  kubectl get deployment oyl-operator -n oyl-system
 
   stage "applying config/samples/oylplatform-minimal.yaml in namespace $ns, with the local images"
   restricted_namespace "$ns"
