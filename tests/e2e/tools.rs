@@ -127,6 +127,63 @@ fn scripts_wait_times_out_with_the_reason() {
     );
 }
 
+/// `tests/demo.sh` in a shell started with ARGS, as user UID when given (`setpriv`). The script
+/// is read from stdin (so another user runs it whatever the checkout's permissions) in an empty
+/// directory: a script that went past its argument checks finds no `tests/cluster/lib.sh` there
+/// and stops, instead of building and starting a demo.
+fn demo(args: &[&str], uid: Option<u32>) -> Output {
+    let script = std::fs::File::open(repo_root().join("tests/demo.sh")).unwrap();
+    let dir = std::env::temp_dir().join(format!("oyl-demo-args-{}", std::process::id()));
+    let cwd = dir.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .args(["--clear-groups", "bash"]);
+            c
+        }
+        None => Command::new("bash"),
+    };
+    cmd.args(["-s", "--"])
+        .args(args)
+        .stdin(script)
+        .current_dir(&cwd);
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
+}
+
+/// The demo's two modes: `--help` names `--real-node`, anything else is refused with the usage
+/// (exit 2), and `--real-node` without root stops at once, saying why, before it builds or
+/// starts anything (the script never got as far as finding the repository).
+#[test]
+fn demo_takes_real_node_and_refuses_anything_else_before_starting() {
+    let help = ok(&demo(&["--help"], None), "tests/demo.sh --help");
+    assert!(
+        help.contains("usage: tests/demo.sh [--real-node]") && help.contains("--real-node  "),
+        "{help}"
+    );
+    for wrong in [&["--real_node"][..], &["--real-node", "extra"]] {
+        let out = demo(wrong, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}: {err}");
+        assert!(err.starts_with("usage: tests/demo.sh"), "{wrong:?}: {err}");
+    }
+    // As root (CI), the refusal is seen as user nobody; as another user, directly.
+    let uid = (ok(&run(Command::new("id").arg("-u")), "id -u").trim() == "0").then_some(65534);
+    let out = demo(&["--real-node"], uid);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--real-node needs root"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// The vendored Swagger UI and ReDoc files are exactly what `server/assets/update.sh` fetched.
 #[test]
 fn vendored_docs_assets_match_their_checksums() {

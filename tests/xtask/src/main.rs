@@ -14,7 +14,9 @@ usage: cargo xtask <task> [args...]
   cycles [ROOT]   fail on a module import cycle in the operator or the server
                   (of the checkout at ROOT, default this one)
   crd             regenerate crds/ and the chart's copy from the Rust types
-  demo            tests/demo.sh: local cluster, operator, a platform reaching Ready
+  demo [--real-node]
+                  tests/demo.sh: local cluster, operator, a platform reaching Ready
+                  (--real-node, as root: every container runs; prints the API's URL)
   bench [NAME]    tests/bench/NAME.sh (api, operator, ingest); all three without NAME
 ";
 
