@@ -101,7 +101,22 @@ $real_node && api_flags=(--bind-address="$NODE_IP" --advertise-address="$NODE_IP
   --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group
   --requestheader-extra-headers-prefix=X-Remote-Extra-
   --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key"
-  --enable-aggregator-routing=true)
+  --enable-aggregator-routing=true
+  --audit-policy-file="$D/audit-policy.yaml" --audit-log-path="$D/logs/audit.log" --audit-log-format=json)
+# The real node's audit log: every write to a Deployment or its scale subresource, with who made
+# it and its body (tests/e2e/real_node_hpa.rs counts the operator's and the HPA's writes).
+if $real_node; then
+  cat > "$D/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Request
+  verbs: [create, update, patch]
+  resources: [{group: apps, resources: [deployments, deployments/scale]}]
+- level: None
+POLICY
+fi
 start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   "${api_flags[@]}" --secure-port="$API_PORT" --cert-dir="$P" \
   --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
