@@ -2,7 +2,7 @@
 # Builds the local control plane's binaries from the Go module proxy, once per version.
 # A tool whose cached binary already reports the pinned version is skipped, so a warm run is instant.
 #   build-tools.sh              the control plane (with kubelet and kube-proxy), etcd, kwok, helm
-#   build-tools.sh --real-node  also what the real node needs: CoreDNS, and Debian's containerd,
+#   build-tools.sh --real-node  also what the real node needs: CoreDNS, metrics-server, and Debian's containerd,
 #                               runc, CNI plugins, iptables, umoci and mmdebstrap (apt, as root)
 set -euo pipefail
 real_node=false
@@ -97,6 +97,21 @@ if have "$COREDNS_BIN/coredns" -version; then echo "coredns $COREDNS_VERSION: ca
   (cd "$tools/coredns" && go build -trimpath -ldflags "-s -w" -o "$COREDNS_BIN/coredns" github.com/coredns/coredns)
   have "$COREDNS_BIN/coredns" -version || { echo "coredns does not report $COREDNS_VERSION" >&2; exit 1; }
   stamp coredns "$t"
+fi
+
+# metrics-server: version stamped as upstream's Makefile does (client-go's version package, which
+# `--version` prints); the module proxy has no git commit, so the commit is go.sum's content hash.
+VERSION_WANTED="$METRICS_SERVER_VERSION"
+if have "$METRICS_SERVER_BIN/metrics-server" --version; then echo "metrics-server $METRICS_SERVER_VERSION: cached"; else
+  t=$(date +%s); mkdir -p "$METRICS_SERVER_BIN"
+  sum="$(awk -v v="$METRICS_SERVER_VERSION" '$1=="sigs.k8s.io/metrics-server" && $2==v {print $3}' "$tools/metrics-server/go.sum")"
+  [ -n "$sum" ] || { echo "sigs.k8s.io/metrics-server $METRICS_SERVER_VERSION missing from $tools/metrics-server/go.sum" >&2; exit 1; }
+  ld="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+  ld+=" -X k8s.io/client-go/pkg/version.gitCommit=$sum -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z"
+  (cd "$tools/metrics-server" && go build -trimpath -ldflags "$ld" -o "$METRICS_SERVER_BIN/metrics-server.new" sigs.k8s.io/metrics-server/cmd/metrics-server)
+  mv -f "$METRICS_SERVER_BIN/metrics-server.new" "$METRICS_SERVER_BIN/metrics-server"
+  have "$METRICS_SERVER_BIN/metrics-server" --version || { echo "metrics-server does not report $METRICS_SERVER_VERSION" >&2; exit 1; }
+  stamp metrics-server "$t"
 fi
 
 # Debian's packages: containerd 1.6 (kubelet 1.36 still accepts 1.x), runc, the CNI plugins

@@ -17,7 +17,7 @@ for arg in "$@"; do
   esac
 done
 if $real_node; then "$CLUSTER_DIR/build-tools.sh" --real-node >&2; else "$CLUSTER_DIR/build-tools.sh" >&2; fi
-export PATH="$TOOLS_PATH:$COREDNS_BIN:$PATH"
+export PATH="$TOOLS_PATH:$COREDNS_BIN:$METRICS_SERVER_BIN:$PATH"
 D="$KCP_DIR"; P="$D/pki"; K="$D/admin.kubeconfig"
 API_PORT="${KCP_API_PORT:-16443}"; ETCD_PORT="${KCP_ETCD_PORT:-12379}"; ETCD_PEER_PORT=$((ETCD_PORT + 1))
 # shellcheck source=real-node/node.sh
@@ -44,7 +44,7 @@ start() { # start NAME COMMAND...: a detached process whose pid is kept for down
   echo $! > "$D/$name.pid"
 }
 
-workers="kwok"; $real_node && workers="containerd kubelet kube-proxy coredns provisioner"
+workers="kwok"; $real_node && workers="containerd kubelet kube-proxy coredns metrics-server provisioner"
 running=true
 for name in etcd kube-apiserver kube-controller-manager kube-scheduler $workers; do alive "$name" || running=false; done
 if $running && ready; then
@@ -69,6 +69,14 @@ ossl req -newkey rsa:2048 -nodes -subj "/CN=admin/O=system:masters" -keyout "$P/
 ossl x509 -req -days 7 -in "$P/admin.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/admin.crt" \
   -extfile <(printf "extendedKeyUsage=clientAuth")
 ossl genrsa -out "$P/sa.key" 2048; ossl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub"
+# The aggregation layer (real node: metrics-server's metrics.k8s.io): a CA of its own for the
+# requests the API server proxies to an extension API server, and the client cert it proxies with.
+if $real_node; then
+  ossl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=oyl-e2e-front-proxy-ca" -keyout "$P/front-proxy-ca.key" -out "$P/front-proxy-ca.crt"
+  ossl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" -keyout "$P/front-proxy-client.key" -out "$P/front-proxy-client.csr"
+  ossl x509 -req -days 7 -in "$P/front-proxy-client.csr" -CA "$P/front-proxy-ca.crt" -CAkey "$P/front-proxy-ca.key" -CAcreateserial \
+    -out "$P/front-proxy-client.crt" -extfile <(printf "extendedKeyUsage=clientAuth")
+fi
 kubectl config --kubeconfig="$K" set-cluster oyl-e2e --server="https://$API_HOST:$API_PORT" --certificate-authority="$P/ca.crt" --embed-certs >/dev/null
 kubectl config --kubeconfig="$K" set-credentials admin --client-certificate="$P/admin.crt" --client-key="$P/admin.key" --embed-certs >/dev/null
 kubectl config --kubeconfig="$K" set-context oyl-e2e --cluster=oyl-e2e --user=admin >/dev/null
@@ -88,7 +96,27 @@ wait_for 30 etcd curl -fs "http://127.0.0.1:$ETCD_PORT/health"
 api_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
 $real_node && api_flags=(--bind-address="$NODE_IP" --advertise-address="$NODE_IP" --endpoint-reconciler-type=lease
   --kubelet-client-certificate="$P/admin.crt" --kubelet-client-key="$P/admin.key"
-  --kubelet-preferred-address-types=InternalIP)
+  --kubelet-preferred-address-types=InternalIP
+  --requestheader-client-ca-file="$P/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group
+  --requestheader-extra-headers-prefix=X-Remote-Extra-
+  --proxy-client-cert-file="$P/front-proxy-client.crt" --proxy-client-key-file="$P/front-proxy-client.key"
+  --enable-aggregator-routing=true
+  --audit-policy-file="$D/audit-policy.yaml" --audit-log-path="$D/logs/audit.log" --audit-log-format=json)
+# The real node's audit log: every write to a Deployment or its scale subresource, with who made
+# it and its body (tests/e2e/real_node_hpa.rs counts the operator's and the HPA's writes).
+if $real_node; then
+  cat > "$D/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Request
+  verbs: [create, update, patch]
+  resources: [{group: apps, resources: [deployments, deployments/scale]}]
+- level: None
+POLICY
+fi
 start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   "${api_flags[@]}" --secure-port="$API_PORT" --cert-dir="$P" \
   --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
@@ -98,6 +126,11 @@ start kube-apiserver kube-apiserver --etcd-servers="http://127.0.0.1:$ETCD_PORT"
   --profiling=false --enable-priority-and-fairness=false
 wait_for 120 kube-apiserver kubectl --kubeconfig="$K" get --raw=/readyz
 
+# --horizontal-pod-autoscaler-downscale-stabilization (real node, where metrics-server makes the
+# HPA really scale): an HPA without `behavior` (the operator's: the CRD has no such field) waits
+# out this window before it scales down; the default 5 min would make a scale-down test wait 5 min.
+kcm_flags=()
+$real_node && kcm_flags=(--horizontal-pod-autoscaler-downscale-stabilization=30s)
 # --kube-api-qps/burst: the default client limit (20 requests/s) throttled the volumes and pods
 # of many platforms created at once for minutes (BENCHMARKS.md, operator).
 start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
@@ -108,7 +141,7 @@ start kube-controller-manager kube-controller-manager --kubeconfig="$K" \
   --use-service-account-credentials=false --controllers='*' \
   --concurrent-gc-syncs=5 --horizontal-pod-autoscaler-sync-period=5s \
   --enable-hostpath-provisioner \
-  --kube-api-qps=200 --kube-api-burst=400
+  --kube-api-qps=200 --kube-api-burst=400 "${kcm_flags[@]}"
 start kube-scheduler kube-scheduler --kubeconfig="$K" \
   --authentication-kubeconfig="$K" --authorization-kubeconfig="$K" \
   --bind-address=127.0.0.1 --secure-port="${KCP_SCHEDULER_PORT:-10259}" --leader-elect=false

@@ -1,7 +1,7 @@
 # The real node of `up.sh --real-node`: containerd (Debian's, its own config, root, state and
 # socket under $KCP_DIR), runc, the Debian CNI plugins on a bridge of its own, kubelet and
 # kube-proxy (iptables mode) from the pinned Kubernetes module, CoreDNS serving cluster.local
-# only, and a storage provisioner whose volumes non-root pods can write. Sourced by up.sh and
+# only, metrics-server (resource metrics for `kubectl top` and the HPA), and a storage provisioner whose volumes non-root pods can write. Sourced by up.sh and
 # down.sh after lib.sh; everything it adds to the machine outside $KCP_DIR is recorded in
 # $KCP_DIR/node/ and taken away by node_stop.
 # shellcheck shell=bash
@@ -17,6 +17,9 @@ KUBELET_PORT="${KCP_KUBELET_PORT:-40250}"
 KUBELET_HEALTHZ_PORT="${KCP_KUBELET_HEALTHZ_PORT:-40248}"
 PROXY_HEALTHZ_PORT="${KCP_PROXY_HEALTHZ_PORT:-40256}"
 PROXY_METRICS_PORT="${KCP_PROXY_METRICS_PORT:-40249}"
+# metrics-server's secure port on the bridge address (the API server's aggregation layer proxies
+# metrics.k8s.io there).
+METRICS_SERVER_PORT="${KCP_METRICS_SERVER_PORT:-40443}"
 # Under a cgroup of its own in every v1 hierarchy, so that teardown removes exactly what it made.
 CGROUP_ROOT="/oyl-$NODE_NAME"
 N="$KCP_DIR/node"                    # configs, records of the machine's state
@@ -80,17 +83,21 @@ node_start() { # node_start PKI_DIR
   local P=$1
   mkdir -p "$CTRD" "$N" "$KCP_DIR/kubelet" "$KCP_DIR/pod-logs" "$KCP_DIR/cni/net.d" "$KCP_DIR/cni/ipam" "$KCP_DIR/volumes"
   # Certificates: the kubelet's serving cert (for the API server's logs/exec and metrics), the
-  # node's and kube-proxy's client certs.
+  # node's, kube-proxy's and metrics-server's client certs, metrics-server's serving cert.
   ossl req -newkey rsa:2048 -nodes -subj "/CN=$NODE_NAME" -keyout "$P/kubelet.key" -out "$P/kubelet.csr"
   ossl x509 -req -days 7 -in "$P/kubelet.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial -out "$P/kubelet.crt" \
     -extfile <(printf "subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth" "$NODE_IP" "$NODE_NAME")
   local who
-  for who in "node:system:node:$NODE_NAME/O=system:nodes" "proxy:system:kube-proxy"; do
+  for who in "node:system:node:$NODE_NAME/O=system:nodes" "proxy:system:kube-proxy" "metrics-server:system:metrics-server"; do
     ossl req -newkey rsa:2048 -nodes -subj "/CN=${who#*:}" -keyout "$P/${who%%:*}.key" -out "$P/${who%%:*}.csr"
     ossl x509 -req -days 7 -in "$P/${who%%:*}.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
       -out "$P/${who%%:*}.crt" -extfile <(printf "extendedKeyUsage=clientAuth")
     kubeconfig_for "$N/${who%%:*}.kubeconfig" "$P/${who%%:*}.crt" "$P/${who%%:*}.key"
   done
+  ossl req -newkey rsa:2048 -nodes -subj "/CN=metrics-server" -keyout "$P/metrics-server-serving.key" -out "$P/metrics-server-serving.csr"
+  ossl x509 -req -days 7 -in "$P/metrics-server-serving.csr" -CA "$P/ca.crt" -CAkey "$P/ca.key" -CAcreateserial \
+    -out "$P/metrics-server-serving.crt" \
+    -extfile <(printf "subjectAltName=DNS:metrics-server.kube-system.svc,IP:%s\nextendedKeyUsage=serverAuth" "$NODE_IP")
 
   stage >&2 "node: containerd $(dpkg-query -W -f '${Version}' containerd)"
   cat > "$N/containerd.toml" <<EOF
@@ -254,6 +261,8 @@ ports:
 - {name: dns-tcp, port: 53, protocol: TCP}
 EOF
 
+  node_metrics_server "$P"
+
   stage >&2 "node: storage (local volumes that honour fsGroup)"
   kc apply -f - >/dev/null <<'EOF'
 apiVersion: storage.k8s.io/v1
@@ -274,6 +283,90 @@ EOF
   # (pods reach Services through the host's routing) until teardown.
   node_restore_sysctls '^(kernel|vm)\.'
   wait_for 60 "kube-proxy's rules" sh -c "iptables-save -t nat | grep -q KUBE-SERVICES"
+  wait_for 60 "the metrics.k8s.io APIService (metrics-server)" \
+    kc wait apiservice/v1beta1.metrics.k8s.io --for=condition=Available --timeout=2s
+}
+
+# node_metrics_server PKI_DIR: metrics-server as a host process on $NODE_IP:$METRICS_SERVER_PORT,
+# behind the APIService v1beta1.metrics.k8s.io (the API server's aggregation layer; up.sh gives it
+# the front-proxy CA and client cert). It scrapes the kubelet's /metrics/resource every 10 s as
+# user system:metrics-server (client cert), verifying the kubelet's serving cert against the
+# cluster CA (no --kubelet-insecure-tls); the API server verifies metrics-server's serving cert
+# against the same CA (caBundle, no insecureSkipTLSVerify).
+node_metrics_server() {
+  local P=$1
+  stage >&2 "node: metrics-server $METRICS_SERVER_VERSION on $NODE_IP:$METRICS_SERVER_PORT (APIService v1beta1.metrics.k8s.io)"
+  kc apply -f - >/dev/null <<EOF
+# Its own rights: read nodes and pods, scrape kubelets; delegate authentication and
+# authorization of the requests it serves to the API server; read the aggregation layer's CA.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "oyl-e2e:metrics-server"}
+rules:
+- {apiGroups: [""], resources: [nodes/metrics], verbs: [get]}
+- {apiGroups: [""], resources: [pods, nodes], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "oyl-e2e:metrics-server"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "oyl-e2e:metrics-server"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "oyl-e2e:metrics-server:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "oyl-e2e:metrics-server:auth-reader", namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: metrics-server
+  namespace: kube-system
+  labels: {k8s-app: metrics-server}
+spec:
+  ports:
+  - {name: https, port: 443, protocol: TCP, targetPort: $METRICS_SERVER_PORT}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-host
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: metrics-server, endpointslice.kubernetes.io/managed-by: up.sh.oyl.dev}
+addressType: IPv4
+endpoints:
+- addresses: [$NODE_IP]
+  conditions: {ready: true}
+ports:
+- {name: https, port: $METRICS_SERVER_PORT, protocol: TCP}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta1.metrics.k8s.io
+spec:
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  group: metrics.k8s.io
+  version: v1beta1
+  caBundle: $(base64 -w0 < "$P/ca.crt")
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+  # --metric-resolution: the shortest it allows (10 s), so the HPA sees load within seconds; the
+  # kubelet request timeout must stay under 90% of it.
+  start metrics-server metrics-server --kubeconfig="$N/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$N/metrics-server.kubeconfig" --authorization-kubeconfig="$N/metrics-server.kubeconfig" \
+    --bind-address="$NODE_IP" --secure-port="$METRICS_SERVER_PORT" \
+    --tls-cert-file="$P/metrics-server-serving.crt" --tls-private-key-file="$P/metrics-server-serving.key" \
+    --kubelet-certificate-authority="$P/ca.crt" --kubelet-use-node-status-port \
+    --kubelet-preferred-address-types=InternalIP --metric-resolution=10s --kubelet-request-timeout=5s
 }
 
 kubeconfig_for() { # kubeconfig_for FILE CERT KEY
@@ -308,7 +401,7 @@ node_stop() {
     local deadline=$(( $(date +%s) + 60 ))
     while [ -n "$(kc get pods -A -o name 2>/dev/null)" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
   fi
-  stop_pid provisioner; stop_pid coredns; stop_pid kube-proxy; stop_pid kubelet
+  stop_pid provisioner; stop_pid metrics-server; stop_pid coredns; stop_pid kube-proxy; stop_pid kubelet
   if alive containerd; then
     local ns=k8s.io id
     for id in $(ctr --address "$CTRD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do

@@ -40,3 +40,8 @@ rm -f go.sum; go mod tidy
 cd "$here/coredns"
 printf 'module local/oyl-coredns-tools\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns %s\n\ntool github.com/coredns/coredns\n' "$COREDNS_VERSION" > go.mod
 rm -f go.sum; go mod tidy
+
+# metrics-server (the real node's resource metrics API).
+mkdir -p "$here/metrics-server" && cd "$here/metrics-server"
+printf 'module local/oyl-metrics-server-tools\n\ngo 1.26.4\n\nrequire sigs.k8s.io/metrics-server %s\n\ntool sigs.k8s.io/metrics-server/cmd/metrics-server\n' "$METRICS_SERVER_VERSION" > go.mod
+rm -f go.sum; go mod tidy
