@@ -138,6 +138,7 @@ async fn an_upgrade_with_one_more_migration_rolls_without_a_failed_health_check_
         (&images["oyl-server"], "9000"),
     ] {
         let (stop, failed, seen) = health_watch(&addr);
+        let migrations = migration_jobs(&ns.name).await;
         kubectl(
             &[
                 "patch",
@@ -172,19 +173,8 @@ async fn an_upgrade_with_one_more_migration_rolls_without_a_failed_health_check_
         )
         .await;
         stop.store(true, Ordering::Relaxed);
-        let jobs = kubectl(
-            &[
-                "get",
-                "jobs",
-                "-n",
-                &ns.name,
-                "-l",
-                "app.kubernetes.io/component=migrate",
-                "-o",
-                "jsonpath={range .items[*]}{.spec.template.spec.containers[0].image} {.status.succeeded}{\"\\n\"}{end}",
-            ],
-            None,
-        );
+        // The operator prunes a migration Job once the API runs its image: what the watch saw.
+        let jobs = migrations.lock().unwrap().join("\n");
         log(t0, &format!("on {image}: pods {pods}migration Jobs {jobs}"));
         assert!(
             jobs.lines().any(|l| l == format!("{image} 1")),
@@ -206,6 +196,34 @@ async fn an_upgrade_with_one_more_migration_rolls_without_a_failed_health_check_
         t0,
         "upgraded with its migration and rolled back, /health 200 throughout",
     );
+}
+
+/// Every state of the platform's migration Jobs from now on, as `IMAGE SUCCEEDED` lines (a
+/// watch: the operator deletes a Job soon after it succeeded).
+async fn migration_jobs(ns: &str) -> Arc<std::sync::Mutex<Vec<String>>> {
+    use futures::StreamExt;
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::WatchEvent;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let jobs: kube::Api<Job> = kube::Api::namespaced(client().await, ns);
+    let wp = kube::api::WatchParams::default().labels("app.kubernetes.io/component=migrate");
+    let mut stream = jobs.watch(&wp, "0").await.unwrap().boxed();
+    let out = seen.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(event)) = stream.next().await {
+            if let WatchEvent::Added(j) | WatchEvent::Modified(j) = event {
+                let image = j
+                    .spec
+                    .and_then(|s| s.template.spec)
+                    .and_then(|s| s.containers.into_iter().next())
+                    .and_then(|c| c.image)
+                    .unwrap_or_default();
+                let succeeded = j.status.and_then(|s| s.succeeded).unwrap_or(0);
+                out.lock().unwrap().push(format!("{image} {succeeded}"));
+            }
+        }
+    });
+    seen
 }
 
 /// GET /health through the Service every 100 ms until told to stop: (stop, failed, seen).
