@@ -94,11 +94,11 @@ if [ "$(id -u)" -eq 0 ]; then
   stage "images (release binaries; PostgreSQL, Redis and ChromaDB from Debian and PyPI)"
   tests/images/build.sh
 
-  stage "real node: every container runs; the machine is left as found (tests/e2e/real_node.rs, real_node_hpa.rs)"
+  stage "real node: every container runs; the machine is left as found (tests/e2e/real_node*.rs)"
   tests/cluster/down.sh   # the kwok cluster, in the same directory and on the same ports
   # One platform at a time: the node has the machine's 2 CPUs.
   tests/cluster/real-node/check-clean.sh \
-    cargo test --workspace --test real_node --test real_node_hpa --no-fail-fast -- --ignored --test-threads=1
+    cargo test --workspace --test real_node --test real_node_data --test real_node_faults --test real_node_hpa --no-fail-fast -- --ignored --test-threads=1
 else
   echo "real-node suite skipped: it needs root (containerd, kubelet, network namespaces)" >&2
 fi
