@@ -173,13 +173,7 @@ async fn missing_image_is_degraded(prefix: &str, pull_policy: &str) {
             )
         }
         Ok(p) => {
-            let c = p
-                .status
-                .unwrap()
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Degraded")
-                .unwrap();
+            let c = condition_of(p, "Degraded");
             assert!(
                 c.message.contains("api") && c.message.to_lowercase().contains("image"),
                 "the reason names the component and the cause: {c:?}"

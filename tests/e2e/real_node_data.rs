@@ -57,19 +57,9 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
     .await;
     log(t0, "rows deleted: the teammate answers 404");
 
-    kubectl(
-        &[
-            "patch",
-            "oylplatform",
-            "demo",
-            "-n",
-            &ns.name,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"spec":{"restore":{"file":"latest"}}}"#,
-        ],
-        None,
+    patch_platform(
+        &ns.name,
+        &serde_json::json!({"spec": {"restore": {"file": "latest"}}}),
     );
     let restored = match condition(&ns.name, "Ready", READY_TIMEOUT).await {
         Ok(p) => p,
@@ -139,19 +129,9 @@ async fn an_upgrade_with_one_more_migration_rolls_without_a_failed_health_check_
     ] {
         let (stop, failed, seen) = health_watch(&addr);
         let migrations = migration_jobs(&ns.name).await;
-        kubectl(
-            &[
-                "patch",
-                "oylplatform",
-                "demo",
-                "-n",
-                &ns.name,
-                "--type",
-                "merge",
-                "-p",
-                &serde_json::json!({"spec": {"api": {"image": image}}}).to_string(),
-            ],
-            None,
+        patch_platform(
+            &ns.name,
+            &serde_json::json!({"spec": {"api": {"image": image}}}),
         );
         if let Err(conditions) = condition(&ns.name, "Ready", READY_TIMEOUT).await {
             dump_state(&ns.name);

@@ -33,13 +33,7 @@ async fn a_crash_looping_api_makes_the_platform_degraded_with_a_reason() {
             panic!("not Degraded within 90 s:\n{conditions}");
         }
     };
-    let c = p
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Degraded")
-        .unwrap();
+    let c = condition_of(p, "Degraded");
     assert!(
         c.message.contains("api")
             && (c.message.contains("CrashLoopBackOff") || c.message.contains("Error")),

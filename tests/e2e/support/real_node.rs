@@ -7,6 +7,7 @@
 use crate::{kubectl_as, repo_root, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -364,6 +365,34 @@ pub async fn condition(ns: &str, type_: &str, timeout: Duration) -> Result<OylPl
             None,
         )
     })
+}
+
+/// The platform `demo` in NS changed by a JSON merge patch (`kubectl patch --type merge`).
+pub fn patch_platform(ns: &str, patch: &serde_json::Value) {
+    kubectl(
+        &[
+            "patch",
+            "oylplatform",
+            "demo",
+            "-n",
+            ns,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ],
+        None,
+    );
+}
+
+/// The platform's condition TYPE (after `condition` found it True), for its reason and message.
+pub fn condition_of(p: OylPlatform, type_: &str) -> Condition {
+    p.status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_}"))
 }
 
 /// The minimal sample with the local images in a fresh `restricted` namespace, once Ready.
