@@ -152,6 +152,12 @@ async fn list_paginates_with_bounds() {
         ("limit=-5", "limit", "greater_than_equal"),
         ("offset=-1", "offset", "greater_than_equal"),
         ("limit=ten", "limit", "int_parsing"),
+        ("limit=%2B5", "limit", "int_parsing"),
+        ("limit=%205", "limit", "int_parsing"),
+        ("limit=5.0", "limit", "int_parsing"),
+        ("limit=5&limit=6", "limit", "value_error"),
+        ("offset=99999999999999999999", "offset", "int_parsing"),
+        ("name=a%00b", "name", "string_pattern_mismatch"),
     ] {
         let resp = app.get(&admin, &format!("/api/v1/tenants?{query}")).await;
         assert_eq!(resp.status, 422, "{query}");
