@@ -162,7 +162,7 @@ fn builder() -> utoipa::openapi::schema::ObjectBuilder {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 
     use crate::bounds::{NO_NUL_PATTERN, uuid as uuid_schema};
-    let number = || ObjectBuilder::new().schema_type(Type::Number).build();
+    let number = || ObjectBuilder::new().schema_type(Type::Number);
     let no_nul = || {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -188,7 +188,10 @@ fn builder() -> utoipa::openapi::schema::ObjectBuilder {
             "assistant_ids",
             ArrayBuilder::new()
                 .items(uuid_schema())
-                .description(Some("Restricts (and for sequential/parallel orders) the assistants.")),
+                .description(Some(
+                    "Restricts (and for sequential/parallel orders) the assistants.",
+                ))
+                .build(),
         )
         .property(
             "weights",
@@ -211,7 +214,7 @@ fn builder() -> utoipa::openapi::schema::ObjectBuilder {
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
                 .minimum(Some(1))
-                .maximum(Some(u64::MAX as usize))
+                .maximum(Some(u64::MAX))
                 .description(Some("Weighted only: how many of the heaviest assistants answer (default 1).")),
         )
 }

@@ -178,7 +178,8 @@ async fn the_tenant_header_is_required_and_must_match_the_token() {
     let by_path = app.get(&a_without_header, &path).await;
     assert_eq!((by_path.status, by_path.id()), (200, a.id.clone()));
 
-    for bad in ["not-a-uuid", &Uuid::parse_str(&a.id).unwrap().simple().to_string()] {
+    let simple = Uuid::parse_str(&a.id).unwrap().simple().to_string();
+    for bad in ["not-a-uuid", simple.as_str()] {
         let malformed = app.get(&a.caller.with_tenant_header(bad), &path).await;
         assert_eq!(malformed.status, 422, "{bad}: {}", malformed.text);
         assert_eq!(malformed.body["detail"][0]["type"], "uuid_parsing");
