@@ -83,6 +83,13 @@ fn add(op: &mut Operation, status: u16, response: ResponseBuilder) {
         .or_insert_with(|| RefOr::T(response.build()));
 }
 
+/// Sets `status`, also where the handler documents it (its headers come from the layer).
+fn set(op: &mut Operation, status: u16, response: ResponseBuilder) {
+    op.responses
+        .responses
+        .insert(status.to_string(), RefOr::T(response.build()));
+}
+
 fn unauthorized() -> ResponseBuilder {
     error("Missing, invalid or expired bearer token").header(
         "WWW-Authenticate",
@@ -142,7 +149,7 @@ pub fn tenant_routes(doc: &mut OpenApi) {
             op.parameters
                 .get_or_insert_with(Vec::new)
                 .push(RefOr::T(header));
-            add(op, 401, unauthorized());
+            set(op, 401, unauthorized());
             add(
                 op,
                 403,
@@ -154,7 +161,7 @@ pub fn tenant_routes(doc: &mut OpenApi) {
                 error("Not found: unknown or malformed id, or outside the request's tenant"),
             );
             add(op, 422, validation_error());
-            add(op, 429, too_many_requests());
+            set(op, 429, too_many_requests());
         }
     }
 }
@@ -163,7 +170,7 @@ pub fn tenant_routes(doc: &mut OpenApi) {
 pub fn admin_routes(doc: &mut OpenApi) {
     for item in doc.paths.paths.values_mut() {
         for (_, op) in operations_mut(item) {
-            add(op, 401, unauthorized());
+            set(op, 401, unauthorized());
             add(op, 403, error("Not an admin token"));
         }
     }
