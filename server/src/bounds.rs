@@ -56,10 +56,7 @@ fn white_space_class() -> String {
 /// At least one character that is not white space, and no NUL anywhere (PostgreSQL cannot store
 /// NUL in text).
 pub fn not_blank_pattern() -> String {
-    format!(
-        "^[^\\u0000]*[^\\u0000{}][^\\u0000]*$",
-        white_space_class()
-    )
+    format!("^[^\\u0000]*[^\\u0000{}][^\\u0000]*$", white_space_class())
 }
 
 /// No NUL anywhere.
@@ -141,7 +138,9 @@ pub fn nullable_model() -> Object {
     MODEL
         .schema()
         .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .description(Some("LLM model name; `null` resets it to the server's default model."))
+        .description(Some(
+            "LLM model name; `null` resets it to the server's default model.",
+        ))
         .build()
 }
 pub fn system_prompt() -> Object {
@@ -277,7 +276,10 @@ mod tests {
     fn only_hyphenated_uuids_parse() {
         let id = uuid::Uuid::new_v4();
         assert_eq!(parse_uuid(&id.hyphenated().to_string()), Some(id));
-        assert_eq!(parse_uuid(&id.hyphenated().to_string().to_uppercase()), Some(id));
+        assert_eq!(
+            parse_uuid(&id.hyphenated().to_string().to_uppercase()),
+            Some(id)
+        );
         assert_eq!(parse_uuid(&id.simple().to_string()), None);
         assert_eq!(parse_uuid(&id.urn().to_string()), None);
         assert_eq!(parse_uuid(&id.braced().to_string()), None);

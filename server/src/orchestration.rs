@@ -123,7 +123,7 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
         }
     }
     if let Some(max) = map.get("max_assistants")
-        && max.as_u64().is_none_or(|n| n == 0)
+        && whole_number(max).is_none_or(|n| n == 0)
     {
         errors.push(FieldError {
             loc: loc(&["max_assistants".into()]),
@@ -138,6 +138,16 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
             kind: "string_pattern_mismatch".into(),
         });
     }
+}
+
+/// A JSON integer, also when written with a zero fraction (`3.0`: JSON Schema counts it as an
+/// integer too), that fits in a `u64`.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let f = value.as_f64()?;
+        // 2^64 as f64; every smaller non-negative whole f64 converts exactly.
+        (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then(|| f as u64)
+    })
 }
 
 /// Whether a NUL is in any string or key of `value` (PostgreSQL's JSONB cannot store one).
@@ -257,7 +267,7 @@ pub fn parse(value: Option<&Value>) -> Orchestration {
     }
     if let Some(max) = map
         .get("max_assistants")
-        .and_then(Value::as_u64)
+        .and_then(whole_number)
         .filter(|n| *n >= 1)
     {
         o.max_assistants = usize::try_from(max).unwrap_or(usize::MAX);

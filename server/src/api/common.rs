@@ -5,8 +5,8 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::bounds;
 use crate::api::extract::{Validate, check_name, double_option};
+use crate::bounds;
 use crate::db::Page;
 use crate::error::{ApiError, FieldError};
 use crate::models::ListResponse;

@@ -128,9 +128,10 @@ fn has_multipart_body(op: &Operation) -> bool {
 }
 
 fn has_query(op: &Operation) -> bool {
-    op.parameters.iter().flatten().any(|p| {
-        matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query)
-    })
+    op.parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
 }
 
 /// Routes behind the tenant layer: bearer token, `X-Tenant-ID`, the tenant's rate limit.
@@ -197,7 +198,9 @@ pub fn all_routes(doc: &mut OpenApi) {
             add(
                 op,
                 503,
-                error("A dependency (the database, a provider) is unavailable, or the request timed out"),
+                error(
+                    "A dependency (the database, a provider) is unavailable, or the request timed out",
+                ),
             );
         }
     }
@@ -213,11 +216,8 @@ pub fn links(doc: &mut OpenApi) {
         .paths
         .iter()
         .flat_map(|(path, item)| {
-            operations(item).filter_map(move |(_, op)| {
-                op.operation_id
-                    .clone()
-                    .map(|id| (path.clone(), id))
-            })
+            operations(item)
+                .filter_map(move |(_, op)| op.operation_id.clone().map(|id| (path.clone(), id)))
         })
         .collect();
     for item in doc.paths.paths.values_mut() {

@@ -40,7 +40,7 @@ where
     }
 }
 
-/// Like [`ApiJson`], but an empty body is allowed and means `T::default()`.
+/// Like [`ApiJson`], but an empty body (or `null`) is allowed and means `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
@@ -58,7 +58,8 @@ where
                 ApiError::BadRequest("Could not read the request body".into())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null`, means the defaults.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_json(&bytes).map(OptionalJson)
@@ -306,8 +307,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
     use LocItem as L;
+    use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
     #[allow(dead_code)]

@@ -310,7 +310,11 @@ mod tests {
             assert_eq!(FileType::parse(kind).map(FileType::as_str), Some(kind));
         }
         for t in FileType::ALL {
-            assert_eq!(detect("upload", Some(t.mime())), Some(t), "{t:?} by its media type");
+            assert_eq!(
+                detect("upload", Some(t.mime())),
+                Some(t),
+                "{t:?} by its media type"
+            );
         }
     }
 

@@ -256,7 +256,9 @@ async fn openapi_documents_every_endpoint() {
                     assert!(responses[status].is_object(), "{what}: {status}");
                 }
             }
-            if let Some(body) = responses["422"]["content"]["application/json"]["schema"]["$ref"].as_str() {
+            if let Some(body) =
+                responses["422"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            {
                 assert_eq!(body, "#/components/schemas/ValidationErrorBody", "{what}");
             }
         }
@@ -290,17 +292,30 @@ async fn openapi_documents_every_endpoint() {
         (&name["minLength"], &name["maxLength"]),
         (&json!(1), &json!(255))
     );
-    assert!(name["pattern"].as_str().unwrap().starts_with("^[^\\u0000]*"));
+    assert!(
+        name["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^[^\\u0000]*")
+    );
     assert_eq!(
         schemas["ProcessBatchRequest"]["properties"]["document_ids"]["maxItems"],
         100
     );
     // Links chain create → read → update → delete, in the created resource's tenant.
     let created = &paths["/api/v1/tenants/{tenant_id}/workspaces"]["post"]["responses"]["201"];
-    for target in ["get_workspace", "patch_workspace", "delete_workspace", "create_teammate"] {
+    for target in [
+        "get_workspace",
+        "patch_workspace",
+        "delete_workspace",
+        "create_teammate",
+    ] {
         let link = &created["links"][target];
         assert_eq!(link["operationId"], target);
-        assert_eq!(link["parameters"]["path.workspace_id"], "$response.body#/id");
+        assert_eq!(
+            link["parameters"]["path.workspace_id"],
+            "$response.body#/id"
+        );
         assert_eq!(
             link["parameters"]["header.X-Tenant-ID"],
             "$response.body#/tenant_id"

@@ -90,7 +90,11 @@ async fn another_tenants_ids_are_not_found_on_every_route() {
                 };
                 if intruder.tenant.is_none() && resp.status == 422 {
                     // A tenant token naming no tenant on a route whose path names none.
-                    assert_eq!(resp.locs(), [r#"["header","x-tenant-id"]"#], "{method} {template}");
+                    assert_eq!(
+                        resp.locs(),
+                        [r#"["header","x-tenant-id"]"#],
+                        "{method} {template}"
+                    );
                 } else {
                     assert_eq!(resp.status, 404, "{method} {template}: {}", resp.text);
                 }

@@ -22,8 +22,7 @@ async fn send(app: &TestApp, caller: &Caller, method: &str, path: &str) -> crate
             .await;
     }
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-    let body =
-        matches!(method, Method::POST | Method::PATCH | Method::PUT).then(universal_body);
+    let body = matches!(method, Method::POST | Method::PATCH | Method::PUT).then(universal_body);
     app.send(caller, method, path, body).await
 }
 
@@ -37,15 +36,27 @@ async fn an_admin_addresses_a_tenant_by_its_path_without_the_header() {
     let got = app.get(&admin, &path).await;
     assert_eq!((got.status, got.id()), (200, t.id.clone()), "{}", got.text);
     let renamed = app.patch(&admin, &path, json!({"name": "renamed"})).await;
-    assert_eq!((renamed.status, renamed.body["name"].as_str()), (200, Some("renamed")));
+    assert_eq!(
+        (renamed.status, renamed.body["name"].as_str()),
+        (200, Some("renamed"))
+    );
     let put = app.put(&admin, &path, json!({"name": "again"})).await;
-    assert_eq!((put.status, put.body["name"].as_str()), (200, Some("again")));
+    assert_eq!(
+        (put.status, put.body["name"].as_str()),
+        (200, Some("again"))
+    );
     let ws = app
         .post(&admin, &format!("{path}/workspaces"), json!({"name": "ws"}))
         .await;
-    assert_eq!((ws.status, ws.body["tenant_id"].as_str()), (201, Some(t.id.as_str())));
+    assert_eq!(
+        (ws.status, ws.body["tenant_id"].as_str()),
+        (201, Some(t.id.as_str()))
+    );
     let listed = app.get(&admin, &format!("{path}/workspaces")).await;
-    assert_eq!((listed.status, listed.body["total"].as_i64()), (200, Some(1)));
+    assert_eq!(
+        (listed.status, listed.body["total"].as_i64()),
+        (200, Some(1))
+    );
 
     // With the header, it must name the path's tenant: another tenant's path is not found.
     let other = app.create_tenant("other").await;
@@ -57,7 +68,12 @@ async fn an_admin_addresses_a_tenant_by_its_path_without_the_header() {
     let deleted = app.delete(&admin, &path).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     assert_eq!(app.get(&admin, &path).await.status, 404);
-    assert_eq!(app.get(&admin, &format!("/api/v1/workspaces/{}", ws.id())).await.status, 404);
+    assert_eq!(
+        app.get(&admin, &format!("/api/v1/workspaces/{}", ws.id()))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -78,36 +94,80 @@ async fn an_admin_addresses_any_resource_by_its_id_in_its_own_tenant() {
         (format!("/api/v1/documents/{doc}"), &doc),
     ] {
         let got = app.get(&admin, &path).await;
-        assert_eq!((got.status, got.id()), (200, id.clone()), "{path}: {}", got.text);
+        assert_eq!(
+            (got.status, got.id()),
+            (200, id.clone()),
+            "{path}: {}",
+            got.text
+        );
         assert_eq!(got.body["tenant_id"], a.id, "{path}");
         // An admin acting in another tenant (by the header) does not see it.
-        assert_eq!(app.get(&app.admin_in(&b.id), &path).await.status, 404, "{path}");
+        assert_eq!(
+            app.get(&app.admin_in(&b.id), &path).await.status,
+            404,
+            "{path}"
+        );
     }
     let status = app
-        .get(&admin, &format!("/api/v1/assistants/{asst}/knowledge/status"))
+        .get(
+            &admin,
+            &format!("/api/v1/assistants/{asst}/knowledge/status"),
+        )
         .await;
-    assert_eq!((status.status, status.body["total"].as_i64()), (200, Some(1)), "{}", status.text);
+    assert_eq!(
+        (status.status, status.body["total"].as_i64()),
+        (200, Some(1)),
+        "{}",
+        status.text
+    );
     let processed = app
-        .post(&admin, &format!("/api/v1/assistants/{asst}/knowledge/process-batch"), json!({}))
+        .post(
+            &admin,
+            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
+            json!({}),
+        )
         .await;
-    assert_eq!((processed.status, processed.body["processed"].as_i64()), (200, Some(1)));
+    assert_eq!(
+        (processed.status, processed.body["processed"].as_i64()),
+        (200, Some(1))
+    );
     let answer = app
-        .post(&admin, &format!("/api/v1/teammates/{tm}/query"), json!({"query": "What is the code?"}))
+        .post(
+            &admin,
+            &format!("/api/v1/teammates/{tm}/query"),
+            json!({"query": "What is the code?"}),
+        )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(answer.text.contains("77"), "{}", answer.text);
     let renamed = app
-        .patch(&admin, &format!("/api/v1/teammates/{tm}"), json!({"name": "by admin"}))
+        .patch(
+            &admin,
+            &format!("/api/v1/teammates/{tm}"),
+            json!({"name": "by admin"}),
+        )
         .await;
-    assert_eq!((renamed.status, renamed.body["name"].as_str()), (200, Some("by admin")));
+    assert_eq!(
+        (renamed.status, renamed.body["name"].as_str()),
+        (200, Some("by admin"))
+    );
     // What the admin wrote is in the resource's tenant.
     assert_eq!(
-        app.get(&a.caller, &format!("/api/v1/teammates/{tm}")).await.body["name"],
+        app.get(&a.caller, &format!("/api/v1/teammates/{tm}"))
+            .await
+            .body["name"],
         "by admin"
     );
-    let deleted = app.delete(&admin, &format!("/api/v1/documents/{doc}")).await;
+    let deleted = app
+        .delete(&admin, &format!("/api/v1/documents/{doc}"))
+        .await;
     assert_eq!(deleted.status, 204);
-    assert_eq!(app.get(&a.caller, &format!("/api/v1/documents/{doc}")).await.status, 404);
+    assert_eq!(
+        app.get(&a.caller, &format!("/api/v1/documents/{doc}"))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -116,12 +176,25 @@ async fn a_tenant_token_acts_in_its_own_tenant_only() {
     let a = app.create_tenant("a").await;
     let b = app.create_tenant("b").await;
     let (ws, _, _) = app.create_tree(&a).await;
-    let a_bare = Caller { token: a.caller.token.clone(), tenant: None };
+    let a_bare = Caller {
+        token: a.caller.token.clone(),
+        tenant: None,
+    };
 
     // The path names the tenant: no header needed, and the path must be its own tenant.
-    assert_eq!(app.get(&a_bare, &format!("/api/v1/tenants/{}", a.id)).await.status, 200);
-    let listed = app.get(&a_bare, &format!("/api/v1/tenants/{}/workspaces", a.id)).await;
-    assert_eq!((listed.status, listed.body["total"].as_i64()), (200, Some(1)));
+    assert_eq!(
+        app.get(&a_bare, &format!("/api/v1/tenants/{}", a.id))
+            .await
+            .status,
+        200
+    );
+    let listed = app
+        .get(&a_bare, &format!("/api/v1/tenants/{}/workspaces", a.id))
+        .await;
+    assert_eq!(
+        (listed.status, listed.body["total"].as_i64()),
+        (200, Some(1))
+    );
     for path in [
         format!("/api/v1/tenants/{}", b.id),
         format!("/api/v1/tenants/{}/workspaces", b.id),
@@ -131,26 +204,47 @@ async fn a_tenant_token_acts_in_its_own_tenant_only() {
         assert!(!resp.text.contains("\"b\""), "{}", resp.text);
     }
     let created = app
-        .post(&a_bare, &format!("/api/v1/tenants/{}/workspaces", b.id), json!({"name": "sneaky"}))
+        .post(
+            &a_bare,
+            &format!("/api/v1/tenants/{}/workspaces", b.id),
+            json!({"name": "sneaky"}),
+        )
         .await;
     assert_eq!(created.status, 404);
     assert_eq!(
-        app.get(&b.caller, &format!("/api/v1/tenants/{}/workspaces", b.id)).await.body["total"],
+        app.get(&b.caller, &format!("/api/v1/tenants/{}/workspaces", b.id))
+            .await
+            .body["total"],
         0
     );
     // A header naming another tenant is refused, even where the path is its own tenant.
     let wrong = app
-        .get(&a.caller.with_tenant_header(&b.id), &format!("/api/v1/tenants/{}", a.id))
+        .get(
+            &a.caller.with_tenant_header(&b.id),
+            &format!("/api/v1/tenants/{}", a.id),
+        )
         .await;
     assert_eq!(wrong.status, 403);
     // By id, the header is still required for a tenant token.
     let bare = app.get(&a_bare, &format!("/api/v1/workspaces/{ws}")).await;
     assert_eq!(bare.status, 422);
-    assert_eq!(app.get(&a.caller, &format!("/api/v1/workspaces/{ws}")).await.status, 200);
+    assert_eq!(
+        app.get(&a.caller, &format!("/api/v1/workspaces/{ws}"))
+            .await
+            .status,
+        200
+    );
     // Deleting a tenant stays an admin's job.
-    let delete = app.delete(&a_bare, &format!("/api/v1/tenants/{}", a.id)).await;
+    let delete = app
+        .delete(&a_bare, &format!("/api/v1/tenants/{}", a.id))
+        .await;
     assert_eq!(delete.status, 403);
-    assert_eq!(app.get(&a_bare, &format!("/api/v1/tenants/{}", a.id)).await.status, 200);
+    assert_eq!(
+        app.get(&a_bare, &format!("/api/v1/tenants/{}", a.id))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -169,7 +263,13 @@ async fn unknown_and_malformed_ids_are_404_on_every_route() {
         for id in ids {
             let path = template
                 .split('/')
-                .map(|segment| if segment.starts_with('{') { id } else { segment })
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        id
+                    } else {
+                        segment
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("/");
             for method in ops.as_object().unwrap().keys() {
@@ -181,7 +281,11 @@ async fn unknown_and_malformed_ids_are_404_on_every_route() {
                         "{method} {path} as {:?}: {}",
                         caller.tenant, resp.text
                     );
-                    assert!(resp.body["detail"].is_string(), "{method} {path}: {}", resp.text);
+                    assert!(
+                        resp.body["detail"].is_string(),
+                        "{method} {path}: {}",
+                        resp.text
+                    );
                     tried += 1;
                 }
             }
