@@ -146,7 +146,7 @@ fn whole_number(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
         let f = value.as_f64()?;
         // 2^64 as f64; every smaller non-negative whole f64 converts exactly.
-        (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then(|| f as u64)
+        (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64)
     })
 }
 
