@@ -200,6 +200,42 @@ pub fn uuid() -> Object {
         .build()
 }
 
+/// The name of [`json_without_nul`] among the document's schemas.
+pub const JSON_WITHOUT_NUL: &str = "JsonWithoutNul";
+
+/// Any JSON value whose strings and keys hold no NUL (what PostgreSQL's JSONB can store); it refers
+/// to itself by [`JSON_WITHOUT_NUL`].
+pub fn json_without_nul() -> utoipa::openapi::Schema {
+    use utoipa::openapi::Ref;
+    use utoipa::openapi::schema::AnyOfBuilder;
+    let itself = || Ref::from_schema_name(JSON_WITHOUT_NUL);
+    let no_nul = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(NO_NUL_PATTERN))
+            .build()
+    };
+    let any_of = AnyOfBuilder::new()
+        .description(Some(
+            "Any JSON value whose strings and keys contain no NUL character.",
+        ))
+        .item(ObjectBuilder::new().schema_type(SchemaType::from_iter([
+            Type::Null,
+            Type::Boolean,
+            Type::Number,
+        ])))
+        .item(no_nul())
+        .item(ArrayBuilder::new().items(itself()).build())
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property_names(Some(no_nul()))
+                .additional_properties(Some(itself())),
+        )
+        .build();
+    utoipa::openapi::Schema::AnyOf(any_of)
+}
+
 /// `document_ids` of a process-batch request: at most [`MAX_BATCH`] ids, or `null`.
 pub fn document_ids() -> Array {
     ArrayBuilder::new()

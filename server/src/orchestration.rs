@@ -171,7 +171,7 @@ pub fn nullable_schema() -> utoipa::openapi::schema::Object {
 fn builder() -> utoipa::openapi::schema::ObjectBuilder {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 
-    use crate::bounds::{NO_NUL_PATTERN, uuid as uuid_schema};
+    use crate::bounds::{JSON_WITHOUT_NUL, NO_NUL_PATTERN, uuid as uuid_schema};
     let number = || ObjectBuilder::new().schema_type(Type::Number);
     let no_nul = || {
         ObjectBuilder::new()
@@ -185,6 +185,10 @@ fn builder() -> utoipa::openapi::schema::ObjectBuilder {
             "How the teammate routes a query to its assistants; every field is optional, other \
              fields are kept as given (no string or key anywhere in it may contain NUL).",
         ))
+        .property_names(Some(no_nul()))
+        .additional_properties(Some(utoipa::openapi::Ref::from_schema_name(
+            JSON_WITHOUT_NUL,
+        )))
         .property(
             "strategy",
             ObjectBuilder::new()

@@ -68,15 +68,43 @@ TOKEN="$(env -i PATH="$PATH" HOME="$WORK" DATABASE_URL="sqlite://$WORK/oyl.db" \
   SECRET_KEY="schemathesis-secret-key-0123456789abcdef" LOG_LEVEL=error \
   "$BIN" token --admin --expires-minutes 120)"
 
+# Resources to fuzz against besides the ones the run creates: a tenant with a workspace, a teammate,
+# an assistant and a document. Half the generated ids of the read and write operations (not the
+# deletes, which would remove them early) are these, so the fuzzing phase reaches past "not found".
+SEEDED="$(env -i PATH="$PATH" HOME="$WORK" DATABASE_URL="sqlite://$WORK/oyl.db" UPLOAD_DIR="$WORK/uploads" \
+  SECRET_KEY="schemathesis-secret-key-0123456789abcdef" LOG_LEVEL=error \
+  "$BIN" seed --name "Schemathesis seed")"
+seeded() { echo "$SEEDED" | sed -n "s/^$1=//p"; }
+DOCUMENT_ID="$(curl -fsS -H "Authorization: Bearer $TOKEN" -F "file=@README.md;type=text/markdown" \
+  "$BASE/api/v1/assistants/$(seeded ASSISTANT_ID)/knowledge/upload" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+cat >"$WORK/schemathesis.toml" <<TOML
+[dictionaries.tenant]
+values = ["$(seeded TENANT_ID)"]
+[dictionaries.workspace]
+values = ["$(seeded WORKSPACE_ID)"]
+[dictionaries.teammate]
+values = ["$(seeded TEAMMATE_ID)"]
+[dictionaries.assistant]
+values = ["$(seeded ASSISTANT_ID)"]
+[dictionaries.document]
+values = ["$DOCUMENT_ID"]
+
+[[operations]]
+exclude-method = "DELETE"
+parameters = { "path.tenant_id" = { dictionary = "tenant", probability = 0.5 }, "path.workspace_id" = { dictionary = "workspace", probability = 0.5 }, "path.teammate_id" = { dictionary = "teammate", probability = 0.5 }, "path.assistant_id" = { dictionary = "assistant", probability = 0.5 }, "path.document_id" = { dictionary = "document", probability = 0.5 } }
+TOML
+
 report=()
 if [ -n "${REPORT_DIR:-}" ]; then
+  REPORT_DIR="$(realpath -m "$REPORT_DIR")"
   mkdir -p "$REPORT_DIR"
   report=(--report junit,ndjson --report-dir "$REPORT_DIR")
 fi
 
 echo "schemathesis $SCHEMATHESIS_VERSION: seed $SEED, $MAX_EXAMPLES examples per operation, against $BASE"
 status=0
-"$ST" run "$BASE/openapi.json" \
+# From the scratch directory: Schemathesis keeps caches in its working directory.
+(cd "$WORK" && "$ST" run "$BASE/openapi.json" \
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
   --mode all \
@@ -86,7 +114,8 @@ status=0
   --request-timeout 30 \
   --header "Authorization: Bearer $TOKEN" \
   --output-truncate false \
-  "${report[@]}" || status=$?
+  --generation-database none \
+  "${report[@]}") || status=$?
 
 if [ "$status" -ne 0 ]; then
   echo "--- oyl-server log (warnings and errors) ---" >&2

@@ -98,6 +98,13 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(admin_routes)
         .merge(tenant_routes);
     let doc = router.get_openapi_mut();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert(
+            crate::bounds::JSON_WITHOUT_NUL.into(),
+            crate::bounds::json_without_nul().into(),
+        );
     document::all_routes(doc);
     document::links(doc);
     doc.info.description = Some(format!("{DESCRIPTION}{}", document::TENANCY_RULES));
