@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 ST="${SCHEMATHESIS:-$OYL_CACHE/schemathesis-$SCHEMATHESIS_VERSION-venv/bin/schemathesis}"
 [ -x "$ST" ] || { echo "schemathesis $SCHEMATHESIS_VERSION not found at $ST: run tests/setup.sh" >&2; exit 1; }
 SEED="${SEED:-20261204}"
-MAX_EXAMPLES="${MAX_EXAMPLES:-25}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-200}"
 
 BIN="${OYL_SERVER_BIN:-}"
 if [ -z "$BIN" ]; then

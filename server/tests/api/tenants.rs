@@ -56,6 +56,11 @@ async fn create_validates_the_body_naming_the_field() {
         ),
         (json!({"name": 42}), r#"["body","name"]"#, "type_error"),
         (
+            json!({"name": "a\u{0}b"}),
+            r#"["body","name"]"#,
+            "string_pattern_mismatch",
+        ),
+        (
             json!({"name": "x".repeat(256)}),
             r#"["body","name"]"#,
             "string_too_long",
