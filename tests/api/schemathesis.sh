@@ -11,6 +11,7 @@
 #   tests/api/schemathesis.sh                      builds the release server first
 #   OYL_SERVER_BIN=target/release/oyl-server tests/api/schemathesis.sh
 #   MAX_EXAMPLES=50 SEED=7 tests/api/schemathesis.sh
+#   AS=tenant tests/api/schemathesis.sh            as the seeded tenant's token (default: admin)
 #
 # Installed by tests/setup.sh into $OYL_CACHE/schemathesis-$SCHEMATHESIS_VERSION-venv (or set
 # SCHEMATHESIS to its executable). Reports (JUnit, NDJSON) go to $REPORT_DIR when set.
@@ -93,6 +94,13 @@ values = ["$DOCUMENT_ID"]
 exclude-method = "DELETE"
 parameters = { "path.tenant_id" = { dictionary = "tenant", probability = 0.5 }, "path.workspace_id" = { dictionary = "workspace", probability = 0.5 }, "path.teammate_id" = { dictionary = "teammate", probability = 0.5 }, "path.assistant_id" = { dictionary = "assistant", probability = 0.5 }, "path.document_id" = { dictionary = "document", probability = 0.5 } }
 TOML
+
+# AS=tenant: run with the seeded tenant's token instead of the admin's.
+if [ "${AS:-admin}" = tenant ]; then
+  TOKEN="$(env -i PATH="$PATH" HOME="$WORK" DATABASE_URL="sqlite://$WORK/oyl.db" \
+    SECRET_KEY="schemathesis-secret-key-0123456789abcdef" LOG_LEVEL=error \
+    "$BIN" token --tenant "$(seeded TENANT_ID)" --expires-minutes 120)"
+fi
 
 report=()
 if [ -n "${REPORT_DIR:-}" ]; then

@@ -9,12 +9,11 @@
 //! Which tenant (the scope), see [`TenantAuth::authenticate`]:
 //! * `X-Tenant-ID`, when given, is the scope. A tenant token may only name its own tenant (403
 //!   otherwise); an admin token may name any.
-//! * Without the header, where the path names the tenant (`/tenants/{tenant_id}/...`) the path is
-//!   the scope (a tenant token's own tenant: another tenant in the path is then not found).
-//! * Without the header, an admin token addressing a resource by its id (`/workspaces/{id}`, ...)
-//!   acts in the resource's own tenant; an unknown or malformed id is a 404.
-//! * Otherwise the header is required (422 naming it): a tenant token on a route that names no
-//!   tenant still says which tenant it acts in, as the original API's clients always did.
+//! * Without the header, a tenant token acts in its own tenant (the only one it may act in).
+//! * Without the header, an admin token acts in the tenant the path names
+//!   (`/tenants/{tenant_id}/...`), or, addressing a resource by its id (`/workspaces/{id}`, ...),
+//!   in the resource's own tenant; an unknown or malformed id is a 404.
+//! * Otherwise (an admin token on a route with no id: none today) the header is required (422).
 //!
 //! Handlers then answer 404 for anything outside the scope, so a path tenant that differs from
 //! the header, or another tenant's resource, does not exist for the caller.
@@ -142,24 +141,21 @@ impl TenantAuth {
     pub async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
         let header = tenant_header(&parts.headers)?;
-        let addressed = addressed(parts, state).await;
         let tenant_id = match claims.role {
             Role::Tenant => {
                 let own = claims.tenant_id.ok_or_else(|| {
                     ApiError::Forbidden("Token is not valid for this tenant".into())
                 })?;
-                match (header, &addressed) {
-                    (Some(named), _) if named != own => {
+                match header {
+                    Some(named) if named != own => {
                         return Err(ApiError::Forbidden(
                             "Token is not valid for this tenant".into(),
                         ));
                     }
-                    (Some(named), _) => named,
-                    (None, Addressed::Tenant(_)) => own,
-                    (None, _) => return Err(missing_tenant_header()),
+                    _ => own,
                 }
             }
-            Role::Admin => match (header, addressed) {
+            Role::Admin => match (header, addressed(parts, state).await) {
                 (Some(named), _) => named,
                 (None, Addressed::Tenant(raw)) => parse_id(&raw, "Tenant")?,
                 (None, Addressed::Resource(kind, raw)) => {

@@ -22,11 +22,12 @@ pub const TENANCY_RULES: &str = "Which tenant a request acts in:\n\
 \n\
 * `X-Tenant-ID`, when given, names it. A tenant token may only name its own tenant (403 \
 otherwise); an admin token may name any.\n\
-* Without the header, where the path names the tenant (`/api/v1/tenants/{tenant_id}/...`) the \
-path is the tenant (for a tenant token: its own; another tenant in the path is not found).\n\
-* Without the header, an admin token may address any resource by its id (`/api/v1/workspaces/{id}`, \
-...): the resource's own tenant is the scope.\n\
-* Otherwise (a tenant token on a route that names no tenant) the header is required: 422 naming it.\n\
+* Without the header, a tenant token acts in its own tenant (another tenant in the path is not \
+found).\n\
+* Without the header, an admin token acts in the tenant the path names \
+(`/api/v1/tenants/{tenant_id}/...`), or, addressing a resource by its id \
+(`/api/v1/workspaces/{id}`, ...), in the resource's own tenant: the resource's own tenant is the \
+scope.\n\
 \n\
 Anything outside the request's tenant answers 404, exactly like an unknown id; an id that is not \
 a UUID is not found either (404), wherever the caller could otherwise see the resource.";
@@ -143,7 +144,7 @@ pub fn tenant_routes(doc: &mut OpenApi) {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(format!(
-                    "The tenant the request acts in (`{TENANT_HEADER}`; optional where the rules below allow). {TENANCY_RULES}"
+                    "The tenant the request acts in (`{TENANT_HEADER}`; optional). {TENANCY_RULES}"
                 )))
                 .schema(Some(bounds::uuid()))
                 .build();

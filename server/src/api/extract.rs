@@ -74,6 +74,15 @@ pub fn parse_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, Api
             "missing",
         )]));
     }
+    // A derived struct would also take its fields from a JSON array: the documented body is an
+    // object, so an array is refused like any other non-object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::validation(vec![FieldError::new(
+            ["body"],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        )]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|err| ApiError::validation(vec![json_field_error(bytes, err)]))?;
@@ -360,5 +369,11 @@ mod tests {
         assert_eq!(e[0].loc, vec![L::from("body")]);
         let e = err("\"just a string\"");
         assert_eq!(e[0].kind, "model_attributes_type");
+        let e = err(" [\"x\", null]");
+        assert_eq!(
+            (e[0].loc.as_slice(), e[0].kind.as_str()),
+            (&[L::from("body")][..], "model_attributes_type"),
+            "a struct is not read from an array"
+        );
     }
 }
