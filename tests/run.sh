@@ -65,6 +65,10 @@ stage "server tests on the embedded defaults (SQLite, in-process limiter and cac
 # without --include-ignored this runs only what needs no services.
 env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u TEST_CHROMA_URL cargo test --workspace --no-fail-fast
 
+stage "the API document against the server: Schemathesis, every check and the stateful phase (release build, SQLite)"
+tests/api/schemathesis.sh                          # as an admin (creates tenants; no header needed)
+AS=tenant MAX_EXAMPLES=50 tests/api/schemathesis.sh   # as a tenant: 403s, its own tenant only
+
 stage "services for the server tests"
 cleanup=("tests/cluster/down.sh")
 for svc in postgres redis chroma; do

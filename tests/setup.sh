@@ -2,7 +2,8 @@
 # Installs what the tests need and this repository cannot build itself, once; a warm run only
 # checks. Called by tests/run.sh (and so by CI); safe to run by hand.
 #   apt (root or sudo): openssl, curl, PostgreSQL, Redis, python3-venv, headless Chromium
-#   PyPI, in venvs under $OYL_CACHE: checkov (policy checks), moto + awscli (the S3 backup test)
+#   PyPI, in venvs under $OYL_CACHE: checkov (policy checks), moto + awscli (the S3 backup test),
+#   schemathesis (the API document against the server: tests/api/schemathesis.sh)
 #   Go module proxy: the control plane's tools and helm (tests/cluster/build-tools.sh)
 #   and, as root, what the real node needs: CoreDNS, containerd, runc, CNI plugins, nftables,
 #   umoci, mmdebstrap (build-tools.sh --real-node)
@@ -37,5 +38,14 @@ if [ ! -x "$s3venv/bin/moto_server" ] || [ ! -x "$s3venv/bin/aws" ]; then
   python3 -m venv "$s3venv"
   "$s3venv/bin/pip" install --quiet "moto[server]==5.1.18" "awscli==1.42.60"
 fi
+. tests/api/versions.env
+stvenv="$OYL_CACHE/schemathesis-$SCHEMATHESIS_VERSION-venv"
+if [ ! -x "$stvenv/bin/schemathesis" ]; then
+  echo "pip: schemathesis $SCHEMATHESIS_VERSION"
+  rm -rf "$stvenv"
+  python3 -m venv "$stvenv"
+  "$stvenv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+echo "$("$stvenv/bin/schemathesis" --version)"
 
 if [ "$(id -u)" -eq 0 ]; then tests/cluster/build-tools.sh --real-node; else tests/cluster/build-tools.sh; fi

@@ -10,13 +10,42 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+/// One step of a 422 `loc`: a location (`body`, `query`, `header`), a field name or map key, or
+/// the index of a list item (and, for a JSON syntax error, the character offset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    Key(String),
+    Index(u64),
+}
+
+impl From<&str> for LocItem {
+    fn from(key: &str) -> Self {
+        LocItem::Key(key.to_string())
+    }
+}
+
+impl From<String> for LocItem {
+    fn from(key: String) -> Self {
+        LocItem::Key(key)
+    }
+}
+
+impl From<usize> for LocItem {
+    fn from(index: usize) -> Self {
+        LocItem::Index(index as u64)
+    }
+}
+
 /// One entry of a 422 `detail` list, as FastAPI/pydantic produce it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FieldError {
-    /// Where the problem is, e.g. `["body", "name"]` or `["query", "limit"]`.
-    #[schema(value_type = Vec<Object>)]
-    pub loc: Vec<serde_json::Value>,
+    /// Where the problem is, e.g. `["body", "name"]`, `["body", "document_ids", 3]` or
+    /// `["header", "x-tenant-id"]`.
+    #[schema(min_items = 1)]
+    pub loc: Vec<LocItem>,
     pub msg: String,
+    /// What kind of problem, in pydantic's words (`missing`, `string_too_short`, ...).
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -25,7 +54,7 @@ impl FieldError {
     pub fn new<L, I>(loc: L, msg: impl Into<String>, kind: impl Into<String>) -> Self
     where
         L: IntoIterator<Item = I>,
-        I: Into<serde_json::Value>,
+        I: Into<LocItem>,
     {
         Self {
             loc: loc.into_iter().map(Into::into).collect(),
@@ -48,6 +77,7 @@ pub struct ErrorBody {
 /// 422 body (documentation only).
 #[derive(Serialize, ToSchema)]
 pub struct ValidationErrorBody {
+    #[schema(min_items = 1)]
     pub detail: Vec<FieldError>,
 }
 

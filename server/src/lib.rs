@@ -2,6 +2,7 @@
 //! fresh database) and a thin binary (`src/main.rs`).
 
 pub mod api;
+pub mod bounds;
 pub mod cache;
 pub mod cli;
 pub mod config;

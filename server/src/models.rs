@@ -136,9 +136,15 @@ pub struct Document {
     pub knowledge_base_id: Uuid,
     /// The client's file name (metadata only; the bytes are stored under a generated name).
     pub file_name: String,
-    /// Detected type: `text`, `markdown`, `csv`, `json`, `html`, `pdf` or `docx`.
+    /// The upload's media type, as the original API answered it: the `Content-Type` the client
+    /// gave the file part, else the detected kind's (e.g. `text/plain`).
+    #[schema(examples("text/plain"))]
     pub file_type: String,
+    /// The same as `file_type` (this server's earlier name for it).
     pub content_type: String,
+    /// The detected kind, which decides how the text is extracted.
+    #[schema(schema_with = document_kind_schema)]
+    pub kind: String,
     pub size_bytes: i64,
     /// `pending` → `processing` → `completed` | `failed`.
     pub processed_status: DocumentStatus,
@@ -157,6 +163,7 @@ impl_from_row!(Document {
     file_name,
     file_type,
     content_type,
+    kind,
     size_bytes,
     processed_status,
     error,
@@ -165,6 +172,16 @@ impl_from_row!(Document {
     updated_at,
     storage_key,
 });
+
+/// The kinds of document the server reads (`Document::kind`; `rag::extract::FileType` holds to it).
+pub const DOCUMENT_KINDS: [&str; 7] = ["text", "markdown", "csv", "json", "html", "pdf", "docx"];
+
+fn document_kind_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DOCUMENT_KINDS))
+        .build()
+}
 
 /// Where a document is in processing: `pending` → `processing` → `completed` | `failed`. The
 /// same strings in the database (`processed_status`) and in the API.

@@ -14,7 +14,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::FieldError;
+use crate::bounds::parse_uuid;
+use crate::error::{FieldError, LocItem};
 use crate::models::Assistant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -49,9 +50,9 @@ impl Default for Orchestration {
 /// Strict check when a teammate is written: wrong types are a 422 naming the field.
 pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
     let base = ["body", "orchestration_config"];
-    let loc = |rest: &[Value]| -> Vec<Value> {
+    let loc = |rest: &[LocItem]| -> Vec<LocItem> {
         base.iter()
-            .map(|s| Value::from(*s))
+            .map(|s| LocItem::from(*s))
             .chain(rest.iter().cloned())
             .collect()
     };
@@ -81,7 +82,7 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
             }),
             Some(ids) => {
                 for (i, id) in ids.iter().enumerate() {
-                    if id.as_str().and_then(|s| Uuid::parse_str(s).ok()).is_none() {
+                    if id.as_str().and_then(parse_uuid).is_none() {
                         errors.push(FieldError {
                             loc: loc(&["assistant_ids".into(), i.into()]),
                             msg: "Input should be a valid UUID".into(),
@@ -104,7 +105,7 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
             }),
             Some(weights) => {
                 for (key, weight) in weights {
-                    if keys_are_ids && Uuid::parse_str(key).is_err() {
+                    if keys_are_ids && parse_uuid(key).is_none() {
                         errors.push(FieldError {
                             loc: loc(&[field.into(), key.as_str().into()]),
                             msg: "Keys should be assistant ids (UUIDs)".into(),
@@ -122,7 +123,7 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
         }
     }
     if let Some(max) = map.get("max_assistants")
-        && max.as_u64().is_none_or(|n| n == 0)
+        && whole_number(max).is_none_or(|n| n == 0)
     {
         errors.push(FieldError {
             loc: loc(&["max_assistants".into()]),
@@ -130,6 +131,106 @@ pub fn validate(value: &Value, errors: &mut Vec<FieldError>) {
             kind: "greater_than_equal".into(),
         });
     }
+    if errors.is_empty() && has_nul(value) {
+        errors.push(FieldError {
+            loc: loc(&[]),
+            msg: "Strings (and keys) should not contain NUL characters".into(),
+            kind: "string_pattern_mismatch".into(),
+        });
+    }
+}
+
+/// A JSON integer, also when written with a zero fraction (`3.0`: JSON Schema counts it as an
+/// integer too), that fits in a `u64`.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let f = value.as_f64()?;
+        // 2^64 as f64; every smaller non-negative whole f64 converts exactly.
+        (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64)
+    })
+}
+
+/// Whether a NUL is in any string or key of `value` (PostgreSQL's JSONB cannot store one).
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// The OpenAPI schema of `orchestration_config` (or `null`), as [`validate`] checks it.
+pub fn nullable_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    builder()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .build()
+}
+
+fn builder() -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+
+    use crate::bounds::{JSON_WITHOUT_NUL, NO_NUL_PATTERN, uuid as uuid_schema};
+    let number = || ObjectBuilder::new().schema_type(Type::Number);
+    let no_nul = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(NO_NUL_PATTERN))
+            .build()
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "How the teammate routes a query to its assistants; every field is optional, other \
+             fields are kept as given (no string or key anywhere in it may contain NUL).",
+        ))
+        .property_names(Some(no_nul()))
+        .additional_properties(Some(utoipa::openapi::Ref::from_schema_name(
+            JSON_WITHOUT_NUL,
+        )))
+        .property(
+            "strategy",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(NO_NUL_PATTERN))
+                .description(Some(
+                    "`weighted` (default), `sequential` or `parallel`; any other value means `weighted`.",
+                )),
+        )
+        .property(
+            "assistant_ids",
+            ArrayBuilder::new()
+                .items(uuid_schema())
+                .description(Some(
+                    "Restricts (and for sequential/parallel orders) the assistants.",
+                ))
+                .build(),
+        )
+        .property(
+            "weights",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property_names(Some(uuid_schema()))
+                .additional_properties(Some(number()))
+                .description(Some("Weight by assistant id (default 1.0; negatives count as 0).")),
+        )
+        .property(
+            "weights_by_name",
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property_names(Some(no_nul()))
+                .additional_properties(Some(number()))
+                .description(Some("Weight by assistant name; an id weight wins.")),
+        )
+        .property(
+            "max_assistants",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(u64::MAX))
+                .description(Some("Weighted only: how many of the heaviest assistants answer (default 1).")),
+        )
 }
 
 /// Lenient reading at query time: anything unusable falls back to the default.
@@ -170,7 +271,7 @@ pub fn parse(value: Option<&Value>) -> Orchestration {
     }
     if let Some(max) = map
         .get("max_assistants")
-        .and_then(Value::as_u64)
+        .and_then(whole_number)
         .filter(|n| *n >= 1)
     {
         o.max_assistants = usize::try_from(max).unwrap_or(usize::MAX);

@@ -8,14 +8,14 @@ use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
 use crate::api::auth::TenantAuth;
-use crate::api::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
+use crate::api::extract::{
+    ApiJson, ListParams, Pagination, Validate, check_name, double_option, parse_id,
+};
+use crate::bounds::{self, MODEL, SYSTEM_PROMPT};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::models::{Assistant, Instruction, ListResponse};
 use crate::state::AppState;
-
-pub const MAX_MODEL_CHARS: usize = 200;
-pub const MAX_SYSTEM_PROMPT_CHARS: usize = 100_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,40 +37,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateAssistant {
-    #[schema(example = "Billing expert")]
+    #[schema(schema_with = bounds::name)]
     pub name: String,
-    /// LLM model name; the server's default model when omitted.
+    /// LLM model name; the server's default model when absent or `null`.
     #[serde(default)]
+    #[schema(schema_with = bounds::nullable_model)]
     pub model: Option<String>,
-}
-
-fn check_model(model: &str, errors: &mut Vec<FieldError>) {
-    if model.trim().is_empty() || model.chars().count() > MAX_MODEL_CHARS {
-        errors.push(FieldError::body(
-            "model",
-            format!("String should have 1 to {MAX_MODEL_CHARS} characters"),
-            "string_too_long",
-        ));
-    }
 }
 
 impl Validate for CreateAssistant {
     fn validate(&self, errors: &mut Vec<FieldError>) {
         check_name("name", &self.name, errors);
         if let Some(model) = &self.model {
-            check_model(model, errors);
+            MODEL.check("model", model, errors);
         }
     }
 }
 
+/// Partial update: absent fields are left as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateAssistant {
+    /// The new name (not `null`).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = bounds::name)]
     pub name: Option<Option<String>>,
     /// `null` resets to the server default.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = bounds::nullable_model)]
     pub model: Option<Option<String>>,
 }
 
@@ -78,32 +71,21 @@ impl Validate for UpdateAssistant {
     fn validate(&self, errors: &mut Vec<FieldError>) {
         check_optional_name("name", &self.name, errors);
         if let Some(Some(model)) = &self.model {
-            check_model(model, errors);
+            MODEL.check("model", model, errors);
         }
     }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InstructionBody {
-    #[schema(example = "You are a helpful billing assistant. Answer from the documents only.")]
+    /// 1 to 100 000 characters, not all white space.
+    #[schema(schema_with = bounds::system_prompt)]
     pub system_prompt: String,
 }
 
 impl Validate for InstructionBody {
     fn validate(&self, errors: &mut Vec<FieldError>) {
-        if self.system_prompt.trim().is_empty() {
-            errors.push(FieldError::body(
-                "system_prompt",
-                "String should have at least 1 character",
-                "string_too_short",
-            ));
-        } else if self.system_prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
-            errors.push(FieldError::body(
-                "system_prompt",
-                format!("String should have at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
-                "string_too_long",
-            ));
-        }
+        SYSTEM_PROMPT.check("system_prompt", &self.system_prompt, errors);
     }
 }
 
@@ -112,7 +94,7 @@ impl Validate for InstructionBody {
     post, path = "/api/v1/teammates/{teammate_id}/assistants", tag = "assistants",
     params(("teammate_id" = uuid::Uuid, Path)), request_body = CreateAssistant,
     responses((status = 201, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn create_assistant(
     State(state): State<AppState>,
@@ -137,9 +119,9 @@ async fn create_assistant(
 /// List a teammate's assistants (oldest first).
 #[utoipa::path(
     get, path = "/api/v1/teammates/{teammate_id}/assistants", tag = "assistants",
-    params(("teammate_id" = uuid::Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    params(("teammate_id" = uuid::Uuid, Path), ListParams),
     responses((status = 200, body = ListResponse<Assistant>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn list_assistants(
     State(state): State<AppState>,
@@ -163,7 +145,7 @@ async fn list_assistants(
     get, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)),
     responses((status = 200, body = Assistant), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_assistant(
     State(state): State<AppState>,
@@ -182,7 +164,7 @@ async fn get_assistant(
     patch, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)), request_body = UpdateAssistant,
     responses((status = 200, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_assistant(
     State(state): State<AppState>,
@@ -209,7 +191,7 @@ async fn patch_assistant(
     put, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)), request_body = UpdateAssistant,
     responses((status = 200, body = Assistant), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_assistant(
     state: State<AppState>,
@@ -225,7 +207,7 @@ async fn put_assistant(
     delete, path = "/api/v1/assistants/{assistant_id}", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn delete_assistant(
     State(state): State<AppState>,
@@ -274,7 +256,7 @@ async fn upsert(
     post, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
     responses((status = 201, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn upsert_instruction(
     State(state): State<AppState>,
@@ -293,7 +275,7 @@ async fn upsert_instruction(
     put, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
     responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_instruction(
     State(state): State<AppState>,
@@ -309,7 +291,7 @@ async fn put_instruction(
     patch, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)), request_body = InstructionBody,
     responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_instruction(
     State(state): State<AppState>,
@@ -325,7 +307,7 @@ async fn patch_instruction(
     get, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)),
     responses((status = 200, body = Instruction), (status = 404, description = "No such assistant, or no instruction yet", body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_instruction(
     State(state): State<AppState>,
@@ -350,7 +332,7 @@ async fn get_instruction(
     delete, path = "/api/v1/assistants/{assistant_id}/instruction", tag = "assistants",
     params(("assistant_id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn delete_instruction(
     State(state): State<AppState>,

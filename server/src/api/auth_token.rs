@@ -7,6 +7,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::api::extract::{ApiJson, Validate};
+use crate::bounds::{self, API_KEY};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::jwt::{Role, claims_for};
@@ -19,18 +20,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// The key returned when the tenant was created.
+    #[schema(schema_with = bounds::api_key)]
     pub api_key: String,
 }
 
 impl Validate for TokenRequest {
     fn validate(&self, errors: &mut Vec<FieldError>) {
-        if self.api_key.is_empty() {
-            errors.push(FieldError::body(
-                "api_key",
-                "String should have at least 1 character",
-                "string_too_short",
-            ));
-        }
+        API_KEY.check("api_key", &self.api_key, errors);
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::api::extract::{Validate, check_name, double_option};
+use crate::bounds;
 use crate::db::Page;
 use crate::error::{ApiError, FieldError};
 use crate::models::ListResponse;
@@ -39,8 +40,8 @@ pub fn page_of<T: ToSchema>(items: Vec<T>, total: i64, page: &Page) -> ListRespo
 /// `{"name": "..."}`: creating a tenant or a workspace.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NameBody {
-    /// 1 to 255 characters (surrounding white space is removed).
-    #[schema(example = "Acme")]
+    /// 1 to 255 characters, not all white space (surrounding white space is removed).
+    #[schema(schema_with = bounds::name)]
     pub name: String,
 }
 
@@ -50,11 +51,12 @@ impl Validate for NameBody {
     }
 }
 
-/// Partial update of a name (PATCH, or PUT as its alias).
+/// Partial update of a name (PATCH, or PUT as its alias): an absent name is left as it is.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RenameBody {
+    /// The new name (not `null`).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = bounds::name)]
     pub name: Option<Option<String>>,
 }
 

@@ -1,21 +1,16 @@
 //! Request extractors whose rejections use the API's error format (FastAPI-compatible 422s).
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::bounds::{self, DEFAULT_LIMIT, MAX_LIMIT, NAME};
 use crate::db::Page;
-use crate::error::{ApiError, FieldError};
-
-pub const DEFAULT_LIMIT: i64 = 20;
-pub const MAX_LIMIT: i64 = 100;
-pub const MAX_NAME_CHARS: usize = 255;
+use crate::error::{ApiError, FieldError, LocItem};
 
 /// Validation after deserialisation; errors name the field (`loc`).
 pub trait Validate {
@@ -45,7 +40,7 @@ where
     }
 }
 
-/// Like [`ApiJson`], but an empty body is allowed and means `T::default()`.
+/// Like [`ApiJson`], but an empty body (or `null`) is allowed and means `T::default()`.
 pub struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
@@ -63,7 +58,8 @@ where
                 ApiError::BadRequest("Could not read the request body".into())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON `null`, means the defaults.
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse_json(&bytes).map(OptionalJson)
@@ -76,6 +72,15 @@ pub fn parse_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, Api
             ["body"],
             "Field required",
             "missing",
+        )]));
+    }
+    // A derived struct would also take its fields from a JSON array: the documented body is an
+    // object, so an array is refused like any other non-object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::validation(vec![FieldError::new(
+            ["body"],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
         )]));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -101,7 +106,7 @@ fn json_field_error(
     let inner = err.inner();
     match inner.classify() {
         serde_json::error::Category::Data => {
-            let mut loc: Vec<Value> = vec!["body".into()];
+            let mut loc: Vec<LocItem> = vec!["body".into()];
             for segment in err.path().iter() {
                 match segment {
                     serde_path_to_error::Segment::Seq { index } => loc.push((*index).into()),
@@ -171,14 +176,31 @@ fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
     offset
 }
 
-/// `limit`/`offset`/`name` query parameters of list endpoints.
+/// `limit`/`offset`/`name` query parameters of list endpoints (the document's view of
+/// [`Pagination`], made from the same bounds).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// How many items at most.
+    #[param(schema_with = bounds::limit)]
+    limit: Option<i64>,
+    /// How many items to skip.
+    #[param(schema_with = bounds::offset)]
+    offset: Option<i64>,
+    /// Only items with exactly this name (an empty value does not filter).
+    #[param(schema_with = bounds::name_filter)]
+    name: Option<String>,
+}
+
+/// `limit`/`offset`/`name` query parameters of list endpoints. Each may be given once.
 pub struct Pagination(pub Page);
 
 impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|_| {
                 ApiError::validation(vec![FieldError::new(
@@ -188,9 +210,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
                 )])
             })?;
         let mut errors = Vec::new();
-        let limit = int_param(&params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, &mut errors);
-        let offset = int_param(&params, "offset", 0, 0, i64::MAX, &mut errors);
-        let name = params.get("name").filter(|n| !n.is_empty()).cloned();
+        let mut single = |name: &str| -> Option<String> {
+            let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+            let first = values.next().cloned();
+            if values.next().is_some() {
+                errors.push(FieldError::new(
+                    ["query", name],
+                    "Give this parameter at most once",
+                    "value_error",
+                ));
+            }
+            first
+        };
+        let (limit, offset, name) = (single("limit"), single("offset"), single("name"));
+        let limit = int_param(limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, &mut errors);
+        let offset = int_param(offset, "offset", 0, 0, i64::MAX, &mut errors);
+        let name = name.filter(|n| !n.is_empty());
+        if name.as_deref().is_some_and(|n| n.contains('\0')) {
+            errors.push(FieldError::new(
+                ["query", "name"],
+                "String should not contain NUL characters",
+                "string_pattern_mismatch",
+            ));
+        }
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
@@ -202,20 +244,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     }
 }
 
+/// An integer query parameter, written as JSON writes integers (an optional `-`, then digits).
 fn int_param(
-    params: &HashMap<String, String>,
+    raw: Option<String>,
     name: &str,
     default: i64,
     min: i64,
     max: i64,
     errors: &mut Vec<FieldError>,
 ) -> i64 {
-    let Some(raw) = params.get(name) else {
+    let Some(raw) = raw else {
         return default;
     };
     let loc = ["query", name];
-    match raw.trim().parse::<i64>() {
-        Err(_) => {
+    let digits = raw.strip_prefix('-').unwrap_or(&raw);
+    let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        raw.parse::<i64>().ok()
+    } else {
+        None
+    };
+    match parsed {
+        None => {
             errors.push(FieldError::new(
                 loc,
                 "Input should be a valid integer, unable to parse string as an integer",
@@ -223,7 +272,7 @@ fn int_param(
             ));
             default
         }
-        Ok(v) if v < min => {
+        Some(v) if v < min => {
             errors.push(FieldError::new(
                 loc,
                 format!("Input should be greater than or equal to {min}"),
@@ -231,7 +280,7 @@ fn int_param(
             ));
             default
         }
-        Ok(v) if v > max => {
+        Some(v) if v > max => {
             errors.push(FieldError::new(
                 loc,
                 format!("Input should be less than or equal to {max}"),
@@ -239,31 +288,19 @@ fn int_param(
             ));
             default
         }
-        Ok(v) => v,
+        Some(v) => v,
     }
 }
 
-/// A path id: anything that is not a UUID is simply not found (as the original answered).
+/// A path id: anything that is not a UUID (in its hyphenated form) is simply not found, as the
+/// original answered.
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(what))
+    bounds::parse_uuid(raw).ok_or_else(|| ApiError::not_found(what))
 }
 
-/// Checks a required, trimmed, non-empty name of at most 255 characters.
+/// Checks a required name: 1 to 255 characters, not all white space (the handler trims it).
 pub fn check_name(field: &str, value: &str, errors: &mut Vec<FieldError>) {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        errors.push(FieldError::body(
-            field,
-            "String should have at least 1 character",
-            "string_too_short",
-        ));
-    } else if trimmed.chars().count() > MAX_NAME_CHARS {
-        errors.push(FieldError::body(
-            field,
-            format!("String should have at most {MAX_NAME_CHARS} characters"),
-            "string_too_long",
-        ));
-    }
+    NAME.check(field, value, errors);
 }
 
 /// Deserialises a field that may be absent (outer `None`), explicitly `null` (`Some(None)`) or
@@ -279,6 +316,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use LocItem as L;
     use serde::Deserialize;
 
     #[derive(Deserialize, Debug)]
@@ -303,17 +341,17 @@ mod tests {
     #[test]
     fn names_the_failing_field() {
         let e = err(r#"{"tags": []}"#);
-        assert_eq!(e[0].loc, vec![Value::from("body"), Value::from("name")]);
+        assert_eq!(e[0].loc, vec![L::from("body"), L::from("name")]);
         assert_eq!(e[0].kind, "missing");
 
         let e = err(r#"{"name": 5}"#);
-        assert_eq!(e[0].loc, vec![Value::from("body"), Value::from("name")]);
+        assert_eq!(e[0].loc, vec![L::from("body"), L::from("name")]);
         assert_eq!(e[0].kind, "type_error");
 
         let e = err(r#"{"name": "x", "tags": [1, "two"]}"#);
         assert_eq!(
             e[0].loc,
-            vec![Value::from("body"), Value::from("tags"), Value::from(1)]
+            vec![L::from("body"), L::from("tags"), L::Index(1)]
         );
 
         let e = err(r#"{"name": "   "}"#);
@@ -326,10 +364,16 @@ mod tests {
         assert_eq!(e[0].kind, "json_invalid");
         let e = err("{\"name\": \"a\"} trailing");
         assert_eq!(e[0].kind, "json_invalid");
-        assert_eq!(e[0].loc[1], Value::from(14));
+        assert_eq!(e[0].loc[1], L::Index(14));
         let e = err("");
-        assert_eq!(e[0].loc, vec![Value::from("body")]);
+        assert_eq!(e[0].loc, vec![L::from("body")]);
         let e = err("\"just a string\"");
         assert_eq!(e[0].kind, "model_attributes_type");
+        let e = err(" [\"x\", null]");
+        assert_eq!(
+            (e[0].loc.as_slice(), e[0].kind.as_str()),
+            (&[L::from("body")][..], "model_attributes_type"),
+            "a struct is not read from an array"
+        );
     }
 }

@@ -13,24 +13,26 @@ use uuid::Uuid;
 
 use super::common::{PathId, page_of};
 use crate::api::auth::TenantAuth;
-use crate::api::extract::{ApiJson, OptionalJson, Pagination, Validate, check_name, parse_id};
+use crate::api::extract::{
+    ApiJson, ListParams, OptionalJson, Pagination, Validate, check_name, parse_id,
+};
+use crate::bounds::{self, MAX_BATCH};
 use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::models::{Assistant, Document, DocumentStatus, ListResponse};
-use crate::rag::extract::{self as extraction, SUPPORTED};
+use crate::rag::extract::{self as extraction, FileType, SUPPORTED};
 use crate::rag::ingest::{self, Upload};
 use crate::rag::pipeline::{ProcessDetail, ProcessStatus};
 use crate::state::AppState;
 
 /// Multipart framing around the file (boundaries, headers) allowed on top of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
-pub const MAX_BATCH: usize = 100;
 
 pub fn router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     let upload_limit = usize::try_from(max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(MULTIPART_OVERHEAD);
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(upload).layer(DefaultBodyLimit::max(upload_limit)))
         .routes(routes!(process_batch))
         .routes(routes!(status))
@@ -40,7 +42,30 @@ pub fn router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
             patch_document,
             put_document,
             delete_document
-        ))
+        ));
+    document_upload_types(router.get_openapi_mut());
+    router
+}
+
+/// The upload's `file` part may carry any media type the server reads (the type is detected from
+/// the file name's extension, else from the part's `Content-Type`).
+fn document_upload_types(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::encoding::Encoding;
+    let media_types: Vec<&str> = FileType::ALL.iter().map(|t| t.mime()).collect();
+    let upload = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/assistants/{assistant_id}/knowledge/upload")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|op| op.request_body.as_mut());
+    if let Some(RefOr::T(body)) = upload
+        && let Some(RefOr::T(form)) = body.content.get_mut("multipart/form-data")
+    {
+        let mut encoding = Encoding::default();
+        encoding.content_type = Some(media_types.join(", "));
+        form.encoding.insert("file".into(), encoding);
+    }
 }
 
 async fn assistant(state: &AppState, auth: &TenantAuth, raw: &str) -> ApiResult<Assistant> {
@@ -65,8 +90,9 @@ fn clean_file_name(raw: Option<&str>) -> String {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 struct UploadForm {
-    /// The document: text, Markdown, CSV, JSON, HTML, PDF or DOCX.
-    #[schema(value_type = String, format = Binary)]
+    /// The document, not empty: text, Markdown, CSV, JSON, HTML, PDF or DOCX, known by the file
+    /// name's extension or else by the part's `Content-Type` (anything else is a 415).
+    #[schema(value_type = String, format = Binary, min_length = 1)]
     file: Vec<u8>,
 }
 
@@ -82,7 +108,7 @@ struct UploadForm {
         (status = 415, description = "Unsupported file type", body = ErrorBody),
         (status = 422, body = ValidationErrorBody),
     ),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn upload(
     State(state): State<AppState>,
@@ -200,8 +226,9 @@ async fn write_field(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProcessBatchRequest {
     /// Process exactly these documents (pending, failed or completed: they are re-processed);
-    /// when omitted, every pending document of the knowledge base.
+    /// when absent or `null`, every pending document of the knowledge base.
     #[serde(default)]
+    #[schema(schema_with = bounds::document_ids)]
     pub document_ids: Option<Vec<Uuid>>,
 }
 
@@ -231,7 +258,7 @@ pub struct ProcessBatchResponse {
     post, path = "/api/v1/assistants/{assistant_id}/knowledge/process-batch", tag = "knowledge",
     params(("assistant_id" = Uuid, Path)), request_body(content = Option<ProcessBatchRequest>),
     responses((status = 200, body = ProcessBatchResponse), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn process_batch(
     State(state): State<AppState>,
@@ -277,7 +304,7 @@ pub struct KnowledgeStatus {
     get, path = "/api/v1/assistants/{assistant_id}/knowledge/status", tag = "knowledge",
     params(("assistant_id" = Uuid, Path)),
     responses((status = 200, body = KnowledgeStatus), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn status(
     State(state): State<AppState>,
@@ -305,9 +332,9 @@ async fn status(
 /// List the documents of the assistant's knowledge base (`name` filters on the file name).
 #[utoipa::path(
     get, path = "/api/v1/assistants/{assistant_id}/knowledge/documents", tag = "knowledge",
-    params(("assistant_id" = Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    params(("assistant_id" = Uuid, Path), ListParams),
     responses((status = 200, body = ListResponse<Document>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn list_documents(
     State(state): State<AppState>,
@@ -326,7 +353,7 @@ async fn list_documents(
     get, path = "/api/v1/documents/{document_id}", tag = "knowledge",
     params(("document_id" = Uuid, Path)),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_document(
     State(state): State<AppState>,
@@ -342,6 +369,8 @@ async fn get_document(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RenameDocument {
+    /// The new display name (directories are stripped).
+    #[schema(schema_with = bounds::name)]
     pub file_name: String,
 }
 
@@ -356,7 +385,7 @@ impl Validate for RenameDocument {
     patch, path = "/api/v1/documents/{document_id}", tag = "knowledge",
     params(("document_id" = Uuid, Path)), request_body = RenameDocument,
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_document(
     State(state): State<AppState>,
@@ -378,7 +407,7 @@ async fn patch_document(
     put, path = "/api/v1/documents/{document_id}", tag = "knowledge",
     params(("document_id" = Uuid, Path)), request_body = RenameDocument,
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_document(
     state: State<AppState>,
@@ -394,7 +423,7 @@ async fn put_document(
     delete, path = "/api/v1/documents/{document_id}", tag = "knowledge",
     params(("document_id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn delete_document(
     State(state): State<AppState>,

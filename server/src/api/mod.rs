@@ -13,7 +13,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use utoipa::openapi::OpenApi as OpenApiDoc;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -26,6 +26,7 @@ pub mod auth;
 pub mod auth_token;
 pub mod common;
 pub mod docs;
+pub mod document;
 pub mod extract;
 pub mod knowledge;
 pub mod ops;
@@ -37,15 +38,15 @@ pub mod workspaces;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+const DESCRIPTION: &str = "Multi-tenant RAG platform API.\n\n\
+Every `/api/v1` request except `POST /api/v1/auth/token` carries `Authorization: Bearer <JWT>`. \
+Get a token with `oyl-server token --admin` / `--tenant ID`, or exchange a tenant API key at \
+`POST /api/v1/auth/token`. The tenant collection (`/api/v1/tenants`) needs an admin token.\n\n";
+
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Oyl RAG Platform",
-        description = "Multi-tenant RAG platform API.\n\nEvery `/api/v1` request (except `POST /api/v1/auth/token` and the \
-                       admin-only tenant collection) carries `Authorization: Bearer <JWT>` and `X-Tenant-ID: <tenant uuid>`. \
-                       Get a token with `oyl-server token --admin` / `--tenant ID`, or exchange a tenant API key at \
-                       `POST /api/v1/auth/token`."
-    ),
+    info(title = "Oyl RAG Platform"),
+    components(schemas(crate::error::ErrorBody, crate::error::ValidationErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operations", description = "Health, probes, metrics"),
@@ -71,20 +72,13 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
-        components.add_security_scheme(
-            "tenant",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "X-Tenant-ID",
-                "The tenant the request acts in (a UUID); must be the token's tenant for tenant tokens.",
-            ))),
-        );
     }
 }
 
 /// Every route, with the OpenAPI document they make up. Routes that act inside a tenant go
 /// through the tenant layer (authentication, then the tenant's rate limit).
 fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
-    let tenant_routes = OpenApiRouter::new()
+    let mut tenant_routes = OpenApiRouter::new()
         .merge(tenants::router())
         .merge(workspaces::router())
         .merge(teammates::router())
@@ -95,11 +89,26 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             ratelimit::tenant_layer,
         ));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    document::tenant_routes(tenant_routes.get_openapi_mut());
+    let mut admin_routes = tenants::admin_router();
+    document::admin_routes(admin_routes.get_openapi_mut());
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(auth_token::router())
-        .merge(tenants::admin_router())
-        .merge(tenant_routes)
+        .merge(admin_routes)
+        .merge(tenant_routes);
+    let doc = router.get_openapi_mut();
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert(
+            crate::bounds::JSON_WITHOUT_NUL.into(),
+            crate::bounds::json_without_nul().into(),
+        );
+    document::all_routes(doc);
+    document::links(doc);
+    doc.info.description = Some(format!("{DESCRIPTION}{}", document::TENANCY_RULES));
+    router
 }
 
 pub fn build_router(state: AppState) -> Router {

@@ -28,6 +28,51 @@ pub struct Health {
     pub version: String,
 }
 
+/// `/livez`: the process serves HTTP.
+#[derive(Serialize, ToSchema)]
+pub struct Alive {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// What `/readyz` checked: `ok` or `unreachable: <why>`; Redis and Chroma only when configured.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReadinessChecks {
+    database: String,
+    #[schema(nullable = false)]
+    redis: Option<String>,
+    #[schema(nullable = false)]
+    chroma: Option<String>,
+}
+
+/// `/readyz` when ready: `ok`, or `degraded` while Redis or Chroma is unreachable (the rest of
+/// the API still serves).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Ready {
+    status: ReadyStatus,
+    checks: ReadinessChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ReadyStatus {
+    Ok,
+    Degraded,
+}
+
+/// `/readyz` when not ready: `detail` names the failing dependency.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct NotReady {
+    #[schema(example = "unavailable")]
+    status: String,
+    detail: String,
+    checks: ReadinessChecks,
+}
+
 /// Liveness and version, as the original served it.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -38,7 +83,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 /// Kubernetes liveness probe: the process serves HTTP (dependencies are not checked).
-#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "Alive", body = Alive)))]
 async fn livez() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -47,7 +92,7 @@ async fn livez() -> Json<serde_json::Value> {
 /// unreachable or migrations are pending.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready: `detail` names the dependency"))
+    responses((status = 200, description = "Ready", body = Ready), (status = 503, description = "Not ready: `detail` names the dependency", body = NotReady))
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = state.config.database_timeout + std::time::Duration::from_secs(1);
@@ -118,7 +163,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(depth) = crate::db::documents::queue_depth(&state.db).await {
         state.metrics.set_queue_depth(depth);

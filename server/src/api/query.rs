@@ -13,13 +13,12 @@ use uuid::Uuid;
 use super::common::PathId;
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{ApiJson, Validate, parse_id};
+use crate::bounds::{self, QUERY};
 use crate::error::{ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::orchestration::Strategy;
 use crate::rag::answer::{AssistantAnswer, Source};
 use crate::rag::query::{self as service, Question};
 use crate::state::AppState;
-
-pub const MAX_QUERY_CHARS: usize = 10_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(query_teammate))
@@ -35,7 +34,8 @@ pub enum Mode {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct QueryRequest {
-    #[schema(example = "What is the invoice deadline?")]
+    /// 1 to 10 000 characters, not all white space.
+    #[schema(schema_with = bounds::query)]
     pub query: String,
     /// `fast` (default) or `reasoning`: picks the LLM model.
     #[serde(default)]
@@ -44,19 +44,7 @@ pub struct QueryRequest {
 
 impl Validate for QueryRequest {
     fn validate(&self, errors: &mut Vec<FieldError>) {
-        if self.query.trim().is_empty() {
-            errors.push(FieldError::body(
-                "query",
-                "String should have at least 1 character",
-                "string_too_short",
-            ));
-        } else if self.query.chars().count() > MAX_QUERY_CHARS {
-            errors.push(FieldError::body(
-                "query",
-                format!("String should have at most {MAX_QUERY_CHARS} characters"),
-                "string_too_long",
-            ));
-        }
+        QUERY.check("query", &self.query, errors);
     }
 }
 
@@ -88,7 +76,7 @@ pub struct QueryResponse {
         (status = 404, description = "No such teammate, or it has no assistants", body = ErrorBody),
         (status = 422, body = ValidationErrorBody),
     ),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn query_teammate(
     State(state): State<AppState>,

@@ -9,7 +9,10 @@ use utoipa_axum::routes;
 
 use super::common::{PathId, check_optional_name, new_name, page_of};
 use crate::api::auth::TenantAuth;
-use crate::api::extract::{ApiJson, Pagination, Validate, check_name, double_option, parse_id};
+use crate::api::extract::{
+    ApiJson, ListParams, Pagination, Validate, check_name, double_option, parse_id,
+};
+use crate::bounds;
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::models::{ListResponse, Teammate};
@@ -29,11 +32,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateTeammate {
-    #[schema(example = "Support team")]
+    #[schema(schema_with = bounds::name)]
     pub name: String,
-    /// `{strategy, assistant_ids, weights, weights_by_name, max_assistants}`, all optional.
+    /// `{strategy, assistant_ids, weights, weights_by_name, max_assistants}`, all optional;
+    /// absent or `null`: none.
     #[serde(default)]
-    #[schema(value_type = Option<Object>, example = json!({"strategy": "weighted", "max_assistants": 1}))]
+    #[schema(schema_with = orchestration::nullable_schema)]
     pub orchestration_config: Option<Value>,
 }
 
@@ -46,14 +50,16 @@ impl Validate for CreateTeammate {
     }
 }
 
+/// Partial update: absent fields are left as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateTeammate {
+    /// The new name (not `null`).
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = bounds::name)]
     pub name: Option<Option<String>>,
-    /// `null` clears the configuration.
+    /// Replaces the configuration; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = orchestration::nullable_schema)]
     pub orchestration_config: Option<Option<Value>>,
 }
 
@@ -71,7 +77,7 @@ impl Validate for UpdateTeammate {
     post, path = "/api/v1/workspaces/{workspace_id}/teammates", tag = "teammates",
     params(("workspace_id" = uuid::Uuid, Path)), request_body = CreateTeammate,
     responses((status = 201, body = Teammate), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn create_teammate(
     State(state): State<AppState>,
@@ -96,9 +102,9 @@ async fn create_teammate(
 /// List a workspace's teammates.
 #[utoipa::path(
     get, path = "/api/v1/workspaces/{workspace_id}/teammates", tag = "teammates",
-    params(("workspace_id" = uuid::Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    params(("workspace_id" = uuid::Uuid, Path), ListParams),
     responses((status = 200, body = ListResponse<Teammate>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn list_teammates(
     State(state): State<AppState>,
@@ -122,7 +128,7 @@ async fn list_teammates(
     get, path = "/api/v1/teammates/{teammate_id}", tag = "teammates",
     params(("teammate_id" = uuid::Uuid, Path)),
     responses((status = 200, body = Teammate), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_teammate(
     State(state): State<AppState>,
@@ -141,7 +147,7 @@ async fn get_teammate(
     patch, path = "/api/v1/teammates/{teammate_id}", tag = "teammates",
     params(("teammate_id" = uuid::Uuid, Path)), request_body = UpdateTeammate,
     responses((status = 200, body = Teammate), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_teammate(
     State(state): State<AppState>,
@@ -167,7 +173,7 @@ async fn patch_teammate(
     put, path = "/api/v1/teammates/{teammate_id}", tag = "teammates",
     params(("teammate_id" = uuid::Uuid, Path)), request_body = UpdateTeammate,
     responses((status = 200, body = Teammate), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_teammate(
     state: State<AppState>,
@@ -183,7 +189,7 @@ async fn put_teammate(
     delete, path = "/api/v1/teammates/{teammate_id}", tag = "teammates",
     params(("teammate_id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn delete_teammate(
     State(state): State<AppState>,

@@ -7,7 +7,7 @@ use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
 use crate::api::auth::{AdminAuth, TenantAuth};
-use crate::api::extract::{ApiJson, Pagination, parse_id};
+use crate::api::extract::{ApiJson, ListParams, Pagination, parse_id};
 use crate::cache;
 use crate::db::{self, tenants::WriteError};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
@@ -60,11 +60,7 @@ async fn create_tenant(
 /// List tenants (admin token).
 #[utoipa::path(
     get, path = "/api/v1/tenants", tag = "tenants",
-    params(
-        ("limit" = Option<i64>, Query, description = "1..=100, default 20"),
-        ("offset" = Option<i64>, Query, description = "default 0"),
-        ("name" = Option<String>, Query, description = "exact name"),
-    ),
+    params(ListParams),
     responses((status = 200, body = ListResponse<Tenant>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
     security(("bearer" = []))
 )]
@@ -91,7 +87,7 @@ fn same_tenant(auth: &TenantAuth, raw: &str) -> ApiResult<()> {
     get, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
     params(("tenant_id" = uuid::Uuid, Path)),
     responses((status = 200, body = Tenant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_tenant(
     State(state): State<AppState>,
@@ -137,7 +133,7 @@ async fn cached_tenant_json(state: &AppState, scope: &TenantScope) -> ApiResult<
     patch, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
     params(("tenant_id" = uuid::Uuid, Path)), request_body = RenameBody,
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_tenant(
     State(state): State<AppState>,
@@ -161,7 +157,7 @@ async fn patch_tenant(
     put, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
     params(("tenant_id" = uuid::Uuid, Path)), request_body = RenameBody,
     responses((status = 200, body = Tenant), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_tenant(
     state: State<AppState>,
@@ -172,12 +168,12 @@ async fn put_tenant(
     patch_tenant(state, auth, id, body).await
 }
 
-/// Delete a tenant and everything it owns (admin token, with `X-Tenant-ID` naming the tenant).
+/// Delete a tenant and everything it owns (admin token; `X-Tenant-ID` is not needed).
 #[utoipa::path(
     delete, path = "/api/v1/tenants/{tenant_id}", tag = "tenants",
     params(("tenant_id" = uuid::Uuid, Path)),
-    responses((status = 204, description = "Deleted"), (status = 403, description = "Not an admin token", body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Not an admin token, or the header names another tenant", body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
 )]
 async fn delete_tenant(
     State(state): State<AppState>,

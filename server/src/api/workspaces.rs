@@ -6,7 +6,7 @@ use utoipa_axum::routes;
 
 use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
 use crate::api::auth::TenantAuth;
-use crate::api::extract::{ApiJson, Pagination, parse_id};
+use crate::api::extract::{ApiJson, ListParams, Pagination, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::models::{ListResponse, Workspace};
@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     post, path = "/api/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
     params(("tenant_id" = uuid::Uuid, Path)), request_body = NameBody,
     responses((status = 201, body = Workspace), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn create_workspace(
     State(state): State<AppState>,
@@ -49,9 +49,9 @@ async fn create_workspace(
 /// List a tenant's workspaces.
 #[utoipa::path(
     get, path = "/api/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
-    params(("tenant_id" = uuid::Uuid, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query), ("name" = Option<String>, Query)),
+    params(("tenant_id" = uuid::Uuid, Path), ListParams),
     responses((status = 200, body = ListResponse<Workspace>), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn list_workspaces(
     State(state): State<AppState>,
@@ -73,7 +73,7 @@ async fn list_workspaces(
     get, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = uuid::Uuid, Path)),
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn get_workspace(
     State(state): State<AppState>,
@@ -92,7 +92,7 @@ async fn get_workspace(
     patch, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = uuid::Uuid, Path)), request_body = RenameBody,
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn patch_workspace(
     State(state): State<AppState>,
@@ -116,7 +116,7 @@ async fn patch_workspace(
     put, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = uuid::Uuid, Path)), request_body = RenameBody,
     responses((status = 200, body = Workspace), (status = 404, body = ErrorBody), (status = 422, body = ValidationErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn put_workspace(
     state: State<AppState>,
@@ -132,7 +132,7 @@ async fn put_workspace(
     delete, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)),
-    security(("bearer" = [], "tenant" = []))
+    security(("bearer" = []))
 )]
 async fn delete_workspace(
     State(state): State<AppState>,

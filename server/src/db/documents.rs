@@ -6,14 +6,19 @@ use crate::models::{Document, DocumentStatus};
 use crate::tenancy::TenantScope;
 use crate::with_pool;
 
-const COLUMNS: &str = "id, tenant_id, knowledge_base_id, file_name, file_type, content_type, size_bytes, \
-                       processed_status, error, chunk_count, created_at, updated_at, storage_key";
+/// A document as the API shows it: the column `content_type` (the media type) is its
+/// `file_type`, as the original API named it, and the column `file_type` its `kind`.
+const COLUMNS: &str = "id, tenant_id, knowledge_base_id, file_name, content_type AS file_type, content_type, \
+                       file_type AS kind, size_bytes, processed_status, error, chunk_count, created_at, updated_at, \
+                       storage_key";
 
 pub struct NewDocument<'a> {
     pub id: Uuid,
     pub knowledge_base_id: Uuid,
     pub file_name: &'a str,
-    pub file_type: &'a str,
+    /// The detected kind (column `file_type`).
+    pub kind: &'a str,
+    /// The media type (column `content_type`).
     pub content_type: &'a str,
     pub size_bytes: i64,
     pub storage_key: &'a str,
@@ -35,7 +40,7 @@ pub async fn create(
         sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(doc.id)
             .bind(doc.file_name)
-            .bind(doc.file_type)
+            .bind(doc.kind)
             .bind(doc.content_type)
             .bind(doc.size_bytes)
             .bind(doc.storage_key)

@@ -25,6 +25,7 @@ use crate::config::Config;
 pub mod assistants;
 pub mod documents;
 pub mod instructions;
+pub mod owners;
 pub mod settings;
 pub mod teammates;
 pub mod tenants;

@@ -15,6 +15,16 @@ pub enum FileType {
 }
 
 impl FileType {
+    pub const ALL: [FileType; 7] = [
+        FileType::Text,
+        FileType::Markdown,
+        FileType::Csv,
+        FileType::Json,
+        FileType::Html,
+        FileType::Pdf,
+        FileType::Docx,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FileType::Text => "text",
@@ -28,17 +38,7 @@ impl FileType {
     }
 
     pub fn parse(s: &str) -> Option<FileType> {
-        [
-            FileType::Text,
-            FileType::Markdown,
-            FileType::Csv,
-            FileType::Json,
-            FileType::Html,
-            FileType::Pdf,
-            FileType::Docx,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        FileType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
     pub fn mime(self) -> &'static str {
@@ -298,6 +298,25 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_kinds_are_the_file_types() {
+        assert_eq!(
+            FileType::ALL.map(FileType::as_str),
+            crate::models::DOCUMENT_KINDS,
+            "models::DOCUMENT_KINDS (the OpenAPI enum of `kind`) lists every file type"
+        );
+        for kind in crate::models::DOCUMENT_KINDS {
+            assert_eq!(FileType::parse(kind).map(FileType::as_str), Some(kind));
+        }
+        for t in FileType::ALL {
+            assert_eq!(
+                detect("upload", Some(t.mime())),
+                Some(t),
+                "{t:?} by its media type"
+            );
+        }
+    }
 
     #[test]
     fn detects_by_extension_then_content_type() {

@@ -61,7 +61,7 @@ pub async fn add_document(
             id: document_id,
             knowledge_base_id,
             file_name: &file_name,
-            file_type: kind.as_str(),
+            kind: kind.as_str(),
             content_type: content_type.as_deref().unwrap_or(kind.mime()),
             size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
             storage_key: &key,

@@ -158,7 +158,7 @@ pub async fn process_claimed(rag: &Rag, document: &Document, claim_id: Uuid) -> 
         .inc();
     rag.metrics
         .document_processing_seconds
-        .with_label_values(&[document.file_type.as_str()])
+        .with_label_values(&[document.kind.as_str()])
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(
         document_id = %document.id,
@@ -186,8 +186,8 @@ async fn run(rag: &Rag, scope: &TenantScope, document: &Document) -> Result<i64,
         Some(text) => text,
         None => {
             // Upload was interrupted before extraction: extract from the stored file now.
-            let kind = FileType::parse(&document.file_type)
-                .ok_or_else(|| format!("unsupported file type {}", document.file_type))?;
+            let kind = FileType::parse(&document.kind)
+                .ok_or_else(|| format!("unsupported file type {}", document.kind))?;
             let path = rag.storage.path(&document.storage_key).map_err(|e| e.to_string())?;
             extract_file(kind, path).await?
         }

@@ -1,5 +1,7 @@
 //! The documentation UIs load everything from this server: no CDN, no internet.
 
+use serde_json::json;
+
 use crate::helpers::{Caller, TestApp, spawn_app};
 
 /// Every `src="..."`, `href="..."` and `spec-url="..."` value of an HTML page.
@@ -206,7 +208,124 @@ async fn openapi_documents_every_endpoint() {
     );
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
-    assert_eq!(schemes["tenant"]["name"], "X-Tenant-ID");
+    assert_eq!(
+        schemes.as_object().unwrap().len(),
+        1,
+        "X-Tenant-ID is a parameter, not a credential"
+    );
+    assert!(
+        spec["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("the resource's own tenant is the scope"),
+        "the tenancy rules are in the description"
+    );
+    // Every status the layers and extractors can answer, with its real body.
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let responses = &op["responses"];
+            let what = format!("{method} {path}");
+            assert!(responses["503"].is_object(), "{what}: 503");
+            let tenant_route = path.starts_with("/api/v1/") && path.contains('{');
+            let header = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["in"] == "header" && p["name"] == "X-Tenant-ID");
+            assert_eq!(header.is_some(), tenant_route, "{what}: X-Tenant-ID");
+            if let Some(header) = header {
+                assert_eq!(header["required"], false, "{what}");
+                assert_eq!(header["schema"]["format"], "uuid", "{what}");
+                for status in ["403", "404", "422", "429"] {
+                    assert!(responses[status].is_object(), "{what}: {status}");
+                }
+                assert!(
+                    responses["429"]["headers"]["Retry-After"].is_object(),
+                    "{what}"
+                );
+            }
+            if path.starts_with("/api/v1/") && path != "/api/v1/auth/token" {
+                assert_eq!(op["security"], json!([{"bearer": []}]), "{what}");
+                assert!(
+                    responses["401"]["headers"]["WWW-Authenticate"].is_object(),
+                    "{what}"
+                );
+            }
+            if op["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "413", "422"] {
+                    assert!(responses[status].is_object(), "{what}: {status}");
+                }
+            }
+            if let Some(body) =
+                responses["422"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            {
+                assert_eq!(body, "#/components/schemas/ValidationErrorBody", "{what}");
+            }
+        }
+    }
+    // A 422's `loc` holds names and indexes, as the server answers.
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["FieldError"]["properties"]["loc"]["items"]["$ref"],
+        "#/components/schemas/LocItem"
+    );
+    let loc_types: Vec<&str> = schemas["LocItem"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(loc_types, ["string", "integer"]);
+    // The bounds the server enforces.
+    let limit = paths["/api/v1/tenants"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(100))
+    );
+    let name = &schemas["NameBody"]["properties"]["name"];
+    assert_eq!(
+        (&name["minLength"], &name["maxLength"]),
+        (&json!(1), &json!(255))
+    );
+    assert!(
+        name["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with("^[^\\u0000]*")
+    );
+    assert_eq!(
+        schemas["ProcessBatchRequest"]["properties"]["document_ids"]["maxItems"],
+        100
+    );
+    // Links chain create → read → update → delete, in the created resource's tenant.
+    let created = &paths["/api/v1/tenants/{tenant_id}/workspaces"]["post"]["responses"]["201"];
+    for target in [
+        "get_workspace",
+        "patch_workspace",
+        "delete_workspace",
+        "create_teammate",
+    ] {
+        let link = &created["links"][target];
+        assert_eq!(link["operationId"], target);
+        assert_eq!(
+            link["parameters"]["path.workspace_id"],
+            "$response.body#/id"
+        );
+        assert_eq!(
+            link["parameters"]["header.X-Tenant-ID"],
+            "$response.body#/tenant_id"
+        );
+    }
+    let tenant_links = &paths["/api/v1/tenants"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        tenant_links["get_tenant"]["parameters"]["header.X-Tenant-ID"],
+        "$response.body#/id"
+    );
     let create = &paths["/api/v1/tenants"]["post"];
     assert!(create["responses"]["409"].is_object() && create["responses"]["422"].is_object());
     for name in [
@@ -217,6 +336,8 @@ async fn openapi_documents_every_endpoint() {
         "Document",
         "QueryResponse",
         "FieldError",
+        "ValidationErrorBody",
+        "ErrorBody",
     ] {
         assert!(
             spec["components"]["schemas"][name].is_object(),

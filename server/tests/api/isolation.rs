@@ -59,7 +59,12 @@ async fn another_tenants_ids_are_not_found_on_every_route() {
     // Every documented route with an id in its path, filled with the victim's ids.
     let spec = app.get(&Caller::anonymous(), "/openapi.json").await.body;
     let mut tried = 0;
-    let intruders = [b.caller.clone(), app.admin_in(&b.id)];
+    // B's token with its header and without one (it then acts in B), and an admin acting in B.
+    let b_bare = Caller {
+        token: b.caller.token.clone(),
+        tenant: None,
+    };
+    let intruders = [b.caller.clone(), b_bare.clone(), app.admin_in(&b.id)];
     for (template, ops) in spec["paths"].as_object().unwrap() {
         if !template.contains('{') {
             continue;
@@ -94,7 +99,7 @@ async fn another_tenants_ids_are_not_found_on_every_route() {
             }
         }
     }
-    assert!(tried >= 2 * 25, "only {tried} route/method pairs tried");
+    assert!(tried >= 3 * 25, "only {tried} route/method pairs tried");
 
     // The victim's data is unchanged.
     let after = [

@@ -28,7 +28,12 @@ async fn upload_stores_under_a_generated_name() {
         resp.body["file_name"], "passwd.txt",
         "directories are stripped from the client's name"
     );
-    assert_eq!(resp.body["file_type"], "text");
+    assert_eq!(
+        (resp.body["file_type"].as_str(), resp.body["kind"].as_str()),
+        (Some("text/plain"), Some("text")),
+        "file_type is the media type, as the original answered"
+    );
+    assert_eq!(resp.body["content_type"], "text/plain");
     assert_eq!(resp.body["size_bytes"], 10);
     assert_eq!(resp.body["processed_status"], "pending");
     assert_eq!(resp.body["knowledge_base_id"], kb);
@@ -63,9 +68,10 @@ async fn upload_stores_under_a_generated_name() {
         (
             weird.status,
             weird.body["file_name"].as_str(),
-            weird.body["file_type"].as_str()
+            weird.body["file_type"].as_str(),
+            weird.body["kind"].as_str()
         ),
-        (201, Some("x.md"), Some("markdown"))
+        (201, Some("x.md"), Some("text/markdown"), Some("markdown"))
     );
 }
 
@@ -617,4 +623,51 @@ async fn documents_list_rename_and_delete() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn file_type_is_the_media_type_the_client_gave_the_part() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("t").await;
+    let (_, _, asst) = app.create_tree(&t).await;
+    let part = reqwest::multipart::Part::bytes(b"# Notes\nhello".to_vec())
+        .file_name("notes")
+        .mime_str("text/markdown")
+        .unwrap();
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/assistants/{asst}/knowledge/upload")))
+        .bearer_auth(t.caller.token.as_ref().unwrap())
+        .header("x-tenant-id", &t.id)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    let resp = crate::helpers::into_resp(resp).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    assert_eq!(
+        (resp.body["file_type"].as_str(), resp.body["kind"].as_str()),
+        (Some("text/markdown"), Some("markdown")),
+        "no extension: the kind comes from the declared media type"
+    );
+    // The same fields wherever a document is shown.
+    let id = resp.id();
+    for shown in [
+        app.get(&t.caller, &format!("/api/v1/documents/{id}"))
+            .await
+            .body,
+        app.get(
+            &t.caller,
+            &format!("/api/v1/assistants/{asst}/knowledge/status"),
+        )
+        .await
+        .body["documents"][0]
+            .clone(),
+    ] {
+        assert_eq!(
+            (shown["file_type"].as_str(), shown["kind"].as_str()),
+            (Some("text/markdown"), Some("markdown")),
+            "{shown}"
+        );
+    }
 }

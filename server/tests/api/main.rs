@@ -18,6 +18,7 @@ mod ratelimit;
 mod readiness;
 mod startup;
 mod teammates;
+mod tenancy;
 mod tenants;
 mod vector_index;
 mod vectors;

@@ -126,6 +126,29 @@ async fn teammate_validation_names_nested_fields() {
         "unknown strategies fall back to weighted at query time"
     );
     let tm = unknown_strategy.id();
+    // NUL anywhere (PostgreSQL's JSONB cannot store it) is a 422 on every backend, not a 500.
+    let nul = app
+        .patch(
+            &t.caller,
+            &format!("/api/v1/teammates/{tm}"),
+            json!({"orchestration_config": {"extra": {"deep": ["a\u{0}b"]}}}),
+        )
+        .await;
+    assert_eq!(
+        (nul.status, nul.locs()),
+        (422, vec![r#"["body","orchestration_config"]"#.to_string()]),
+        "{}",
+        nul.text
+    );
+    // JSON Schema's integer includes 2.0.
+    let whole = app
+        .patch(
+            &t.caller,
+            &format!("/api/v1/teammates/{tm}"),
+            json!({"orchestration_config": {"max_assistants": 2.0}}),
+        )
+        .await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
     let bad_patch = app
         .patch(
             &t.caller,

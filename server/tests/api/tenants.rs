@@ -56,6 +56,11 @@ async fn create_validates_the_body_naming_the_field() {
         ),
         (json!({"name": 42}), r#"["body","name"]"#, "type_error"),
         (
+            json!({"name": "a\u{0}b"}),
+            r#"["body","name"]"#,
+            "string_pattern_mismatch",
+        ),
+        (
             json!({"name": "x".repeat(256)}),
             r#"["body","name"]"#,
             "string_too_long",
@@ -152,6 +157,12 @@ async fn list_paginates_with_bounds() {
         ("limit=-5", "limit", "greater_than_equal"),
         ("offset=-1", "offset", "greater_than_equal"),
         ("limit=ten", "limit", "int_parsing"),
+        ("limit=%2B5", "limit", "int_parsing"),
+        ("limit=%205", "limit", "int_parsing"),
+        ("limit=5.0", "limit", "int_parsing"),
+        ("limit=5&limit=6", "limit", "value_error"),
+        ("offset=99999999999999999999", "offset", "int_parsing"),
+        ("name=a%00b", "name", "string_pattern_mismatch"),
     ] {
         let resp = app.get(&admin, &format!("/api/v1/tenants?{query}")).await;
         assert_eq!(resp.status, 422, "{query}");
