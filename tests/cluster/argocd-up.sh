@@ -134,12 +134,14 @@ spec:
 PROJECT
 
 # Both in an environment of their own: HOME (git and helm configuration and caches), TMPDIR (the
-# repo server's clones), Argo CD's TLS, SSH and GnuPG directories, all under $A. The repo server
+# repo server's clones), Argo CD's TLS, SSH and GnuPG directories and the repo server's askpass
+# socket (else /tmp/reposerver-ask-pass.sock), all under $A. The repo server
 # runs git, helm (the pinned one) and git-verify-wrapper.sh from PATH.
 argocd_env=(env ARGOCD_FAKE_IN_CLUSTER=true KUBECONFIG="$KUBECONFIG" HOME="$A/home" TMPDIR="$A/tmp"
   PATH="$ARGOCD_BIN:$HELM_BIN:/usr/local/bin:/usr/bin:/bin"
   ARGOCD_TLS_DATA_PATH="$A/tls" ARGOCD_SSH_DATA_PATH="$A/ssh" ARGOCD_GPG_ENABLED=false
-  ARGOCD_GNUPGHOME="$A/gpg/keys" ARGOCD_GPG_DATA_PATH="$A/gpg/source")
+  ARGOCD_GNUPGHOME="$A/gpg/keys" ARGOCD_GPG_DATA_PATH="$A/gpg/source"
+  ARGOCD_ASK_PASS_SOCK="$A/reposerver-ask-pass.sock")
 start argocd-repo-server "${argocd_env[@]}" argocd-repo-server --logformat text \
   --address 127.0.0.1 --port "$REPO_PORT" --metrics-address 127.0.0.1 --metrics-port "$((REPO_PORT + 1))" \
   --redis "127.0.0.1:$REDIS_PORT" --disable-tls --client-ca-path ""
