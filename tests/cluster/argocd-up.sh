@@ -146,9 +146,14 @@ start argocd-repo-server "${argocd_env[@]}" argocd-repo-server --logformat text 
   --address 127.0.0.1 --port "$REPO_PORT" --metrics-address 127.0.0.1 --metrics-port "$((REPO_PORT + 1))" \
   --redis "127.0.0.1:$REDIS_PORT" --disable-tls --client-ca-path ""
 wait_for 60 argocd-repo-server curl -fs "http://127.0.0.1:$((REPO_PORT + 1))/healthz"
+# --persist-resource-health (argocd-cmd-params-cm's controller.resource.health.persist): Argo CD 3
+# keeps each resource's health (status and message) in Redis for argocd-server's resource tree,
+# which is not running here; persisted, it is in the Application's status.resources[] (as in
+# Argo CD 2), where kubectl and the tests read it. The health itself is computed the same way.
 start argocd-application-controller "${argocd_env[@]}" argocd-application-controller --logformat text \
   --kubeconfig "$KUBECONFIG" --namespace argocd --metrics-port "$CONTROLLER_PORT" \
-  --repo-server "127.0.0.1:$REPO_PORT" --repo-server-plaintext --redis "127.0.0.1:$REDIS_PORT"
+  --repo-server "127.0.0.1:$REPO_PORT" --repo-server-plaintext --redis "127.0.0.1:$REDIS_PORT" \
+  --persist-resource-health
 wait_for 60 argocd-application-controller curl -fs "http://127.0.0.1:$CONTROLLER_PORT/healthz"
 echo "Argo CD $ARGOCD_VERSION ready in $(( $(date +%s) - t0 ))s: controller, repo server, redis :$REDIS_PORT (logs: $A/logs)" >&2
 echo "$URL"

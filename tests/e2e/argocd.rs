@@ -519,11 +519,19 @@ async fn a_broken_platform_is_degraded_in_argo_cd_with_the_operators_message() {
         message, operator_message,
         "Argo CD shows the operator's message"
     );
+    // The Application as a whole, which Argo CD computes the same whether or not it persists
+    // each resource's health: Degraded, caused by the platform.
     let a = app(FIXTURES_APP).unwrap();
     assert_eq!(
-        str_at(&a, "/status/health/status"),
-        "Degraded",
-        "the Application is Degraded with it"
+        (
+            str_at(&a, "/status/health/status"),
+            str_at(&a, "/status/health/message")
+        ),
+        (
+            "Degraded",
+            format!("Caused by oyl.dev/OylPlatform:{FIXTURES_NS}/broken").as_str()
+        ),
+        "the Application is Degraded because of the platform"
     );
 }
 
