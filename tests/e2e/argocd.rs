@@ -423,8 +423,7 @@ fn uids(ns: &str, platform: &str) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a fresh real node and Argo CD: see the module's documentation"]
-async fn the_app_of_apps_installs_the_chart_at_wave_minus_1_then_the_platform_which_goes_progressing_to_healthy()
- {
+async fn the_app_of_apps_installs_the_chart_then_the_platform_progressing_to_healthy() {
     if !enabled() {
         return;
     }
@@ -664,8 +663,7 @@ async fn a_hand_edit_of_a_field_git_sets_is_reverted_by_self_heal_and_the_operat
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a fresh real node and Argo CD: see the module's documentation"]
-async fn synced_for_5_minutes_without_drift_then_deleting_the_application_deletes_the_platform_but_not_its_volumes()
- {
+async fn synced_for_5_minutes_then_deleting_the_app_deletes_the_platform_not_its_volumes() {
     if !enabled() {
         return;
     }
@@ -673,13 +671,13 @@ async fn synced_for_5_minutes_without_drift_then_deleting_the_application_delete
     let ns = platforms_ns();
     let apps = [ROOT, OPERATOR_APP, PLATFORMS_APP];
     // The last operation of each Application: a sync during the window would replace it.
-    let operations = || -> BTreeMap<&str, String> {
+    let operations = || -> BTreeMap<&'static str, String> {
         apps.iter()
             .map(|name| {
                 let a = app(name).unwrap_or_default();
                 (
                     *name,
-                    format!("{}", a["status"]["operationState"]["startedAt"]),
+                    a["status"]["operationState"]["startedAt"].to_string(),
                 )
             })
             .collect()
