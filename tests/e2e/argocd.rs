@@ -375,7 +375,7 @@ async fn install() -> Installed {
 async fn fixtures_app(url: &str) {
     static APPLIED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     APPLIED
-        .get_or_init(|| async {
+        .get_or_init(|| async move {
             let mut a = yaml("config/argocd/apps/oyl-platforms.yaml");
             a["metadata"]["name"] = FIXTURES_APP.into();
             a["spec"]["source"]["repoURL"] = url.into();
