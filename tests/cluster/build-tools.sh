@@ -113,8 +113,8 @@ build_argocd() {
     -o "$ARGOCD_BIN/argocd.new" github.com/argoproj/argo-cd/v3/cmd)
   dir="$(cd "$tools/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
   mkdir -p "$ARGOCD_BIN/crds"
-  cp "$dir"/manifests/crds/*-crd.yaml "$ARGOCD_BIN/crds/"
-  cp "$dir/manifests/install.yaml" "$ARGOCD_BIN/install.yaml"
+  install -m 0644 "$dir"/manifests/crds/*-crd.yaml "$ARGOCD_BIN/crds/"
+  install -m 0644 "$dir/manifests/install.yaml" "$ARGOCD_BIN/install.yaml"
   install -m 0755 "$dir/hack/git-verify-wrapper.sh" "$ARGOCD_BIN/git-verify-wrapper.sh"
   ln -sf argocd "$ARGOCD_BIN/argocd-application-controller"
   ln -sf argocd "$ARGOCD_BIN/argocd-repo-server"
