@@ -348,7 +348,10 @@ async fn install() -> Installed {
         "root, operator and platforms Applications Synced and Healthy",
     );
     let objects = BTreeMap::from([
-        ("crd", get_json(&["crd", "oylplatforms.oyl.dev"])),
+        (
+            "crd",
+            get_json(&["crd", "oylplatforms.oyl.dev", "--show-managed-fields"]),
+        ),
         (
             "operator",
             get_json(&["deployment", "oyl-operator", "-n", &operator_ns()]),
@@ -357,7 +360,10 @@ async fn install() -> Installed {
             "api",
             get_json(&["deployment", &format!("{DEMO}-api"), "-n", &ns]),
         ),
-        ("demo", get_json(&["oylplatform", DEMO, "-n", &ns])),
+        (
+            "demo",
+            get_json(&["oylplatform", DEMO, "-n", &ns, "--show-managed-fields"]),
+        ),
         (ROOT, app(ROOT)),
         (OPERATOR_APP, app(OPERATOR_APP)),
         (PLATFORMS_APP, app(PLATFORMS_APP)),
