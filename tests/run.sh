@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the unit and integration tests of every crate, the
 # end-to-end suites against a local Kubernetes control plane with simulated pods (kwok), and, as
-# root, the real-node suite, in which every container of the platform runs (images built here).
+# root, the real-node suites, in which every container of the platform runs (images built here),
+# and Argo CD syncing the shipped config/argocd onto a fresh real node.
 # It starts every cluster it uses (building its binaries on first use) and always stops it again,
 # leaving the machine as it found it (checked). It first installs or builds every tool it
 # needs (tests/setup.sh), so it passes on a fresh machine with only the toolchains.
@@ -103,6 +104,12 @@ if [ "$(id -u)" -eq 0 ]; then
   # One platform at a time: the node has the machine's 2 CPUs.
   tests/cluster/real-node/check-clean.sh \
     cargo test --workspace --test real_node --test real_node_data --test real_node_faults --test real_node_hpa --no-fail-fast -- --ignored --test-threads=1
+
+  stage "Argo CD on a fresh real node: the shipped config/argocd synced from this checkout's HEAD (tests/e2e/argocd.rs)"
+  # A cluster of its own: Argo CD installs the CRD (the suites above leave it and the operator).
+  # The tests run together: the 5-minute Synced window overlaps the other scenarios.
+  tests/cluster/real-node/check-clean.sh \
+    cargo test --workspace --test argocd --no-fail-fast -- --ignored --test-threads=4
 else
   echo "real-node suite skipped: it needs root (containerd, kubelet, network namespaces)" >&2
 fi

@@ -4,12 +4,14 @@
 #   build-tools.sh              the control plane (with kubelet and kube-proxy), etcd, kwok, helm
 #   build-tools.sh --real-node  also what the real node needs: CoreDNS, metrics-server, and Debian's containerd,
 #                               runc, CNI plugins, iptables, umoci and mmdebstrap (apt, as root)
+#   build-tools.sh --argocd     also Argo CD's application controller and repo server (argocd-up.sh)
 set -euo pipefail
-real_node=false
+real_node=false argocd=false
 for arg in "$@"; do
   case "$arg" in
     --real-node) real_node=true ;;
-    *) echo "usage: build-tools.sh [--real-node]" >&2; exit 2 ;;
+    --argocd) argocd=true ;;
+    *) echo "usage: build-tools.sh [--real-node] [--argocd]" >&2; exit 2 ;;
   esac
 done
 . "$(dirname "$0")/lib.sh"
@@ -88,6 +90,39 @@ if have "$HELM_BIN/helm" version --short && helm_kube_ok; then echo "helm $HELM_
   helm_kube_ok || { echo "helm's default Kubernetes version is not v1.$minor.0" >&2; exit 1; }
   stamp helm "$t"
 fi
+
+# Argo CD: one binary that dispatches on its own name (argocd, argocd-application-controller,
+# argocd-repo-server), stamped as upstream's Makefile does; without ldflags it reports
+# v99.99.99+unknown. Its go.mod declares go 1.27: the pinned toolchain comes from the module
+# proxy (GOTOOLCHAIN), the one exception to GOTOOLCHAIN=local here. Next to it: its CRDs, its
+# install.yaml (the default ConfigMaps and Secrets) and hack/git-verify-wrapper.sh, which the
+# repo server runs from PATH, all from the same module version.
+build_argocd() {
+  VERSION_WANTED="argocd: $ARGOCD_VERSION"
+  if have "$ARGOCD_BIN/argocd" version --client --short && [ -f "$ARGOCD_BIN/crds/application-crd.yaml" ]; then
+    echo "argocd $ARGOCD_VERSION: cached"; return 0
+  fi
+  local t dir sum kubectl_v ld p=github.com/argoproj/argo-cd/v3/common
+  t=$(date +%s); mkdir -p "$ARGOCD_BIN"
+  sum="$(awk -v v="$ARGOCD_VERSION" '$1=="github.com/argoproj/argo-cd/v3" && $2==v {print $3}' "$tools/argocd/go.sum")"
+  [ -n "$sum" ] || { echo "github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION missing from $tools/argocd/go.sum" >&2; exit 1; }
+  kubectl_v="$(awk '$1=="k8s.io/kubectl" && $2=="=>" {print $4}' "$tools/argocd/go.mod")"
+  ld="-s -w -X $p.version=${ARGOCD_VERSION#v} -X $p.gitTag=$ARGOCD_VERSION -X $p.gitCommit=$sum"
+  ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z -X $p.kubectlVersion=$kubectl_v"
+  (cd "$tools/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go build -trimpath -ldflags "$ld" \
+    -o "$ARGOCD_BIN/argocd.new" github.com/argoproj/argo-cd/v3/cmd)
+  dir="$(cd "$tools/argocd" && GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
+  mkdir -p "$ARGOCD_BIN/crds"
+  install -m 0644 "$dir"/manifests/crds/*-crd.yaml "$ARGOCD_BIN/crds/"
+  install -m 0644 "$dir/manifests/install.yaml" "$ARGOCD_BIN/install.yaml"
+  install -m 0755 "$dir/hack/git-verify-wrapper.sh" "$ARGOCD_BIN/git-verify-wrapper.sh"
+  ln -sf argocd "$ARGOCD_BIN/argocd-application-controller"
+  ln -sf argocd "$ARGOCD_BIN/argocd-repo-server"
+  mv -f "$ARGOCD_BIN/argocd.new" "$ARGOCD_BIN/argocd"
+  have "$ARGOCD_BIN/argocd" version --client --short || { echo "argocd does not report $ARGOCD_VERSION" >&2; exit 1; }
+  stamp argocd "$t"
+}
+$argocd && build_argocd
 
 $real_node || exit 0
 

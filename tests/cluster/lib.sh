@@ -14,6 +14,8 @@ KWOK_BIN="$OYL_CACHE/bin/kwok-$KWOK_VERSION"
 HELM_BIN="$OYL_CACHE/bin/helm-$HELM_VERSION"
 COREDNS_BIN="$OYL_CACHE/bin/coredns-$COREDNS_VERSION"
 METRICS_SERVER_BIN="$OYL_CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
+# Argo CD (argocd-up.sh): the binary under its three names, its CRDs and install.yaml.
+ARGOCD_BIN="$OYL_CACHE/bin/argocd-$ARGOCD_VERSION"
 TOOLS_PATH="$K8S_BIN:$ETCD_BIN:$KWOK_BIN:$HELM_BIN"
 # Cargo's output: CARGO_TARGET_DIR when set, as cargo itself does.
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"

@@ -318,6 +318,43 @@ fn application_health_check_passes_the_applications_health_through() {
         run(script, &json!({"metadata": {"name": "new"}})).0,
         "Progressing"
     );
+    // Mid-sync (seen with Argo CD itself, tests/e2e/argocd.rs): the wave -1 Application was
+    // OutOfSync/Healthy with only the CRD applied, and the platforms' wave started before the
+    // operator ran. A pending or running operation is Progressing; a finished one is not.
+    let syncing = |operation: Option<serde_json::Value>, phase: &str| {
+        let mut a = app(json!({"status": "Healthy"}));
+        a["status"]["sync"] = json!({"status": "OutOfSync"});
+        a["status"]["operationState"] = json!({"phase": phase});
+        if let Some(op) = operation {
+            a["operation"] = op;
+        }
+        run(script, &a)
+    };
+    let op = json!({"sync": {"revision": "main"}, "initiatedBy": {"automated": true}});
+    for (operation, phase) in [
+        (Some(op.clone()), "Running"),
+        (None, "Running"),
+        (None, "Terminating"),
+        (Some(op), "Succeeded"),
+    ] {
+        assert_eq!(
+            syncing(operation.clone(), phase),
+            (
+                "Progressing".into(),
+                "Waiting for the sync operation to finish".into()
+            ),
+            "{operation:?} {phase}"
+        );
+    }
+    assert_eq!(
+        syncing(None, "Succeeded"),
+        ("Healthy".into(), String::new())
+    );
+    assert_eq!(
+        syncing(None, "Failed"),
+        ("Healthy".into(), String::new()),
+        "a failed sync leaves the health as Argo CD assessed it"
+    );
 }
 
 /// Argo CD marks what it syncs (the tracking annotation, or the `app.kubernetes.io/instance`

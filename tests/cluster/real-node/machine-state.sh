@@ -3,7 +3,7 @@
 # (before up.sh --real-node, after down.sh) can be compared with diff: network interfaces,
 # addresses and routes, netfilter rules (nft and iptables-save, counters dropped), mounts,
 # network namespaces, the kernel settings kubelet/CNI/kube-proxy touch, the files outside the
-# cluster directory they write, cgroups, and the node's processes.
+# cluster directory they write, cgroups, and the node's processes (and Argo CD's, argocd-up.sh).
 set -uo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$CLUSTER_DIR/real-node/node.sh"
@@ -21,5 +21,7 @@ for p in "${NODE_HOST_PATHS[@]}"; do
   if [ -e "$p" ]; then find "$p" -maxdepth 2 2>/dev/null | sort; else echo "$p: absent"; fi
 done
 section cgroups;  find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d 2>/dev/null | grep -v '/process_api' | sort
-section processes; ps -eo comm= | grep -E '^(kubelet|kube-proxy|containerd|containerd-shim.*|coredns|runc|pause)$' | sort | uniq -c
+section processes; ps -eo comm= | grep -E '^(kubelet|kube-proxy|containerd|containerd-shim.*|coredns|runc|pause|argocd.*|git-daemon)$' | sort | uniq -c
+# Argo CD's Redis (argocd-up.sh), by its port: the server tests' Redis may run meanwhile.
+ps -eo args= | grep -E "^redis-server 127\\.0\\.0\\.1:${KCP_ARGOCD_REDIS_PORT:-16380}( |\$)" | sed 's/^/argocd /'
 exit 0

@@ -45,3 +45,18 @@ rm -f go.sum; go mod tidy
 mkdir -p "$here/metrics-server" && cd "$here/metrics-server"
 printf 'module local/oyl-metrics-server-tools\n\ngo 1.26.4\n\nrequire sigs.k8s.io/metrics-server %s\n\ntool sigs.k8s.io/metrics-server/cmd/metrics-server\n' "$METRICS_SERVER_VERSION" > go.mod
 rm -f go.sum; go mod tidy
+
+# Argo CD: its go.mod pins the k8s.io/* staging modules it uses (and a few others) with a replace
+# block, which a module depending on it must copy (without it: "k8s.io/kubelet@v0.0.0 ... not
+# available"); its `./gitops-engine` path replace is left out (that module is on the proxy at the
+# same version). It declares a newer Go than ours: the pinned toolchain comes from the proxy.
+mkdir -p "$here/argocd" && cd "$here/argocd"
+gomod="$(GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go mod download -json "github.com/argoproj/argo-cd/v3@${ARGOCD_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+gover="$(awk '$1=="go"{print $2; exit}' "$gomod")"
+{
+  printf 'module local/oyl-argocd-tools\n\ngo %s\n\nrequire github.com/argoproj/argo-cd/v3 %s\n\n' "$gover" "$ARGOCD_VERSION"
+  printf '// Copied from github.com/argoproj/argo-cd/v3 %s go.mod (tests/cluster/tools/regen.sh).\n' "$ARGOCD_VERSION"
+  awk '/^replace \($/,/^\)$/' "$gomod"
+  printf '\ntool github.com/argoproj/argo-cd/v3/cmd\n'
+} > go.mod
+rm -f go.sum; GOTOOLCHAIN="$ARGOCD_GOTOOLCHAIN" go mod tidy

@@ -83,6 +83,41 @@ pub fn import_images(names: &[&str]) -> std::collections::BTreeMap<String, Strin
         .collect()
 }
 
+/// `kubectl get ARGS -o json`, or `None` when kubectl fails (the object is not there).
+pub fn get_json(args: &[&str]) -> Option<serde_json::Value> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = kubectl_as(&kubeconfig(), &all, None);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Gives images already in the node's containerd more references (`ctr images tag`), so that a
+/// pod naming one of those references runs the local image without a pull (pull policy
+/// `IfNotPresent`): (image, extra reference) pairs.
+pub fn tag_images(tags: &[(String, String)]) {
+    let socket = kubeconfig()
+        .parent()
+        .unwrap()
+        .join("containerd/containerd.sock");
+    for (image, reference) in tags {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["-n", "k8s.io", "images", "tag", "--force", image, reference])
+            .output()
+            .expect("ctr (Debian's containerd) on PATH");
+        assert!(
+            out.status.success(),
+            "ctr images tag {image} {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// A namespace enforcing the `restricted` Pod Security Standard, deleted on drop.
 pub struct RestrictedNamespace {
     pub name: String,
