@@ -44,7 +44,9 @@ stage "tools: install and build what is missing (apt, PyPI, Go module proxy)"
 tests/setup.sh
 export PATH="$TOOLS_PATH:$PATH"
 
-stage "format, lint and layering (no module import cycle in the operator or the server)"
+stage "format, lint and layering (no module import cycle in the operator or the server); the workflows"
+# The GitHub workflows (CI, release) with actionlint and, inside their run: scripts, shellcheck.
+actionlint -shellcheck="$(command -v shellcheck)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo xtask cycles

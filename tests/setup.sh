@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need and this repository cannot build itself, once; a warm run only
 # checks. Called by tests/run.sh (and so by CI); safe to run by hand.
-#   apt (root or sudo): openssl, curl, git, PostgreSQL, Redis, python3-venv, headless Chromium
+#   apt (root or sudo): openssl, curl, git, PostgreSQL, Redis, python3-venv, headless Chromium,
+#   shellcheck (actionlint runs it on the workflows' scripts)
 #   PyPI, in venvs under $OYL_CACHE: checkov (policy checks), moto + awscli (the S3 backup test),
 #   schemathesis (the API document against the server: tests/api/schemathesis.sh)
-#   Go module proxy: the control plane's tools and helm (tests/cluster/build-tools.sh)
+#   Go module proxy: the control plane's tools, helm and actionlint (tests/cluster/build-tools.sh)
 #   and, as root, what the real node needs: CoreDNS, containerd, runc, CNI plugins, nftables,
 #   umoci, mmdebstrap (build-tools.sh --real-node), and Argo CD for the GitOps suite (--argocd)
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 . tests/cluster/lib.sh
 
 need=()
-for pkg in openssl curl git postgresql redis-server python3-venv chromium-headless-shell; do
+for pkg in openssl curl git postgresql redis-server python3-venv chromium-headless-shell shellcheck; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,17 +1,37 @@
 #!/bin/sh
 # Copies the backup volume to S3-compatible object storage: every complete backup and its
-# checksum (never the hidden .partial files), deleting objects whose backups retention already
-# removed from the volume, so the bucket keeps exactly what the volume keeps.
+# checksum (never the hidden .partial files). It never deletes an object because the volume lacks
+# it (a new, emptied or replaced volume must not wipe the off-site copies): the bucket has its own
+# retention, by its own listing, keeping the newest $BACKUP_RETENTION backups of each kind
+# (PostgreSQL dumps, Redis RDB files, ChromaDB archives), each with its checksum.
 # Runs after the dump containers (they are init containers when S3 is configured).
 #   S3_BUCKET, S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional S3_ENDPOINT_URL,
-#   AWS_DEFAULT_REGION.
+#   AWS_DEFAULT_REGION, BACKUP_RETENTION (default 7).
 set -eu
 : "${S3_BUCKET:?S3_BUCKET must be set}"
 dir="${BACKUP_DIR:-/backups}"
+keep="${BACKUP_RETENTION:-7}"
+case "$keep" in ''|*[!0-9]*|0) echo "BACKUP_RETENTION must be a positive integer, not '$keep'" >&2; exit 2 ;; esac
 prefix="${S3_PREFIX:-}"
 target="s3://$S3_BUCKET/${prefix:+$prefix/}"
-set -- --only-show-errors
-[ -n "${S3_ENDPOINT_URL:-}" ] && set -- "$@" --endpoint-url "$S3_ENDPOINT_URL"
+set --
+[ -n "${S3_ENDPOINT_URL:-}" ] && set -- --endpoint-url "$S3_ENDPOINT_URL"
 
-aws "$@" s3 sync "$dir/" "$target" --delete --exclude ".*" --exclude "lost+found/*"
-echo "synced $dir to $target: $(ls -1 "$dir" | grep -vc '^\.' || true) objects"
+aws "$@" s3 sync --only-show-errors "$dir/" "$target" --exclude ".*" --exclude "lost+found/*"
+echo "uploaded $dir to $target: $(ls -1 "$dir" | grep -vc '^\.' || true) local objects"
+
+# The bucket's retention, by the bucket's own listing of the objects directly under the prefix
+# (s3api succeeds on an empty prefix, printing "None"; a failure stops the script). Names sort by
+# time within a kind.
+keys="$(aws "$@" s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${prefix:+$prefix/}" \
+  --delimiter / --query 'Contents[].Key' --output text)"
+for kind in 'postgres-*.dump' 'redis-*.rdb' 'chroma-*.tar.gz'; do
+  for key in $keys; do
+    name="${key##*/}"
+    case "$name" in $kind) echo "$name" ;; esac
+  done | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+    aws "$@" s3 rm --only-show-errors "$target$old"
+    aws "$@" s3 rm --only-show-errors "$target$old.sha256"
+    echo "pruned from the bucket: $target$old"
+  done
+done

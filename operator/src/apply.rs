@@ -2,7 +2,9 @@
 //! objects that already match, and pruning children that are no longer desired. Nothing here
 //! knows about Oyl; it sees `Child`ren, labels and owner references.
 
+use crate::desired::backup::is_backup_job;
 use crate::kinds::{Child, Observed};
+use crate::observe::job_outcome;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use serde_json::Value;
@@ -227,7 +229,9 @@ pub async fn prune(
     Ok(pruned)
 }
 
-/// Every observed object controlled by `owner_uid` that `desired` lacks, dependents first.
+/// Every observed object controlled by `owner_uid` that `desired` lacks, dependents first. A
+/// finished backup Job is a record of what happened (its pod's log, its outcome), not stale: its
+/// TTL removes it.
 pub fn stale(observed: &Observed, owner_uid: &str, desired: &[Child]) -> Vec<Child> {
     let controlled = |m: &ObjectMeta| {
         m.owner_references
@@ -239,6 +243,7 @@ pub fn stale(observed: &Observed, owner_uid: &str, desired: &[Child]) -> Vec<Chi
         .select(controlled)
         .into_iter()
         .filter(|o| !desired.iter().any(|d| d.same_object(o)))
+        .filter(|o| !matches!(o, Child::Job(j) if is_backup_job(j) && job_outcome(j).is_some()))
         .collect();
     stale.reverse();
     stale

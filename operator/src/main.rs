@@ -47,10 +47,14 @@ struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz endpoints.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
-    /// Run only while holding the Lease `oyl-operator` in POD_NAMESPACE, so several replicas
+    /// Run only while holding the Lease `--lease-name` in POD_NAMESPACE, so several replicas
     /// can run with one active.
     #[arg(long, env = "LEADER_ELECT")]
     leader_elect: bool,
+    /// The leader-election Lease: one per installation, so two installations in one namespace
+    /// (say, one per watched namespace) do not take turns with each other's leadership.
+    #[arg(long, env = "LEASE_NAME", default_value = "oyl-operator")]
+    lease_name: String,
     /// Log as plain text instead of JSON lines.
     #[arg(long, env = "LOG_TEXT")]
     log_text: bool,
@@ -154,7 +158,7 @@ async fn run(args: RunArgs) -> controller::anyhow_like::Result<()> {
             let election = leader::LeaderElection::new(
                 ctx.client.clone(),
                 &namespace,
-                "oyl-operator",
+                &args.lease_name,
                 &identity,
             );
             // A follower is healthy and ready to take over; readiness must not depend on leading.

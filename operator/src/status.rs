@@ -2,7 +2,7 @@
 
 use crate::crd::BackupRecord;
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
-use crate::desired::backup::is_backup_job;
+use crate::desired::backup::{BACKUP_NOW, is_backup_job, on_demand_job_name};
 use crate::desired::common::{Component, child_name};
 use crate::kinds::Observed;
 use crate::observe::job_outcome;
@@ -103,6 +103,24 @@ pub fn backups(p: &OylPlatform, jobs: &[Job]) -> (Option<BackupRecord>, Option<B
     (ok, failed)
 }
 
+/// The on-demand backup request that has been served: the annotation's value once its Job has
+/// finished, else the one recorded before.
+pub fn backup_request(p: &OylPlatform, jobs: &[Job]) -> Option<String> {
+    let previous = p.status.as_ref().and_then(|s| s.backup_request.clone());
+    let Some(request) = p.annotations().get(BACKUP_NOW).filter(|v| !v.is_empty()) else {
+        return previous;
+    };
+    let name = on_demand_job_name(p, request);
+    let finished = jobs
+        .iter()
+        .any(|j| j.name_any() == name && job_outcome(j).is_some());
+    if finished {
+        Some(request.clone())
+    } else {
+        previous
+    }
+}
+
 /// The status for `p` given the observed children and this pass's outcome. Condition
 /// transition times are kept from `p`'s current status when a condition did not change.
 pub fn compute(
@@ -153,6 +171,7 @@ pub fn compute(
         api_url: Some(crate::desired::api::url(p)),
         last_backup,
         last_failed_backup,
+        backup_request: backup_request(p, &observed.jobs),
         restored: outcome
             .restored
             .clone()

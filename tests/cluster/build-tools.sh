@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries from the Go module proxy, once per version.
 # A tool whose cached binary already reports the pinned version is skipped, so a warm run is instant.
-#   build-tools.sh              the control plane (with kubelet and kube-proxy), etcd, kwok, helm
+#   build-tools.sh              the control plane (with kubelet and kube-proxy), etcd, kwok, helm, actionlint
 #   build-tools.sh --real-node  also what the real node needs: CoreDNS, metrics-server, and Debian's containerd,
 #                               runc, CNI plugins, iptables, umoci and mmdebstrap (apt, as root)
 #   build-tools.sh --argocd     also Argo CD's application controller and repo server (argocd-up.sh)
@@ -89,6 +89,17 @@ if have "$HELM_BIN/helm" version --short && helm_kube_ok; then echo "helm $HELM_
   have "$HELM_BIN/helm" version --short || { echo "helm does not report $HELM_VERSION" >&2; exit 1; }
   helm_kube_ok || { echo "helm's default Kubernetes version is not v1.$minor.0" >&2; exit 1; }
   stamp helm "$t"
+fi
+
+# actionlint: the workflows' linter. Its version comes from a variable upstream's release sets
+# with ldflags (otherwise it reports the wrapper module's "(devel)").
+VERSION_WANTED="${ACTIONLINT_VERSION}"
+if have "$ACTIONLINT_BIN/actionlint" -version; then echo "actionlint $ACTIONLINT_VERSION: cached"; else
+  t=$(date +%s); mkdir -p "$ACTIONLINT_BIN"
+  (cd "$tools/actionlint" && go build -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+    -o "$ACTIONLINT_BIN/actionlint" github.com/rhysd/actionlint/cmd/actionlint)
+  have "$ACTIONLINT_BIN/actionlint" -version || { echo "actionlint does not report $ACTIONLINT_VERSION" >&2; exit 1; }
+  stamp actionlint "$t"
 fi
 
 # Argo CD: one binary that dispatches on its own name (argocd, argocd-application-controller,

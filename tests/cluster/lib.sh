@@ -16,7 +16,8 @@ COREDNS_BIN="$OYL_CACHE/bin/coredns-$COREDNS_VERSION"
 METRICS_SERVER_BIN="$OYL_CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 # Argo CD (argocd-up.sh): the binary under its three names, its CRDs and install.yaml.
 ARGOCD_BIN="$OYL_CACHE/bin/argocd-$ARGOCD_VERSION"
-TOOLS_PATH="$K8S_BIN:$ETCD_BIN:$KWOK_BIN:$HELM_BIN"
+ACTIONLINT_BIN="$OYL_CACHE/bin/actionlint-$ACTIONLINT_VERSION"
+TOOLS_PATH="$K8S_BIN:$ETCD_BIN:$KWOK_BIN:$HELM_BIN:$ACTIONLINT_BIN"
 # Cargo's output: CARGO_TARGET_DIR when set, as cargo itself does.
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 # Where a running control plane keeps its state, PKI, logs and pid files.

@@ -771,7 +771,7 @@ fn s3_venv() -> PathBuf {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
-async fn s3_keeps_exactly_the_complete_backups_the_volume_keeps() {
+async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
     let venv = s3_venv();
     let port = free_port();
     let mut moto = Command::new(venv.join("bin/moto_server"))
@@ -882,11 +882,85 @@ async fn s3_keeps_exactly_the_complete_backups_the_volume_keeps() {
     );
     std::fs::remove_file(&copy).unwrap();
 
-    // Retention removed it from the volume: the next sync removes it from the bucket.
+    // Retention removed it from the volume (or the volume is new, or empty): the bucket keeps
+    // its copy; an upload never deletes an off-site backup because the volume lacks it.
     std::fs::remove_file(dir.join(&local)).unwrap();
     std::fs::remove_file(dir.join(format!("{local}.sha256"))).unwrap();
-    assert!(sync(&dir_s).status.success());
-    assert!(listed("team-a/acme/").is_empty());
+    let out = sync(&dir_s);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        listed("team-a/acme/"),
+        [
+            format!("team-a/acme/{local}"),
+            format!("team-a/acme/{local}.sha256")
+        ],
+        "an emptied volume deleted the off-site copy"
+    );
+
+    // The bucket's own retention: the newest BACKUP_RETENTION of each kind, by its listing.
+    // Older dumps (earlier timestamps) land in the bucket; with retention 2 the two oldest
+    // PostgreSQL dumps go, with their checksums; a Redis file (another kind) and an object
+    // under a sub-prefix stay.
+    for (name, body) in [
+        ("postgres-20000101T000000Z.dump", "old-1"),
+        ("postgres-20000102T000000Z.dump", "old-2"),
+        ("redis-20000101T000000Z.rdb", "rdb"),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, body).unwrap();
+        std::fs::write(dir.join(format!("{name}.sha256")), "x").unwrap();
+    }
+    assert!(
+        aws(&[
+            "s3",
+            "cp",
+            "Cargo.toml",
+            "s3://oyl-backups/team-a/acme/other/keep.txt"
+        ])
+        .status
+        .success()
+    );
+    let mut env_retention: Vec<(&str, &str)> = creds.to_vec();
+    env_retention.extend([
+        ("BACKUP_DIR", dir_s.as_str()),
+        ("S3_BUCKET", "oyl-backups"),
+        ("S3_PREFIX", "team-a/acme"),
+        ("S3_ENDPOINT_URL", endpoint.as_str()),
+        ("PATH", path.as_str()),
+        ("BACKUP_RETENTION", "2"),
+    ]);
+    let out = script("backup-s3.sh", &env_retention);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut want = vec![
+        format!("team-a/acme/{local}"),
+        format!("team-a/acme/{local}.sha256"),
+        "team-a/acme/other/keep.txt".to_string(),
+        "team-a/acme/postgres-20000102T000000Z.dump".to_string(),
+        "team-a/acme/postgres-20000102T000000Z.dump.sha256".to_string(),
+        "team-a/acme/redis-20000101T000000Z.rdb".to_string(),
+        "team-a/acme/redis-20000101T000000Z.rdb.sha256".to_string(),
+    ];
+    want.sort();
+    assert_eq!(listed("team-a/acme/"), want, "the bucket's retention");
+    // A retention that is not a positive number is refused before anything is uploaded.
+    env_retention.pop();
+    env_retention.push(("BACKUP_RETENTION", "0"));
+    let out = script("backup-s3.sh", &env_retention);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BACKUP_RETENTION"));
     let _ = moto.kill();
     let _ = moto.wait();
     let _ = std::fs::remove_dir_all(&dir);

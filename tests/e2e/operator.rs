@@ -765,6 +765,62 @@ async fn only_one_replica_leads_and_a_follower_takes_over_an_expired_lease() {
     );
 }
 
+/// The production sample as shipped becomes Ready on a cluster with nothing but a default
+/// StorageClass (the local control plane's `standard`): no StorageClass, node label, Secret or
+/// namespace of its own that a stock cluster lacks.
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn the_production_sample_becomes_ready_with_only_a_default_storage_class() {
+    let (ns, _op) = start("e2e-prod").await;
+    let sample =
+        std::fs::read_to_string(repo_root().join("config/samples/oylplatform-production.yaml"))
+            .unwrap();
+    let out = ns.kubectl_apply(&sample);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = wait_ready(&ns, "oyl-prod").await;
+    assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("4/4"));
+    let claims = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut names: Vec<_> = claims.items.iter().map(|c| c.name_any()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "oyl-prod-backup",
+            "oyl-prod-chroma",
+            "oyl-prod-postgres",
+            "oyl-prod-redis"
+        ]
+    );
+    for c in &claims.items {
+        assert_eq!(
+            c.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Bound"),
+            "{}",
+            c.name_any()
+        );
+        assert_eq!(
+            c.spec.as_ref().unwrap().storage_class_name.as_deref(),
+            Some("standard"),
+            "{} uses the default class",
+            c.name_any()
+        );
+    }
+    let hpa = ns
+        .api::<HorizontalPodAutoscaler>()
+        .get("oyl-prod-api")
+        .await
+        .unwrap();
+    assert_eq!(hpa.spec.min_replicas, Some(3));
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn backups_on_demand_and_their_outcome_show_in_status() {
@@ -832,6 +888,50 @@ async fn backups_on_demand_and_their_outcome_show_in_status() {
             .then_some(())
     })
     .await;
+
+    // Once per request: the finished Job's request is recorded, the Job stays as a record, and
+    // when it is gone (its TTL, or a user) nothing runs it again while the annotation stays.
+    let request = p.annotations()["oyl.dev/backup-now"].clone();
+    let p = wait_for(Duration::from_secs(30), "status.backupRequest", || async {
+        let p = api.get("bk").await.ok()?;
+        (p.status.as_ref()?.backup_request.as_deref() == Some(request.as_str())).then_some(p)
+    })
+    .await;
+    let jobs = ns.api::<Job>();
+    assert!(
+        jobs.get_opt(&job_name).await.unwrap().is_some(),
+        "the finished Job was pruned"
+    );
+    jobs.delete(&job_name, &Default::default()).await.unwrap();
+    wait_for(Duration::from_secs(30), "the Job to be gone", || async {
+        jobs.get_opt(&job_name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // A spec change makes the operator run a whole pass; its status carries the generation.
+    let generation = p.metadata.generation.unwrap();
+    merge_patch(
+        &ns,
+        "bk",
+        serde_json::json!({"spec": {"backup": {"retention": 6}}}),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(60),
+        "a pass over the new generation",
+        || async {
+            let p = api.get("bk").await.ok()?;
+            (p.status.as_ref()?.observed_generation? > generation).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        jobs.get_opt(&job_name).await.unwrap().is_none(),
+        "a served backup request ran again"
+    );
 
     // A backup Job that fails (here: it can never be scheduled and hits its deadline).
     let mut failing = template.spec.unwrap();

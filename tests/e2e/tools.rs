@@ -300,3 +300,58 @@ fn built_argocd_is_stamped_like_a_release_with_its_crds_and_argo_cds_replace_blo
         "tests/cluster/tools/argocd/go.mod's replace block differs from Argo CD's: run tests/cluster/tools/regen.sh"
     );
 }
+
+/// actionlint's wrapper module requires the pinned version, and the built binary reports it and
+/// finds a real mistake in a workflow (so the lint stage of tests/run.sh can fail): an undefined
+/// job output, and, through shellcheck, an unquoted variable in a run: script.
+#[test]
+#[ignore = "needs the actionlint that tests/cluster/build-tools.sh builds: tests/run.sh"]
+fn actionlint_is_the_pinned_version_and_catches_mistakes() {
+    let version = versions_env("ACTIONLINT_VERSION");
+    let gomod =
+        std::fs::read_to_string(repo_root().join("tests/cluster/tools/actionlint/go.mod")).unwrap();
+    assert!(
+        gomod.lines().any(|l| l
+            .trim()
+            .starts_with(&format!("github.com/rhysd/actionlint {version}"))),
+        "tests/cluster/tools/actionlint/go.mod does not require actionlint {version}: run tests/cluster/tools/regen.sh"
+    );
+    let out = ok(
+        &run(Command::new("actionlint").arg("-version")),
+        "actionlint -version",
+    );
+    assert_eq!(out.lines().next(), Some(version.as_str()), "{out}");
+
+    let dir = std::env::temp_dir().join(format!("oyl-actionlint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    outputs:\n      v: ${{ steps.s.outputs.v }}\n    steps:\n      - id: s\n        run: echo v=1 >> $GITHUB_OUTPUT\n  b:\n    needs: a\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ needs.a.outputs.version }}\n",
+    )
+    .unwrap();
+    let shellcheck = which("shellcheck");
+    let out = run(Command::new("actionlint")
+        .arg(format!("-shellcheck={shellcheck}"))
+        .arg(&bad));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "actionlint passed a broken workflow: {text}"
+    );
+    assert!(
+        text.contains(r#"property "version" is not defined"#),
+        "{text}"
+    );
+    assert!(text.contains("SC2086"), "shellcheck did not run: {text}");
+}
+
+fn which(cmd: &str) -> String {
+    let out = run(Command::new("sh").args(["-c", &format!("command -v {cmd}")]));
+    assert!(
+        out.status.success(),
+        "{cmd} is not on PATH (tests/setup.sh installs it)"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -1,8 +1,9 @@
 //! Defaults of the `OylPlatform` spec. Each is a serde default, so the CRD schema carries it and
 //! the API server fills it in: what `kubectl get -o yaml` shows is what the operator uses.
 
-/// The platform version this operator release defaults to.
-pub const PLATFORM_VERSION: &str = "0.1.0";
+/// The platform version this operator release defaults to: its own (the crates, the chart and
+/// the images are released together; `tests/e2e/chart.rs` holds them in lockstep).
+pub const PLATFORM_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub(super) fn version() -> String {
     PLATFORM_VERSION.to_string()

@@ -426,7 +426,8 @@ pub struct BackupSpec {
     pub storage: VolumeSpec,
 
     /// Also keep the backups in S3-compatible object storage: after each backup the volume's
-    /// backups are copied to the bucket, which then holds exactly what the volume holds.
+    /// backups are uploaded to the bucket, which keeps the newest `retention` of each kind by its
+    /// own listing (a new or emptied volume never deletes the copies there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
 

@@ -55,6 +55,12 @@ pub struct OylPlatformStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_backup: Option<BackupRecord>,
 
+    /// The last `oyl.dev/backup-now` request whose Job finished (succeeded or failed): it is not
+    /// run again, also once the Job has been cleaned up. A new value of the annotation is a new
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_request: Option<String>,
+
     /// The restore that completed (see `spec.restore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<RestoreRecord>,

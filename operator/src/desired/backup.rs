@@ -206,7 +206,8 @@ fn chroma_affinity(p: &OylPlatform) -> PodAffinity {
     }
 }
 
-/// Copies the backup volume to the bucket, so it holds exactly what the volume holds.
+/// Uploads the backup volume to the bucket, which keeps the newest `retention` backups of each
+/// kind by its own listing (never deleting a copy because the volume lacks it).
 fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
     let prefix = s3
         .prefix
@@ -216,6 +217,7 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         env_value("BACKUP_DIR", "/backups"),
         env_value("S3_BUCKET", &s3.bucket),
         env_value("S3_PREFIX", &prefix),
+        env_value("BACKUP_RETENTION", &p.spec.backup.retention.to_string()),
         env_value("AWS_DEFAULT_REGION", &s3.region),
         env_value("HOME", "/tmp"),
         env_from_secret(
@@ -268,10 +270,17 @@ pub fn cronjob(p: &OylPlatform) -> CronJob {
     }
 }
 
-/// A one-off backup Job for the value of the `oyl.dev/backup-now` annotation.
-pub fn on_demand_job(p: &OylPlatform, request: &str) -> Job {
+/// The name of the one-off backup Job for a value of the `oyl.dev/backup-now` annotation.
+pub fn on_demand_job_name(p: &OylPlatform, request: &str) -> String {
     let hash = content_hash(&serde_json::Value::String(request.to_string()));
-    let name = format!("{}-now-{}", child_name(p, Component::Backup), &hash[..8]);
+    format!("{}-now-{}", child_name(p, Component::Backup), &hash[..8])
+}
+
+/// A one-off backup Job for the value of the `oyl.dev/backup-now` annotation. It runs once per
+/// request: once it has finished, `status.backupRequest` records the request and the Job is no
+/// longer desired (it stays, as a record, until its TTL; `apply::stale` leaves it alone).
+pub fn on_demand_job(p: &OylPlatform, request: &str) -> Job {
+    let name = on_demand_job_name(p, request);
     Job {
         metadata: meta(p, Component::Backup, name),
         spec: Some(JobSpec {
@@ -297,7 +306,12 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
             &p.spec.backup.storage,
             "20Gi",
         )));
-        if let Some(request) = p.annotations().get(BACKUP_NOW).filter(|v| !v.is_empty()) {
+        let served = p.status.as_ref().and_then(|s| s.backup_request.as_deref());
+        if let Some(request) = p
+            .annotations()
+            .get(BACKUP_NOW)
+            .filter(|v| !v.is_empty() && served != Some(v.as_str()))
+        {
             out.push(Child::Job(on_demand_job(p, request)));
         }
     }
@@ -306,6 +320,86 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
 #[cfg(test)]
 mod tests {
     use crate::test_support::*;
+
+    /// `oyl.dev/backup-now` runs one Job per request: once it has finished the status records
+    /// the request, the Job is no longer desired, nor pruned (it is a record until its TTL), and
+    /// when the TTL has removed it nothing re-creates it. A new value is a new request.
+    #[test]
+    fn an_on_demand_backup_runs_once_per_request() {
+        use crate::apply::stale;
+        use crate::crd::OylPlatformStatus;
+        use crate::kinds::Observed;
+        use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let request = |p: &mut OylPlatform, r: &str| {
+            p.metadata.annotations = Some([(backup::BACKUP_NOW.to_string(), r.to_string())].into());
+        };
+        let jobs = |p: &OylPlatform| names(&children(p), "Job");
+        let mut p = platform("");
+        request(&mut p, "r1");
+        let first = backup::on_demand_job_name(&p, "r1");
+        assert_eq!(jobs(&p), std::slice::from_ref(&first));
+
+        // Running: not served yet, still desired.
+        let Some(Child::Job(mut job)) = children(&p).into_iter().find(|c| c.name() == first) else {
+            panic!("no Job {first}")
+        };
+        assert_eq!(
+            crate::status::backup_request(&p, std::slice::from_ref(&job)),
+            None
+        );
+        // Failed (or Complete): served.
+        job.status = Some(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+                ..JobCondition::default()
+            }]),
+            ..JobStatus::default()
+        });
+        let served = crate::status::backup_request(&p, std::slice::from_ref(&job));
+        assert_eq!(served.as_deref(), Some("r1"));
+        p.status = Some(OylPlatformStatus {
+            backup_request: served,
+            ..OylPlatformStatus::default()
+        });
+        let desired = children(&p);
+        assert!(
+            names(&desired, "Job").is_empty(),
+            "served requests are not run again"
+        );
+        let observed = Observed {
+            jobs: vec![job.clone()],
+            ..Observed::default()
+        };
+        assert!(
+            stale(&observed, UID, &desired).is_empty(),
+            "the finished Job stays"
+        );
+        // The TTL removed it: still served, still not desired.
+        assert_eq!(
+            crate::status::backup_request(&p, &[]).as_deref(),
+            Some("r1")
+        );
+        assert!(jobs(&p).is_empty());
+        // An unfinished Job that is no longer desired (request withdrawn) is pruned.
+        job.status = None;
+        let observed = Observed {
+            jobs: vec![job],
+            ..Observed::default()
+        };
+        p.metadata.annotations = None;
+        assert_eq!(stale(&observed, UID, &children(&p)).len(), 1);
+
+        // A new request: a new Job; the old one stays recorded until it finishes.
+        request(&mut p, "r2");
+        assert_eq!(jobs(&p), [backup::on_demand_job_name(&p, "r2")]);
+        assert_eq!(
+            crate::status::backup_request(&p, &[]).as_deref(),
+            Some("r1")
+        );
+    }
 
     #[test]
     fn backup_disabled_removes_the_cronjob_and_its_volume() {
@@ -380,7 +474,7 @@ mod tests {
         assert!(pod.affinity.is_none());
     }
     #[test]
-    fn with_s3_the_dumps_run_first_and_the_bucket_mirrors_the_volume() {
+    fn with_s3_the_dumps_run_first_and_the_bucket_keeps_its_own_retention() {
         let c = children(&platform(
             "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {file: latest}",
         ));
@@ -409,6 +503,7 @@ mod tests {
             env_source(s3, "S3_ENDPOINT_URL").0.as_deref(),
             Some("https://minio.example:9000")
         );
+        assert_eq!(env_source(s3, "BACKUP_RETENTION").0.as_deref(), Some("7"));
         assert_eq!(
             env_source(s3, "AWS_SECRET_ACCESS_KEY").1,
             Some(("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))

@@ -36,6 +36,10 @@ cd "$here/helm"
 printf 'module local/oyl-helm-tools\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 %s\n\ntool helm.sh/helm/v3/cmd/helm\n' "$HELM_VERSION" > go.mod
 rm -f go.sum; go mod tidy
 
+cd "$here/actionlint"
+printf 'module local/oyl-actionlint-tools\n\ngo 1.26.0\n\nrequire github.com/rhysd/actionlint %s\n\ntool github.com/rhysd/actionlint/cmd/actionlint\n' "$ACTIONLINT_VERSION" > go.mod
+rm -f go.sum; go mod tidy
+
 # CoreDNS (the real node's cluster DNS): its main package is the module root.
 cd "$here/coredns"
 printf 'module local/oyl-coredns-tools\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns %s\n\ntool github.com/coredns/coredns\n' "$COREDNS_VERSION" > go.mod

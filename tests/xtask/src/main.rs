@@ -13,7 +13,8 @@ usage: cargo xtask <task> [args...]
   lint            cargo fmt --check, clippy -D warnings, and `cycles`
   cycles [ROOT]   fail on a module import cycle in the operator or the server
                   (of the checkout at ROOT, default this one)
-  crd             regenerate crds/ and the chart's copy from the Rust types
+  crd             regenerate crds/ and the chart's copy from the Rust types, and
+                  config/install.yaml from the chart
   demo [--real-node]
                   tests/demo.sh: local cluster, operator, a platform reaching Ready
                   (--real-node, as root: every container runs; prints the API's URL)
@@ -133,6 +134,21 @@ fn crd(root: &Path) -> Result<(), String> {
         std::fs::write(root.join(copy), &out.stdout).map_err(|e| format!("{copy}: {e}"))?;
         println!("wrote {copy}");
     }
+    // The one-file install carries the CRD too: rendered from the chart with the built helm.
+    let install = Command::new("bash")
+        .arg("tests/chart/install-manifest.sh")
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("tests/chart/install-manifest.sh: {e}"))?;
+    if !install.status.success() {
+        return Err(format!(
+            "tests/chart/install-manifest.sh (helm comes from tests/cluster/build-tools.sh): {}",
+            String::from_utf8_lossy(&install.stderr)
+        ));
+    }
+    std::fs::write(root.join("config/install.yaml"), &install.stdout)
+        .map_err(|e| format!("config/install.yaml: {e}"))?;
+    println!("wrote config/install.yaml");
     Ok(())
 }
 
