@@ -11,6 +11,7 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod ownership;
+pub mod quantity;
 pub mod reconcile;
 pub mod render;
 pub mod rollout;

@@ -68,6 +68,84 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
         t0,
         "RAG round trip through the Service: PostgreSQL, Redis and ChromaDB all used",
     );
+
+    // Redis: its main process is redis-server (it gets SIGTERM), its password in no argv, its
+    // maxmemory under the container's memory limit (75 % of the default 512Mi).
+    let cmdline = kubectl(
+        &[
+            "exec",
+            "-n",
+            &ns.name,
+            "deploy/demo-redis",
+            "--",
+            "cat",
+            "/proc/1/cmdline",
+        ],
+        None,
+    )
+    .replace('\0', " ");
+    assert!(cmdline.starts_with("redis-server"), "PID 1: {cmdline}");
+    let password = kubectl(
+        &[
+            "get",
+            "secret",
+            "demo-credentials",
+            "-n",
+            &ns.name,
+            "-o",
+            "go-template={{index .data \"redis-password\" | base64decode}}",
+        ],
+        None,
+    );
+    assert!(password.len() >= 16, "the generated Redis password");
+    let inside = kubectl(
+        &[
+            "exec",
+            "-n",
+            &ns.name,
+            "deploy/demo-redis",
+            "--",
+            "sh",
+            "-c",
+            "redis-cli config get maxmemory; redis-cli config get maxmemory-policy; \
+             for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done",
+        ],
+        None,
+    );
+    assert!(
+        inside.contains(&(512u64 * 1024 * 1024 / 100 * 75).to_string()),
+        "{inside}"
+    );
+    assert!(inside.contains("allkeys-lru"), "{inside}");
+    assert!(
+        !inside.contains(&password),
+        "the Redis password is in a process's argv"
+    );
+    // PostgreSQL: /dev/shm is the memory-backed volume, not the runtime's 64 MiB.
+    let shm = kubectl(
+        &[
+            "exec",
+            "-n",
+            &ns.name,
+            "deploy/demo-postgres",
+            "--",
+            "df",
+            "-k",
+            "/dev/shm",
+        ],
+        None,
+    );
+    let size_kib: u64 = shm
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("df /dev/shm: {shm}"));
+    assert!(size_kib > 64 * 1024, "/dev/shm is {size_kib} KiB:\n{shm}");
+    log(
+        t0,
+        "Redis: password in no argv, maxmemory set; PostgreSQL: /dev/shm from memory",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,6 +31,7 @@ pub fn shape(spec: &ManagedSpec) -> ServiceShape {
         default_storage: "10Gi",
         data_path: "/data",
         scratch_paths: &["/tmp"],
+        memory_paths: &[],
         container: Container {
             name: "chroma".to_string(),
             image: Some(spec.image.clone().unwrap_or_else(|| IMAGE.to_string())),

@@ -8,9 +8,9 @@ use super::common::{
 use crate::crd::{ManagedSpec, OylPlatform};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,6 +28,9 @@ pub struct ServiceShape {
     pub data_path: &'static str,
     /// Paths the server writes besides its data (each gets an emptyDir).
     pub scratch_paths: &'static [&'static str],
+    /// Paths backed by memory (an emptyDir of medium `Memory`, sized by the pod's memory limit),
+    /// e.g. PostgreSQL's `/dev/shm`, which the runtime otherwise makes 64 MiB.
+    pub memory_paths: &'static [&'static str],
     /// The container, without ports, volume mounts or security context.
     pub container: Container,
 }
@@ -65,6 +68,20 @@ pub fn deployment(p: &OylPlatform, spec: &ManagedSpec, shape: &ServiceShape) -> 
             ..VolumeMount::default()
         });
         volumes.push(scratch_volume(&name));
+    }
+    for (i, path) in shape.memory_paths.iter().enumerate() {
+        let name = format!("memory-{i}");
+        mounts.push(VolumeMount {
+            name: name.clone(),
+            mount_path: path.to_string(),
+            ..VolumeMount::default()
+        });
+        let mut volume = scratch_volume(&name);
+        volume.empty_dir = Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_string()),
+            size_limit: None,
+        });
+        volumes.push(volume);
     }
     container.volume_mounts = Some(mounts);
     Deployment {

@@ -43,6 +43,8 @@ pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
         default_storage: "10Gi",
         data_path: "/var/lib/postgresql/data",
         scratch_paths: &["/var/run/postgresql", "/tmp"],
+        // Parallel queries and sorts use dynamic shared memory there; 64 MiB is not enough.
+        memory_paths: &["/dev/shm"],
         container: Container {
             name: "postgres".to_string(),
             image: Some(spec.image.clone().unwrap_or_else(|| IMAGE.to_string())),
@@ -68,5 +70,49 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
         out.push(Child::Deployment(managed::deployment(p, &spec, &shape)));
         out.push(Child::PersistentVolumeClaim(managed::pvc(p, &spec, &shape)));
         out.push(Child::Service(managed::service(p, &shape)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    /// `/dev/shm` is memory the pod's limit accounts for, not the runtime's 64 MiB default.
+    #[test]
+    fn shared_memory_is_a_memory_backed_volume() {
+        let c = children(&platform(""));
+        let d = deployment(&c, "acme-postgres");
+        let pod = d.spec.clone().unwrap().template.spec.unwrap();
+        let mount = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/dev/shm")
+            .expect("a /dev/shm mount");
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        assert_eq!(
+            volume.empty_dir.as_ref().unwrap().medium.as_deref(),
+            Some("Memory")
+        );
+        // Only PostgreSQL needs it.
+        let redis = deployment(&c, "acme-redis")
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert!(
+            !redis
+                .volumes
+                .iter()
+                .flatten()
+                .any(|v| v.empty_dir.as_ref().is_some_and(|e| e.medium.is_some()))
+        );
     }
 }

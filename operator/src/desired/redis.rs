@@ -6,7 +6,8 @@ use super::common::{REDIS_PASSWORD, credentials_name};
 use super::managed::{self, ServiceShape, host};
 use crate::crd::{ManagedSpec, OylPlatform};
 use crate::kinds::Child;
-use k8s_openapi::api::core::v1::Container;
+use crate::quantity;
+use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 
 pub const IMAGE: &str = "docker.io/library/redis:7.4.6-alpine";
 pub const PORT: i32 = 6379;
@@ -17,10 +18,52 @@ pub fn url(p: &OylPlatform, password: &str) -> String {
     format!("redis://:{password}@{}:{PORT}/0", host(p, Component::Redis))
 }
 
+/// Starts Redis with its password read from stdin as configuration (`redis-server -`), so it is
+/// in no process's argv; `exec` keeps redis-server as the container's main process, which gets
+/// SIGTERM and saves. The arguments follow (`"$@"`).
+const START: &str = "exec redis-server - \"$@\" <<EOF\nrequirepass \"$REDIS_PASSWORD\"\nEOF\n";
+
+/// Share of the container's memory limit Redis may use for data (`maxmemory`): the rest is its
+/// own overhead, copy-on-write while it saves, and client buffers. Every key the API writes
+/// (rate-limit counters, cache entries) expires, so the least recently used give way first
+/// (`allkeys-lru`) instead of the kernel killing Redis at its limit.
+const MAXMEMORY_PERCENT: u64 = 75;
+
+/// The server's arguments: data and persistence, and `maxmemory` under `resources`' memory limit.
+fn server_args(resources: &ResourceRequirements) -> Vec<String> {
+    let mut args = [
+        "--dir",
+        "/data",
+        "--appendonly",
+        "yes",
+        "--save",
+        "300 10",
+        "--protected-mode",
+        "no",
+    ]
+    .map(String::from)
+    .to_vec();
+    let limit = resources
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("memory"))
+        .and_then(|q| quantity::bytes(&q.0));
+    if let Some(limit) = limit {
+        args.extend([
+            "--maxmemory".to_string(),
+            (limit / 100 * MAXMEMORY_PERCENT).to_string(),
+            "--maxmemory-policy".to_string(),
+            "allkeys-lru".to_string(),
+        ]);
+    }
+    args
+}
+
 pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
     // redis-cli reads the password from REDISCLI_AUTH, so it never appears in the probe's argv.
     let ping = ["sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"];
     let secret = credentials_name(p);
+    let resources = resources(spec.resources.as_ref(), "100m", "128Mi", "512Mi");
     ServiceShape {
         component: Component::Redis,
         uid: UID,
@@ -29,31 +72,21 @@ pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
         default_storage: "2Gi",
         data_path: "/data",
         scratch_paths: &["/tmp"],
+        memory_paths: &[],
         container: Container {
             name: "redis".to_string(),
             image: Some(spec.image.clone().unwrap_or_else(|| IMAGE.to_string())),
-            command: Some(vec!["redis-server".to_string()]),
-            args: Some(
-                [
-                    "--requirepass",
-                    "$(REDIS_PASSWORD)",
-                    "--dir",
-                    "/data",
-                    "--appendonly",
-                    "yes",
-                    "--save",
-                    "300 10",
-                    "--protected-mode",
-                    "no",
-                ]
-                .map(String::from)
-                .to_vec(),
+            command: Some(
+                ["sh", "-c", START, "redis-server"]
+                    .map(String::from)
+                    .to_vec(),
             ),
+            args: Some(server_args(&resources)),
             env: Some(vec![
                 env_from_secret("REDIS_PASSWORD", &secret, REDIS_PASSWORD),
                 env_from_secret("REDISCLI_AUTH", &secret, REDIS_PASSWORD),
             ]),
-            resources: Some(resources(spec.resources.as_ref(), "100m", "128Mi", "512Mi")),
+            resources: Some(resources),
             startup_probe: Some(exec_probe(&ping, STARTUP)),
             readiness_probe: Some(exec_probe(&ping, READINESS)),
             liveness_probe: Some(exec_probe(&ping, LIVENESS)),
@@ -68,5 +101,65 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
         out.push(Child::Deployment(managed::deployment(p, &spec, &shape)));
         out.push(Child::PersistentVolumeClaim(managed::pvc(p, &spec, &shape)));
         out.push(Child::Service(managed::service(p, &shape)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::*;
+
+    fn redis(spec: &str) -> Container {
+        first_container(&children(&platform(spec)), "acme-redis")
+    }
+
+    /// The password is read from stdin as configuration: never in argv (where `ps` and the
+    /// process table show it), only in the environment the shell expands into the here-doc.
+    #[test]
+    fn the_password_is_in_no_argv() {
+        let c = redis("");
+        let argv: Vec<String> = c
+            .command
+            .iter()
+            .chain(c.args.iter())
+            .flatten()
+            .cloned()
+            .collect();
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a.contains("requirepass") && !a.contains("$REDIS_PASSWORD"))
+        );
+        assert!(!argv.iter().any(|a| a == "--requirepass"), "{argv:?}");
+        assert!(
+            argv[2].starts_with("exec redis-server - \"$@\""),
+            "{argv:?}"
+        );
+        assert!(
+            argv[2].contains("requirepass \"$REDIS_PASSWORD\""),
+            "{argv:?}"
+        );
+        assert_eq!(argv[3], "redis-server", "$0 of the script");
+    }
+
+    #[test]
+    fn maxmemory_stays_under_the_memory_limit() {
+        let args = redis("").args.unwrap();
+        let at = args.iter().position(|a| a == "--maxmemory").unwrap();
+        // 75 % of the default 512Mi limit.
+        assert_eq!(args[at + 1], (512u64 * 1024 * 1024 / 100 * 75).to_string());
+        let policy = args.iter().position(|a| a == "--maxmemory-policy").unwrap();
+        assert_eq!(args[policy + 1], "allkeys-lru");
+
+        let args = redis("  redis: {managed: {resources: {limits: {memory: 2Gi}}}}")
+            .args
+            .unwrap();
+        let at = args.iter().position(|a| a == "--maxmemory").unwrap();
+        assert_eq!(args[at + 1], ((2u64 << 30) / 100 * 75).to_string());
+
+        // No memory limit: no maxmemory (Redis may use what the node gives it).
+        let args = redis("  redis: {managed: {resources: {requests: {memory: 1Gi}}}}")
+            .args
+            .unwrap();
+        assert!(!args.contains(&"--maxmemory".to_string()), "{args:?}");
     }
 }
