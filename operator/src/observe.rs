@@ -8,7 +8,7 @@ use crate::kinds::{ChildStores, Observed};
 use crate::ownership::{LABEL_COMPONENT, LABEL_INSTANCE};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -190,6 +190,30 @@ pub fn first_pod_problem(pods: &[Pod], now: &Time) -> Option<(String, String)> {
     })
 }
 
+/// A claim that no StorageClass will ever provision: Pending with no class, which the API
+/// server's DefaultStorageClass admission would have filled in if the cluster had a default
+/// class (a missing prerequisite; the operator cannot see StorageClasses without cluster-wide
+/// rights, but the claim shows it).
+pub fn volume_problem(pvcs: &[PersistentVolumeClaim]) -> Option<(String, String)> {
+    pvcs.iter().find_map(|c| {
+        let pending = c.status.as_ref()?.phase.as_deref() == Some("Pending");
+        let spec = c.spec.as_ref()?;
+        let classless = spec.storage_class_name.as_deref().is_none_or(str::is_empty);
+        (pending && classless && spec.volume_name.is_none()).then(|| {
+            (
+                "NoDefaultStorageClass".to_string(),
+                format!(
+                    "PersistentVolumeClaim {} is Pending without a StorageClass: the cluster has no \
+                     default StorageClass; mark one default \
+                     (storageclass.kubernetes.io/is-default-class) or set \
+                     spec.<component>.storage.storageClassName",
+                    c.name_any()
+                ),
+            )
+        })
+    })
+}
+
 /// A Deployment whose rollout Kubernetes gave up on (`ProgressDeadlineExceeded`).
 pub fn deployment_problem(deployments: &[Deployment]) -> Option<(String, String)> {
     deployments.iter().find_map(|d| {
@@ -217,6 +241,27 @@ pub fn deployment_problem(deployments: &[Deployment]) -> Option<(String, String)
 mod pod_tests {
     use super::*;
     use serde_json::json;
+
+    fn claim(class: Option<&str>, phase: &str) -> PersistentVolumeClaim {
+        serde_json::from_value(json!({
+            "metadata": {"name": "demo-redis"},
+            "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_pending_claim_without_a_class_names_the_missing_default_storage_class() {
+        let (reason, message) = volume_problem(&[claim(None, "Pending")]).unwrap();
+        assert_eq!(reason, "NoDefaultStorageClass");
+        assert!(message.contains("demo-redis") && message.contains("storageClassName"));
+        assert!(volume_problem(&[claim(Some(""), "Pending")]).is_some());
+        // A class (the default one filled in, or the user's) or a bound claim: nothing to say.
+        assert!(volume_problem(&[claim(Some("standard"), "Pending")]).is_none());
+        assert!(volume_problem(&[claim(None, "Bound")]).is_none());
+        assert!(volume_problem(&[]).is_none());
+    }
 
     fn at(secs: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap())

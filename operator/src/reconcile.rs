@@ -63,8 +63,9 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     })
 }
 
-/// While a component is not available: a Deployment Kubernetes gave up on, or pods that cannot
-/// run (image pull, crash loop, configuration, scheduling), as (reason, message). A failure to
+/// While a component is not available: a Deployment Kubernetes gave up on, a volume that cannot
+/// be provisioned, or pods that cannot run (image pull, crash loop, configuration, scheduling),
+/// as (reason, message). A failure to
 /// read the pods is logged and leaves the status as the Deployments show it.
 async fn why_not_running(
     p: &OylPlatform,
@@ -76,6 +77,9 @@ async fn why_not_running(
         return None;
     }
     if let Some(problem) = observe::deployment_problem(&observed.deployments) {
+        return Some(problem);
+    }
+    if let Some(problem) = observe::volume_problem(&observed.pvcs) {
         return Some(problem);
     }
     observe::pod_problem(&ctx.client, ns, p, &now())
