@@ -12,6 +12,16 @@ keep="${BACKUP_RETENTION:-7}"
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 name="postgres-$ts.dump"
 
+# pg_dump refuses a server of a newer major version: say so, and how to fix it, before trying.
+server="$(psql --dbname="$DATABASE_URL" --no-psqlrc -tAc 'show server_version_num')"
+server_major=$((server / 10000))
+client_major="$(pg_dump --version | sed -n 's/^pg_dump[^0-9]*\([0-9][0-9]*\).*/\1/p')"
+if [ -z "$client_major" ] || [ "$server_major" -gt "$client_major" ]; then
+  echo "pg_dump ${client_major:-?} cannot dump PostgreSQL $server_major: set spec.backup.image" \
+    "to a PostgreSQL $server_major image (e.g. docker.io/library/postgres:$server_major-alpine)" >&2
+  exit 3
+fi
+
 pg_dump --format=custom --no-owner --dbname="$DATABASE_URL" --file="$dir/.$name.partial"
 sum="$(sha256sum "$dir/.$name.partial")"
 printf '%s  %s\n' "${sum%% *}" "$name" > "$dir/.$name.sha256.partial"

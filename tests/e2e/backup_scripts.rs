@@ -531,6 +531,50 @@ async fn a_corrupt_or_truncated_dump_is_refused_and_changes_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `pg_dump` older than the server (an external PostgreSQL newer than the backup image) is
+/// refused before anything is written, with the fix (`spec.backup.image`) in the message. The
+/// server is the real test PostgreSQL; only `pg_dump` is a stand-in that reports major 9.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tests/run.sh"]
+async fn a_pg_dump_older_than_the_server_is_refused_with_the_fix() {
+    let source = fresh_database("bk_old_client");
+    let dir = backup_dir();
+    let shim = dir.join("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let fake = shim.join("pg_dump");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'pg_dump (PostgreSQL) 9.6.24'; exit 0; }\nexit 99\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap());
+    let backups = dir.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let out = script(
+        "backup.sh",
+        &[
+            ("DATABASE_URL", &database_url(&source)),
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+            ("PATH", &path),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("pg_dump 9 cannot dump PostgreSQL"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("spec.backup.image"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL: tests/run.sh"]
 async fn retention_keeps_exactly_the_newest_backups() {

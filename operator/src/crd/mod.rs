@@ -431,6 +431,14 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
 
+    /// Image of the containers that run `pg_dump` (and `pg_restore` for a restore): a PostgreSQL
+    /// image whose major version is at least the server's, which matters for an external server
+    /// (`pg_dump` refuses to dump a newer one; the backup then fails saying so). Default: the
+    /// managed PostgreSQL's image, else `docker.io/library/postgres:17.6-alpine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
     /// Scheduling and pod metadata overrides for backup pods.
     #[serde(default)]
     pub pod: PodOverrides,
@@ -564,6 +572,7 @@ impl Default for BackupSpec {
             suspend: false,
             storage: VolumeSpec::default(),
             s3: None,
+            image: None,
             pod: PodOverrides::default(),
         }
     }

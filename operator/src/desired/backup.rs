@@ -113,12 +113,20 @@ fn dump_env(p: &OylPlatform) -> Vec<EnvVar> {
 
 /// The PostgreSQL image carries pg_dump of the server's major version; the dump containers run
 /// as one uid, which the pod's fsGroup lets write the volume.
+/// The image with `pg_dump` and `pg_restore`: `spec.backup.image`, else the managed
+/// PostgreSQL's, else the default PostgreSQL image.
 fn postgres_image(p: &OylPlatform) -> String {
     p.spec
-        .postgres
-        .managed
-        .as_ref()
-        .and_then(|m| m.image.clone())
+        .backup
+        .image
+        .clone()
+        .or_else(|| {
+            p.spec
+                .postgres
+                .managed
+                .as_ref()
+                .and_then(|m| m.image.clone())
+        })
         .unwrap_or_else(|| postgres::IMAGE.to_string())
 }
 
@@ -398,6 +406,35 @@ mod tests {
         assert_eq!(
             crate::status::backup_request(&p, &[]).as_deref(),
             Some("r1")
+        );
+    }
+
+    /// `spec.backup.image` chooses the `pg_dump` of an external server's major version.
+    #[test]
+    fn the_backup_image_can_match_an_external_server() {
+        let image = |spec: &str| {
+            let c = children(&platform(spec));
+            let pod = backup_pod(cronjob(&c));
+            let ctr = pod
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(&pod.containers)
+                .find(|c| c.name == "postgres")
+                .cloned()
+                .unwrap();
+            ctr.image.unwrap()
+        };
+        assert_eq!(image(""), postgres::IMAGE);
+        assert_eq!(
+            image("  postgres: {managed: {image: 'postgres:16'}}"),
+            "postgres:16"
+        );
+        assert_eq!(
+            image(
+                "  postgres: {external: {urlSecretRef: {name: pg, key: url}}}\n  backup: {image: 'postgres:18-alpine'}"
+            ),
+            "postgres:18-alpine"
         );
     }
 
