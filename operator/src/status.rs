@@ -7,6 +7,7 @@ use crate::desired::common::{Component, child_name};
 use crate::kinds::Observed;
 use crate::observe::job_outcome;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
@@ -162,6 +163,11 @@ pub fn compute(
         let healthy = backup_healthy(&last_backup, &last_failed_backup);
         conditions.push(cond(condition::BACKUP_HEALTHY, healthy));
     }
+    if p.spec.api.autoscaling.enabled {
+        let name = child_name(p, Component::Api);
+        let hpa = observed.hpas.iter().find(|h| h.name_any() == name);
+        conditions.push(cond(condition::AUTOSCALING_ACTIVE, autoscaling_active(hpa)));
+    }
     OylPlatformStatus {
         observed_generation: p.metadata.generation,
         phase: Some(phase),
@@ -311,6 +317,33 @@ fn backup_healthy(ok: &Option<BackupRecord>, failed: &Option<BackupRecord>) -> V
     }
 }
 
+/// What the API's HPA says about itself (`ScalingActive`), with its reason and message.
+fn autoscaling_active(hpa: Option<&HorizontalPodAutoscaler>) -> Verdict {
+    let active = hpa
+        .and_then(|h| h.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "ScalingActive"));
+    match active {
+        Some(c) => Verdict::new(
+            match c.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            },
+            c.reason.as_deref().unwrap_or("ScalingActive"),
+            format!(
+                "HorizontalPodAutoscaler: {}",
+                c.message.as_deref().unwrap_or("no message")
+            ),
+        ),
+        None => Verdict::new(
+            None,
+            "NotYetComputed",
+            "the HorizontalPodAutoscaler has not computed a replica count yet".into(),
+        ),
+    }
+}
+
 /// Status for a spec the operator refuses to build: Degraded, nothing else guessed.
 pub fn invalid(p: &OylPlatform, message: String, now: Time) -> OylPlatformStatus {
     let outcome = PassOutcome {
@@ -331,4 +364,69 @@ pub fn unchanged(p: &OylPlatform, new: &OylPlatformStatus) -> bool {
 
 pub fn platform_ref(p: &OylPlatform) -> String {
     format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::platform;
+
+    fn hpa(conditions: serde_json::Value) -> HorizontalPodAutoscaler {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "acme-api"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "acme-api"}, "maxReplicas": 5},
+            "status": {"desiredReplicas": 1, "conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    fn autoscaling(p: &OylPlatform, hpas: Vec<HorizontalPodAutoscaler>) -> Option<Condition> {
+        let observed = Observed {
+            hpas,
+            ..Observed::default()
+        };
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        compute(p, &observed, &PassOutcome::default(), now)
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == condition::AUTOSCALING_ACTIVE)
+    }
+
+    /// The HPA's own verdict on whether it can scale, e.g. without metrics-server.
+    #[test]
+    fn autoscaling_active_is_the_hpas_scaling_active() {
+        let p = platform("");
+        let c = autoscaling(&p, vec![]).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("Unknown", "NotYetComputed")
+        );
+        let c = autoscaling(
+            &p,
+            vec![hpa(
+                serde_json::json!([{"type": "ScalingActive", "status": "False",
+                "reason": "FailedGetResourceMetric", "lastTransitionTime": "2026-12-04T00:00:00Z",
+                "message": "unable to fetch metrics from resource metrics API"}]),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "FailedGetResourceMetric")
+        );
+        assert!(c.message.contains("resource metrics API"), "{}", c.message);
+        let c = autoscaling(
+            &p,
+            vec![hpa(
+                serde_json::json!([{"type": "ScalingActive", "status": "True",
+                "reason": "ValidMetricFound", "lastTransitionTime": "2026-12-04T00:00:00Z",
+                "message": "the HPA was able to successfully calculate a replica count"}]),
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.status, "True");
+        // Without autoscaling there is no such condition.
+        let p = platform("  api: {autoscaling: {enabled: false}}");
+        assert!(autoscaling(&p, vec![]).is_none());
+    }
 }

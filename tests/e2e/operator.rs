@@ -133,6 +133,27 @@ async fn minimal_platform_gets_every_child_and_becomes_ready() {
         .await
         .unwrap();
     assert!(owned_by_platform(hpa.owner_references()));
+    // This cluster has no metrics-server: the HPA cannot scale, and the status says why.
+    let api = ns.platforms();
+    let active = wait_for(
+        Duration::from_secs(90),
+        "AutoscalingActive=False from the HPA",
+        || async {
+            let p = api.get("demo").await.ok()?;
+            let c = p
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "AutoscalingActive")?;
+            (c.status == "False").then_some(c)
+        },
+    )
+    .await;
+    assert!(
+        active.message.starts_with("HorizontalPodAutoscaler: ")
+            && active.message.contains("metrics"),
+        "{active:?}"
+    );
     let cron = ns.api::<CronJob>().get("demo-backup").await.unwrap();
     assert!(owned_by_platform(cron.owner_references()));
     // Data outlives the platform by default (storage.retainOnDelete): no owner reference.

@@ -15,6 +15,9 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
     /// The most recent backup succeeded (`Unknown` until one has finished).
     pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+    /// The API's HorizontalPodAutoscaler can compute a replica count (its `ScalingActive`): False
+    /// with its reason when it cannot, e.g. without metrics-server. Only with autoscaling on.
+    pub const AUTOSCALING_ACTIVE: &str = "AutoscalingActive";
 }
 
 /// Observed state of an OylPlatform.
