@@ -152,3 +152,54 @@ pub fn env_source(c: &Container, name: &str) -> (Option<String>, Option<(String,
         .map(|s| (s.name.clone(), s.key.clone()));
     (e.value.clone(), from)
 }
+
+/// Where a credential of the server's pod comes from: `<NAME>_FILE` in the first container
+/// names a file of a mounted projected volume; the (Secret, key) projected there.
+pub fn file_source(pod: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> (String, String) {
+    let ctr = &pod.containers[0];
+    let (path, _) = env_source(ctr, &format!("{name}_FILE"));
+    let path = path.unwrap_or_else(|| panic!("{name}_FILE has no value"));
+    let (dir, file) = path.rsplit_once('/').unwrap();
+    let mount = ctr
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .unwrap_or_else(|| panic!("nothing mounted at {dir}"));
+    assert_eq!(
+        mount.read_only,
+        Some(true),
+        "credentials are mounted read-only"
+    );
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap_or_else(|| panic!("no volume {}", mount.name));
+    let projected = volume.projected.as_ref().expect("a projected volume");
+    projected
+        .sources
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret.as_ref())
+        .find_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .find(|i| i.path == file)
+                .map(|i| (s.name.clone(), i.key.clone()))
+        })
+        .unwrap_or_else(|| panic!("no Secret item projected as {file}"))
+}
+
+/// The pod spec of the Deployment `name` among `children`.
+pub fn deployment_pod(children: &[Child], name: &str) -> k8s_openapi::api::core::v1::PodSpec {
+    deployment(children, name)
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+}

@@ -243,6 +243,43 @@ fn optional(name: &'static str, vars: &Vars<'_>) -> Parsed<Option<String>> {
     Ok(vars.get(name))
 }
 
+/// The variables that hold credentials: each may instead name a file with `<NAME>_FILE` (a
+/// mounted Secret, as the operator renders it), so the value is in no environment.
+pub const SECRET_FILE_VARS: [&str; 4] = [
+    env::DATABASE_URL,
+    env::REDIS_URL,
+    env::SECRET_KEY,
+    env::OPENAI_API_KEY,
+];
+
+/// The values of `SECRET_FILE_VARS` given as `<NAME>_FILE`: each file's content without its
+/// trailing line break. Both forms at once, an unreadable or empty file, are errors naming the
+/// variable and path (never the content).
+fn secret_files(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<HashMap<&'static str, String>, ConfigError> {
+    let mut out = HashMap::new();
+    for name in SECRET_FILE_VARS {
+        let file_var = format!("{name}_FILE");
+        let Some(path) = lookup(&file_var).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if lookup(name).is_some_and(|v| !v.is_empty()) {
+            return Err(ConfigError(format!(
+                "{name} and {file_var} are both set: set one of them"
+            )));
+        }
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}")))?;
+        let value = value.trim_end_matches(['\n', '\r']).to_string();
+        if value.is_empty() {
+            return Err(ConfigError(format!("{file_var}: {path} is empty")));
+        }
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
 fn optional_secret(name: &'static str, vars: &Vars<'_>) -> Parsed<Option<Secret>> {
     Ok(vars.get(name).map(Secret::new))
 }
@@ -349,6 +386,8 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let files = secret_files(&lookup)?;
+        let lookup = |name: &str| files.get(name).cloned().or_else(|| lookup(name));
         let config = Config::read(&Vars(&lookup))?;
         config.check_consistency()?;
         Ok(config)
@@ -549,6 +588,57 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_map(&map)
+    }
+
+    /// `DATABASE_URL_FILE`, `REDIS_URL_FILE`, `SECRET_KEY_FILE`: a mounted Secret instead of the
+    /// environment; the value's trailing newline is not part of it; both forms at once, a missing
+    /// or empty file are errors that name the variable and path, never a value.
+    #[test]
+    fn credentials_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("oyl-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, content: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, content).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let db = file("db", "postgres://oyl:pw@db:5432/oyl\n");
+        let redis = file("redis", "redis://:pw@redis:6379/0");
+        let key = file("key", &format!("{}\n", "k".repeat(64)));
+        let c = config(&[
+            ("DATABASE_URL_FILE", &db),
+            ("REDIS_URL_FILE", &redis),
+            ("SECRET_KEY_FILE", &key),
+        ])
+        .unwrap();
+        assert_eq!(c.database_url.expose(), "postgres://oyl:pw@db:5432/oyl");
+        assert_eq!(c.redis_url.unwrap().expose(), "redis://:pw@redis:6379/0");
+        assert_eq!(c.secret_key.unwrap().expose(), "k".repeat(64));
+
+        let both = config(&[
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("DATABASE_URL_FILE", &db),
+        ])
+        .unwrap_err();
+        assert!(
+            both.to_string()
+                .contains("DATABASE_URL and DATABASE_URL_FILE"),
+            "{both}"
+        );
+        let missing = dir.join("missing");
+        let err = config(&[("SECRET_KEY_FILE", missing.to_str().unwrap())]).unwrap_err();
+        assert!(
+            err.to_string().contains("SECRET_KEY_FILE: cannot read"),
+            "{err}"
+        );
+        let empty = file("empty", "\n");
+        let err = config(&[("REDIS_URL_FILE", &empty)]).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        assert!(
+            !format!("{err}{both}").contains("pw@"),
+            "no value in an error"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! (host names mapped to local services), probed the way the kubelet would.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Probe, Secret};
+use k8s_openapi::api::core::v1::{PodSpec, Probe, Secret};
 use oyl_e2e::{free_port, http, wait_for, workspace_bin};
 use oyl_operator::crd::OylPlatform;
 use oyl_operator::desired::{self, Child, Credentials};
 use oyl_operator::kinds::Observed;
 use oyl_operator::rollout::{self, Migration, Restore, Rollout};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -53,14 +54,33 @@ fn database_for(password: &str) -> (String, String) {
     (host_port, format!("{user}:{db}"))
 }
 
-/// The container's environment, resolved the way the kubelet does (values and secretKeyRefs
-/// into the operator's own Secret), then `map` applied to each value.
+/// The environment of the pod's first container as the kubelet would give it: values as they
+/// are, `secretKeyRef`s from the operator's Secret, and `<NAME>_FILE` variables that point into a
+/// mounted projected volume materialised as files in `files` (each value passed through `map`
+/// under NAME, as it would be read). Every value through `map(name, value)`.
 fn resolve_env(
-    c: &Container,
+    pod: &PodSpec,
     secret: &Secret,
+    files: &Path,
     map: impl Fn(&str, String) -> String,
 ) -> BTreeMap<String, String> {
+    let c = &pod.containers[0];
     let data = secret.data.clone().unwrap_or_default();
+    let from_secret = |name: &str, key: &str| {
+        assert_eq!(
+            name,
+            secret.metadata.name.clone().unwrap(),
+            "credentials come from the operator's Secret"
+        );
+        String::from_utf8(
+            data.get(key)
+                .unwrap_or_else(|| panic!("Secret has no key {key}"))
+                .0
+                .clone(),
+        )
+        .unwrap()
+    };
+    std::fs::create_dir_all(files).unwrap();
     c.env
         .clone()
         .unwrap_or_default()
@@ -68,25 +88,51 @@ fn resolve_env(
         .map(|e| {
             let value = match (e.value, e.value_from.and_then(|f| f.secret_key_ref)) {
                 (Some(v), _) => v,
-                (None, Some(r)) => {
-                    assert_eq!(
-                        r.name,
-                        secret.metadata.name.clone().unwrap(),
-                        "{} comes from the operator's Secret",
-                        e.name
-                    );
-                    String::from_utf8(
-                        data.get(&r.key)
-                            .unwrap_or_else(|| panic!("Secret has no key {}", r.key))
-                            .0
-                            .clone(),
-                    )
-                    .unwrap()
-                }
+                (None, Some(r)) => from_secret(&r.name, &r.key),
                 (None, None) => panic!("{} has neither a value nor a secretKeyRef", e.name),
             };
-            let mapped = map(&e.name, value);
-            (e.name, mapped)
+            let Some(var) = e.name.strip_suffix("_FILE") else {
+                let mapped = map(&e.name, value);
+                return (e.name, mapped);
+            };
+            // A file of a mounted volume: which Secret key is projected there.
+            let (dir, file) = value.rsplit_once('/').unwrap();
+            let mount = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path == dir)
+                .unwrap_or_else(|| panic!("{}: nothing mounted at {dir}", e.name));
+            let volume = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == mount.name)
+                .unwrap();
+            let (secret_name, key) = volume
+                .projected
+                .as_ref()
+                .expect("a projected volume")
+                .sources
+                .iter()
+                .flatten()
+                .filter_map(|s| s.secret.as_ref())
+                .find_map(|s| {
+                    s.items
+                        .iter()
+                        .flatten()
+                        .find(|i| i.path == file)
+                        .map(|i| (s.name.clone(), i.key.clone()))
+                })
+                .unwrap_or_else(|| panic!("{}: no item {file}", e.name));
+            let content = map(var, from_secret(&secret_name, &key));
+            if content.is_empty() {
+                // Mapped to nothing (no such local service): an empty variable, read as unset.
+                return (e.name, String::new());
+            }
+            let local = files.join(file);
+            std::fs::write(&local, content).unwrap();
+            (e.name, local.display().to_string())
         })
         .collect()
 }
@@ -120,7 +166,8 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             _ => None,
         })
         .unwrap();
-    let api = deployment.spec.unwrap().template.spec.unwrap().containers[0].clone();
+    let api_pod = deployment.spec.unwrap().template.spec.unwrap();
+    let api = api_pod.containers[0].clone();
     let container_port = api.ports.as_ref().unwrap()[0].container_port;
 
     let (local_pg, user_db) = database_for(&credentials.postgres_password);
@@ -161,17 +208,25 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
         "UPLOAD_DIR" => uploads.display().to_string(),
         _ => value,
     };
-    let env = resolve_env(&api, &secret, map);
+    let files = uploads.with_extension("credentials");
+    let env = resolve_env(&api_pod, &secret, &files, map);
+    let rendered: Vec<&str> = api.env.iter().flatten().map(|e| e.name.as_str()).collect();
     for required in [
-        "DATABASE_URL",
-        "REDIS_URL",
+        "DATABASE_URL_FILE",
+        "REDIS_URL_FILE",
         "CHROMA_HOST",
         "CHROMA_PORT",
-        "SECRET_KEY",
+        "SECRET_KEY_FILE",
     ] {
         assert!(
-            env.contains_key(required),
+            rendered.contains(&required),
             "the operator renders {required}"
+        );
+    }
+    for secret_var in ["DATABASE_URL", "REDIS_URL", "SECRET_KEY"] {
+        assert!(
+            !env.contains_key(secret_var),
+            "{secret_var} is a file, not in the environment"
         );
     }
 
@@ -207,8 +262,9 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
             _ => None,
         })
         .expect("migration Job");
-    let migrate = job.spec.unwrap().template.spec.unwrap().containers[0].clone();
-    let migrate_env = resolve_env(&migrate, &secret, map);
+    let migrate_pod = job.spec.unwrap().template.spec.unwrap();
+    let migrate = migrate_pod.containers[0].clone();
+    let migrate_env = resolve_env(&migrate_pod, &secret, &files, map);
     let out = Command::new(workspace_bin("oyl-server"))
         .args(migrate.args.clone().unwrap())
         .env_clear()
@@ -260,4 +316,5 @@ async fn the_server_runs_with_exactly_what_the_operator_renders() {
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&uploads);
+    let _ = std::fs::remove_dir_all(&files);
 }

@@ -478,16 +478,37 @@ async fn switching_redis_to_external_removes_the_managed_redis() {
         },
     )
     .await;
+    // The API reads REDIS_URL from the user's Secret, projected as a file.
     let d = deployments.get("ext-api").await.unwrap();
     let redis_url = api_env(&d)
         .into_iter()
-        .find(|e| e.name == "REDIS_URL")
+        .find(|e| e.name == "REDIS_URL_FILE")
         .unwrap();
-    let from = redis_url.value_from.unwrap().secret_key_ref.unwrap();
     assert_eq!(
-        (from.name.as_str(), from.key.as_str()),
-        ("shared-redis", "url")
+        redis_url.value.as_deref(),
+        Some("/var/run/secrets/oyl/REDIS_URL")
     );
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let projected = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.projected.clone())
+        .expect("the credentials volume");
+    let from = projected
+        .sources
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret.as_ref())
+        .find_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .find(|i| i.path == "REDIS_URL")
+                .map(|i| (s.name.clone(), i.key.clone()))
+        })
+        .unwrap();
+    assert_eq!(from, ("shared-redis".to_string(), "url".to_string()));
     let p = wait_ready(&ns, "ext").await;
     assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("3/3"));
     assert!(

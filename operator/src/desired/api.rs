@@ -1,10 +1,10 @@
 //! The Oyl API: Deployment, Service and (when enabled) HorizontalPodAutoscaler.
 
+use super::common::env_value;
 use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
-use super::common::{env_from_secret, env_value};
 use super::secrets::{self, credentials_name};
 use super::{chroma, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
@@ -18,8 +18,9 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Lifecycle, LifecycleHandler, Service, ServicePort,
-    ServiceSpec, SleepAction, VolumeMount,
+    Container, ContainerPort, EnvVar, KeyToPath, Lifecycle, LifecycleHandler,
+    ProjectedVolumeSource, SecretProjection, Service, ServicePort, ServiceSpec, SleepAction,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -64,35 +65,109 @@ pub fn url(p: &OylPlatform) -> String {
     )
 }
 
-/// The environment the server needs, then the user's extra variables (which replace ours by
-/// name: a duplicate name would make the apply fail).
-pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
+/// Where the API's credentials are mounted, one file per variable, which the server reads
+/// through `<NAME>_FILE`: they are in no environment (`kubectl describe`, `/proc/*/environ`, crash
+/// reporters) and follow a rotated Secret on the next pod start.
+pub const CREDENTIALS_PATH: &str = "/var/run/secrets/oyl";
+const CREDENTIALS_VOLUME: &str = "credentials";
+
+/// The variables the server reads from files, each with (Secret, key): the generated
+/// credentials, or the user's Secret for an external service.
+fn credential_sources(p: &OylPlatform) -> Vec<(&'static str, String, String)> {
     use contract::*;
     let creds = credentials_name(p);
-    let database_url = secrets::url_env(
-        DATABASE_URL,
-        p.spec.postgres.external.as_ref(),
-        p,
-        secrets::DATABASE_URL,
-    );
-    let redis_url = secrets::url_env(
-        REDIS_URL,
-        p.spec.redis.external.as_ref(),
-        p,
-        secrets::REDIS_URL,
-    );
+    let from = |name: &'static str, ext: Option<&crate::crd::ExternalUrlSpec>, key: &str| match ext
+    {
+        Some(e) => (
+            name,
+            e.url_secret_ref.name.clone(),
+            e.url_secret_ref.key.clone(),
+        ),
+        None => (name, creds.clone(), key.to_string()),
+    };
+    vec![
+        from(
+            DATABASE_URL,
+            p.spec.postgres.external.as_ref(),
+            secrets::DATABASE_URL,
+        ),
+        from(
+            REDIS_URL,
+            p.spec.redis.external.as_ref(),
+            secrets::REDIS_URL,
+        ),
+        (SECRET_KEY, creds.clone(), secrets::SECRET_KEY.to_string()),
+    ]
+}
+
+/// The credentials volume: the Secrets' keys projected as files named after the variables,
+/// readable by the pod's group (its `fsGroup`, the server's user) only.
+pub fn credentials_volume(p: &OylPlatform) -> Volume {
+    let mut sources: Vec<VolumeProjection> = Vec::new();
+    for (name, secret, key) in credential_sources(p) {
+        let item = KeyToPath {
+            key,
+            path: name.to_string(),
+            mode: None,
+        };
+        // One projection per Secret, its items in the variables' order.
+        match sources
+            .iter_mut()
+            .filter_map(|s| s.secret.as_mut())
+            .find(|s| s.name == secret)
+        {
+            Some(projection) => projection.items.get_or_insert_with(Vec::new).push(item),
+            None => sources.push(VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: secret,
+                    items: Some(vec![item]),
+                    optional: Some(false),
+                }),
+                ..VolumeProjection::default()
+            }),
+        }
+    }
+    Volume {
+        name: CREDENTIALS_VOLUME.to_string(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: Some(0o440),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The volumes of every pod that runs the server (API, workers, migration Job).
+pub fn volumes(p: &OylPlatform) -> Vec<Volume> {
+    vec![
+        scratch_volume("tmp"),
+        scratch_volume("uploads"),
+        credentials_volume(p),
+    ]
+}
+
+/// The environment the server needs, then the user's extra variables (which replace ours by
+/// name: a duplicate name would make the apply fail). Credentials are files (`<NAME>_FILE`); a
+/// user variable that sets one of them directly replaces its `_FILE` variable.
+pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
+    use contract::*;
     let (chroma_host, chroma_port) = chroma::endpoint(p);
     let mut env = vec![
         env_value(HOST, "0.0.0.0"),
         env_value(PORT, &CONTAINER_PORT.to_string()),
         env_value(APP_VERSION, &p.spec.version),
-        database_url,
-        redis_url,
         env_value(CHROMA_HOST, &chroma_host),
         env_value(CHROMA_PORT, &chroma_port.to_string()),
-        env_from_secret(SECRET_KEY, &creds, secrets::SECRET_KEY),
         env_value(UPLOAD_DIR, UPLOAD_PATH),
     ];
+    for (name, _, _) in credential_sources(p) {
+        if !p.spec.api.env.iter().any(|e| e.name == name) {
+            env.push(env_value(
+                &format!("{name}_FILE"),
+                &format!("{CREDENTIALS_PATH}/{name}"),
+            ));
+        }
+    }
     if p.spec.worker.replicas > 0 {
         // Separate workers process the queue; the API pods only serve requests.
         env.push(env_value(WORKER_ENABLED, "false"));
@@ -163,6 +238,12 @@ fn container(p: &OylPlatform, rollout: &Rollout) -> Container {
                 mount_path: UPLOAD_PATH.to_string(),
                 ..VolumeMount::default()
             },
+            VolumeMount {
+                name: CREDENTIALS_VOLUME.to_string(),
+                mount_path: CREDENTIALS_PATH.to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     }
@@ -198,7 +279,7 @@ pub fn deployment(p: &OylPlatform, rollout: &Rollout) -> Deployment {
                     &spec.pod,
                     UID,
                     vec![container(p, rollout)],
-                    vec![scratch_volume("tmp"), scratch_volume("uploads")],
+                    volumes(p),
                 );
                 if let Some(pod) = t.spec.as_mut() {
                     pod.termination_grace_period_seconds = Some(TERMINATION_GRACE_SECONDS);
@@ -396,6 +477,21 @@ mod tests {
             Some("9999")
         );
         assert_eq!(env.last().unwrap().name, "CHUNK_SIZE");
+    }
+    /// A user variable that sets a credential directly (say, a DATABASE_URL from the user's own
+    /// Secret) replaces the file the operator would mount: the server refuses both at once.
+    #[test]
+    fn a_user_credential_variable_replaces_its_file() {
+        let c = children(&platform(
+            "  api:\n    env:\n      - {name: DATABASE_URL, valueFrom: {secretKeyRef: {name: mine, key: url}}}",
+        ));
+        let env = api_container(&c).env.unwrap();
+        assert!(env.iter().any(|e| e.name == "DATABASE_URL"));
+        assert!(
+            !env.iter().any(|e| e.name == "DATABASE_URL_FILE"),
+            "{env:?}"
+        );
+        assert!(env.iter().any(|e| e.name == "REDIS_URL_FILE"));
     }
     #[test]
     fn image_follows_the_version_unless_set() {

@@ -3,9 +3,7 @@
 //! A failed migration leaves the old version serving and is reported.
 
 use super::api::{self, UID};
-use super::common::{
-    Component, LABEL_COMPONENT, content_hash, labels, meta, pod_template, scratch_volume,
-};
+use super::common::{Component, LABEL_COMPONENT, content_hash, labels, meta, pod_template};
 use crate::crd::OylPlatform;
 use crate::kinds::Child;
 use crate::rollout::{Migration, Rollout};
@@ -50,7 +48,7 @@ pub fn job(p: &OylPlatform) -> Job {
         &p.spec.api.pod,
         UID,
         vec![container],
-        vec![scratch_volume("tmp"), scratch_volume("uploads")],
+        api::volumes(p),
     );
     let mut job_labels = labels(p, Component::Api);
     job_labels.insert(LABEL_COMPONENT.to_string(), COMPONENT.to_string());
@@ -128,8 +126,8 @@ mod tests {
         );
         assert_eq!(ctr.args.as_ref().unwrap()[0], "migrate");
         assert_eq!(
-            env_source(ctr, "DATABASE_URL").1,
-            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+            file_source(&pod, "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
         );
         assert!(ctr.readiness_probe.is_none() && ctr.ports.is_none());
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));

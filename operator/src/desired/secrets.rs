@@ -124,10 +124,15 @@ mod tests {
             c.iter().all(|c| !c.name().ends_with("-postgres")),
             "no PostgreSQL objects"
         );
-        let api = api_container(&c);
+        let api = deployment_pod(&c, "acme-api");
         assert_eq!(
-            env_source(&api, "DATABASE_URL").1,
-            Some(("pg-conn".into(), "dsn".into()))
+            file_source(&api, "DATABASE_URL"),
+            ("pg-conn".into(), "dsn".into())
+        );
+        // The generated credentials still provide the rest.
+        assert_eq!(
+            file_source(&api, "REDIS_URL"),
+            ("acme-credentials".into(), "REDIS_URL".into())
         );
         assert!(!secret(&c).data.as_ref().unwrap().contains_key(DATABASE_URL));
         // The backup job dumps the external database through the same Secret.
@@ -151,18 +156,33 @@ mod tests {
     #[test]
     fn managed_postgres_and_redis_urls_come_from_the_generated_secret() {
         let c = children(&platform(""));
+        let pod = deployment_pod(&c, "acme-api");
+        for name in ["DATABASE_URL", "REDIS_URL", "SECRET_KEY"] {
+            assert_eq!(
+                file_source(&pod, name),
+                ("acme-credentials".into(), name.into())
+            );
+        }
+        // No credential in the environment: only the files' paths.
         let api = api_container(&c);
+        for e in api.env.iter().flatten() {
+            assert!(
+                e.value_from.is_none(),
+                "{} comes from a Secret through the environment",
+                e.name
+            );
+        }
+        // Readable by the pod's group (the server's user), nobody else.
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.projected.is_some())
+            .unwrap();
+        assert_eq!(volume.projected.as_ref().unwrap().default_mode, Some(0o440));
         assert_eq!(
-            env_source(&api, "DATABASE_URL").1,
-            Some(("acme-credentials".into(), "DATABASE_URL".into()))
-        );
-        assert_eq!(
-            env_source(&api, "REDIS_URL").1,
-            Some(("acme-credentials".into(), "REDIS_URL".into()))
-        );
-        assert_eq!(
-            env_source(&api, "SECRET_KEY").1,
-            Some(("acme-credentials".into(), "SECRET_KEY".into()))
+            pod.security_context.as_ref().unwrap().fs_group,
+            Some(api::UID)
         );
         let data = secret(&c).data.clone().unwrap();
         let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
@@ -200,8 +220,8 @@ mod tests {
         );
         let api = api_container(&c);
         assert_eq!(
-            env_source(&api, "REDIS_URL").1,
-            Some(("r".into(), "url".into()))
+            file_source(&deployment_pod(&c, "acme-api"), "REDIS_URL"),
+            ("r".into(), "url".into())
         );
         assert_eq!(
             env_source(&api, "CHROMA_HOST").0.as_deref(),

@@ -67,12 +67,12 @@ mod tests {
             "worker"
         );
         let pod = spec.template.spec.unwrap();
-        assert_eq!(pod.node_selector.unwrap()["pool"], "batch");
+        assert_eq!(pod.node_selector.clone().unwrap()["pool"], "batch");
         let ctr = &pod.containers[0];
         assert_eq!(ctr.args.as_deref(), Some(&["worker".to_string()][..]));
         assert_eq!(
-            env_source(ctr, "DATABASE_URL").1,
-            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+            file_source(&pod, "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
         );
         assert!(
             ctr.env
