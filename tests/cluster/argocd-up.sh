@@ -20,7 +20,7 @@
 # same version's install.yaml) and the `default` AppProject (argocd-server would create it).
 #
 # Uses KUBECONFIG (default: the admin kubeconfig of the cluster in $KCP_DIR). Ports:
-# KCP_ARGOCD_REDIS_PORT, KCP_ARGOCD_REPO_PORT (+1: its metrics), KCP_ARGOCD_CONTROLLER_PORT
+# KCP_ARGOCD_REDIS_PORT, KCP_ARGOCD_REPO_PORT, KCP_ARGOCD_REPO_METRICS_PORT, KCP_ARGOCD_CONTROLLER_PORT
 # (metrics and /healthz; Argo CD has no flag for its address: it listens on every interface),
 # KCP_ARGOCD_GIT_PORT. Idempotent: when Argo CD already runs, DIR is served again (main moves).
 set -euo pipefail
@@ -35,7 +35,12 @@ command -v redis-server >/dev/null || { echo "redis-server missing (tests/setup.
 
 A="$KCP_DIR/argocd"
 REDIS_PORT="${KCP_ARGOCD_REDIS_PORT:-16380}"
+# Argo CD's own defaults + 10000: repo server 8081 (its metrics 8084), controller metrics 8082.
+# Every port distinct: the repo server's metrics once sat on the controller's (18082), so the
+# controller died at start ("address already in use") while its health check answered from the
+# repo server.
 REPO_PORT="${KCP_ARGOCD_REPO_PORT:-18081}"
+REPO_METRICS_PORT="${KCP_ARGOCD_REPO_METRICS_PORT:-18084}"
 CONTROLLER_PORT="${KCP_ARGOCD_CONTROLLER_PORT:-18082}"
 GIT_PORT="${KCP_ARGOCD_GIT_PORT:-19418}"
 URL="git://127.0.0.1:$GIT_PORT/oyl-platform.git"
@@ -143,9 +148,9 @@ argocd_env=(env ARGOCD_FAKE_IN_CLUSTER=true KUBECONFIG="$KUBECONFIG" HOME="$A/ho
   ARGOCD_GNUPGHOME="$A/gpg/keys" ARGOCD_GPG_DATA_PATH="$A/gpg/source"
   ARGOCD_ASK_PASS_SOCK="$A/reposerver-ask-pass.sock")
 start argocd-repo-server "${argocd_env[@]}" argocd-repo-server --logformat text \
-  --address 127.0.0.1 --port "$REPO_PORT" --metrics-address 127.0.0.1 --metrics-port "$((REPO_PORT + 1))" \
+  --address 127.0.0.1 --port "$REPO_PORT" --metrics-address 127.0.0.1 --metrics-port "$REPO_METRICS_PORT" \
   --redis "127.0.0.1:$REDIS_PORT" --disable-tls --client-ca-path ""
-wait_for 60 argocd-repo-server curl -fs "http://127.0.0.1:$((REPO_PORT + 1))/healthz"
+wait_for 60 argocd-repo-server curl -fs "http://127.0.0.1:$REPO_METRICS_PORT/healthz"
 # --persist-resource-health (argocd-cmd-params-cm's controller.resource.health.persist): Argo CD 3
 # keeps each resource's health (status and message) in Redis for argocd-server's resource tree,
 # which is not running here; persisted, it is in the Application's status.resources[] (as in
@@ -154,6 +159,7 @@ start argocd-application-controller "${argocd_env[@]}" argocd-application-contro
   --kubeconfig "$KUBECONFIG" --namespace argocd --metrics-port "$CONTROLLER_PORT" \
   --repo-server "127.0.0.1:$REPO_PORT" --repo-server-plaintext --redis "127.0.0.1:$REDIS_PORT" \
   --persist-resource-health
-wait_for 60 argocd-application-controller curl -fs "http://127.0.0.1:$CONTROLLER_PORT/healthz"
+wait_for 60 argocd-application-controller sh -c \
+  "kill -0 $(cat "$A/argocd-application-controller.pid") && curl -fs http://127.0.0.1:$CONTROLLER_PORT/healthz"
 echo "Argo CD $ARGOCD_VERSION ready in $(( $(date +%s) - t0 ))s: controller, repo server, redis :$REDIS_PORT (logs: $A/logs)" >&2
 echo "$URL"
