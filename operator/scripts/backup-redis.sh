@@ -6,7 +6,9 @@ set -eu
 # pipefail where the shell has it (busybox ash does; dash does not, so no pipeline below
 # carries data that matters).
 (set -o pipefail) 2>/dev/null && set -o pipefail
-: "${REDIS_URL:?REDIS_URL must be set}"
+# From $REDIS_URL_FILE (the mounted Secret, as the operator runs this) or $REDIS_URL.
+if [ -n "${REDIS_URL_FILE:-}" ]; then REDIS_URL="$(cat "$REDIS_URL_FILE")"; fi
+: "${REDIS_URL:?REDIS_URL or REDIS_URL_FILE must be set}"
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
 name="redis-$(date -u +%Y%m%dT%H%M%SZ).rdb"

@@ -5,9 +5,13 @@
 # retention, by its own listing, keeping the newest $BACKUP_RETENTION backups of each kind
 # (PostgreSQL dumps, Redis RDB files, ChromaDB archives), each with its checksum.
 # Runs after the dump containers (they are init containers when S3 is configured).
-#   S3_BUCKET, S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional S3_ENDPOINT_URL,
-#   AWS_DEFAULT_REGION, BACKUP_RETENTION (default 7).
+#   S3_BUCKET, S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or *_FILE: the mounted Secret,
+#   as the operator runs this), optional S3_ENDPOINT_URL, AWS_DEFAULT_REGION, BACKUP_RETENTION
+#   (default 7).
 set -eu
+# The keys from their files into the environment of this script's aws commands, never an argv.
+if [ -n "${AWS_ACCESS_KEY_ID_FILE:-}" ]; then AWS_ACCESS_KEY_ID="$(cat "$AWS_ACCESS_KEY_ID_FILE")"; export AWS_ACCESS_KEY_ID; fi
+if [ -n "${AWS_SECRET_ACCESS_KEY_FILE:-}" ]; then AWS_SECRET_ACCESS_KEY="$(cat "$AWS_SECRET_ACCESS_KEY_FILE")"; export AWS_SECRET_ACCESS_KEY; fi
 : "${S3_BUCKET:?S3_BUCKET must be set}"
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"

@@ -6,7 +6,29 @@ set -eu
 # pipefail where the shell has it (busybox ash does; dash does not, so no pipeline below
 # carries data that matters).
 (set -o pipefail) 2>/dev/null && set -o pipefail
-: "${DATABASE_URL:?DATABASE_URL must be set}"
+# The connection URL: from $DATABASE_URL_FILE (the mounted Secret, as the operator runs this) or
+# $DATABASE_URL. libpq gets it without its password, which goes through PGPASSWORD (percent-
+# decoded): an argv is visible to `ps` on the node, this process's environment only to its user.
+# (The same block is in backup.sh and restore.sh; tests/e2e/backup_scripts.rs keeps them equal.)
+if [ -n "${DATABASE_URL_FILE:-}" ]; then DATABASE_URL="$(cat "$DATABASE_URL_FILE")"; fi
+: "${DATABASE_URL:?DATABASE_URL or DATABASE_URL_FILE must be set}"
+case "$DATABASE_URL" in
+  *://*:*@*)
+    rest="${DATABASE_URL#*://}"
+    userinfo="${rest%%@*}"
+    PGPASSWORD="$(printf '%s' "${userinfo#*:}" | awk '{
+      s = $0; out = ""; hex = "0123456789abcdef"
+      while ((i = index(s, "%")) > 0) {
+        a = index(hex, tolower(substr(s, i + 1, 1))); b = index(hex, tolower(substr(s, i + 2, 1)))
+        if (a && b) { out = out substr(s, 1, i - 1) sprintf("%c", (a - 1) * 16 + b - 1); s = substr(s, i + 3) }
+        else { out = out substr(s, 1, i); s = substr(s, i + 1) }
+      }
+      printf "%s", out s }')"
+    export PGPASSWORD
+    DATABASE_URL="${DATABASE_URL%%://*}://${userinfo%%:*}@${rest#*@}"
+    ;;
+esac
+# END of the connection block
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
 ts="$(date -u +%Y%m%dT%H%M%SZ)"

@@ -245,6 +245,7 @@ macro_rules! child_kinds {
 
 child_kinds! {
     Secret(core::v1) => secrets, by_owner;
+    ConfigMap(core::v1) => config_maps, by_owner;
     NetworkPolicy(networking::v1) => network_policies, by_owner;
     PersistentVolumeClaim(core::v1) => pvcs, by_owner;
     Service(core::v1) => services, by_owner;

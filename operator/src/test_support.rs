@@ -38,6 +38,7 @@ pub fn platform(spec_yaml: &str) -> OylPlatform {
 pub fn creds() -> Credentials {
     Credentials {
         postgres_password: "pgpass".into(),
+        postgres_admin_password: "pgadminpass".into(),
         redis_password: "redispass".into(),
         secret_key: "k".repeat(64),
     }
@@ -156,9 +157,27 @@ pub fn env_source(c: &Container, name: &str) -> (Option<String>, Option<(String,
 /// Where a credential of the server's pod comes from: `<NAME>_FILE` in the first container
 /// names a file of a mounted projected volume; the (Secret, key) projected there.
 pub fn file_source(pod: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> (String, String) {
-    let ctr = &pod.containers[0];
+    container_file_source(pod, &pod.containers[0], name)
+}
+
+/// Where `<NAME>_FILE` of container `ctr` of `pod` comes from: (Secret, key).
+pub fn container_file_source(
+    pod: &k8s_openapi::api::core::v1::PodSpec,
+    ctr: &Container,
+    name: &str,
+) -> (String, String) {
     let (path, _) = env_source(ctr, &format!("{name}_FILE"));
     let path = path.unwrap_or_else(|| panic!("{name}_FILE has no value"));
+    mounted_secret_item(pod, ctr, &path)
+}
+
+/// The (Secret, key) that container `ctr` of `pod` sees at `path`, which must be a read-only
+/// projected volume's file.
+pub fn mounted_secret_item(
+    pod: &k8s_openapi::api::core::v1::PodSpec,
+    ctr: &Container,
+    path: &str,
+) -> (String, String) {
     let (dir, file) = path.rsplit_once('/').unwrap();
     let mount = ctr
         .volume_mounts
@@ -177,19 +196,7 @@ pub fn file_source(pod: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> (St
         .flatten()
         .find(|v| v.name == mount.name)
         .unwrap_or_else(|| panic!("no volume {}", mount.name));
-    let projected = volume.projected.as_ref().expect("a projected volume");
-    projected
-        .sources
-        .iter()
-        .flatten()
-        .filter_map(|s| s.secret.as_ref())
-        .find_map(|s| {
-            s.items
-                .iter()
-                .flatten()
-                .find(|i| i.path == file)
-                .map(|i| (s.name.clone(), i.key.clone()))
-        })
+    projected_secret_item(volume, file)
         .unwrap_or_else(|| panic!("no Secret item projected as {file}"))
 }
 

@@ -588,14 +588,18 @@ async fn retention_keeps_exactly_the_newest_backups() {
         std::fs::write(dir.join(&name), b"old").unwrap();
         std::fs::write(dir.join(format!("{name}.sha256")), b"x").unwrap();
     }
+    // As the operator runs it: the URL in a mounted file, named by DATABASE_URL_FILE.
+    let url_file = std::env::temp_dir().join(format!("{source}.url"));
+    std::fs::write(&url_file, database_url(&source)).unwrap();
     let out = script(
         "backup.sh",
         &[
-            ("DATABASE_URL", &database_url(&source)),
+            ("DATABASE_URL_FILE", url_file.to_str().unwrap()),
             ("BACKUP_DIR", dir_s),
             ("BACKUP_RETENTION", &keep.to_string()),
         ],
     );
+    let _ = std::fs::remove_file(&url_file);
     assert!(
         out.status.success(),
         "{}",
@@ -868,9 +872,23 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
         .success()
     );
     std::fs::write(dir.join(".postgres-20991231T000000Z.dump.partial"), b"half").unwrap();
+    // As the operator runs it: the keys in mounted files (*_FILE), none in the environment (aws
+    // finds no credentials unless the script reads the files).
+    let key_files = dir.with_extension("keys");
+    std::fs::create_dir_all(&key_files).unwrap();
+    for (name, value) in &creds[..2] {
+        std::fs::write(key_files.join(name), value).unwrap();
+    }
+    let key_id_file = key_files.join("AWS_ACCESS_KEY_ID").display().to_string();
+    let secret_file = key_files
+        .join("AWS_SECRET_ACCESS_KEY")
+        .display()
+        .to_string();
     let sync = |dir: &str| {
-        let mut env: Vec<(&str, &str)> = creds.to_vec();
+        let mut env: Vec<(&str, &str)> = creds[2..].to_vec();
         env.extend([
+            ("AWS_ACCESS_KEY_ID_FILE", key_id_file.as_str()),
+            ("AWS_SECRET_ACCESS_KEY_FILE", secret_file.as_str()),
             ("BACKUP_DIR", dir),
             ("S3_BUCKET", "oyl-backups"),
             ("S3_PREFIX", "team-a/acme"),
@@ -1008,6 +1026,7 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
     let _ = moto.kill();
     let _ = moto.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&key_files);
 }
 
 /// The Redis backup against a real password-protected Redis, with the URL the operator writes
@@ -1050,13 +1069,17 @@ async fn a_redis_backup_with_the_operators_url_writes_a_checked_rdb() {
     .await;
     let dir = backup_dir();
     let url = format!("redis://:s3cret-pass@127.0.0.1:{port}/0");
+    // As the operator runs it: the URL in a mounted file, named by REDIS_URL_FILE.
+    let url_file = std::env::temp_dir().join(format!("oyl-redis-url-{port}"));
+    std::fs::write(&url_file, &url).unwrap();
     let out = script(
         "backup-redis.sh",
         &[
-            ("REDIS_URL", url.as_str()),
+            ("REDIS_URL_FILE", url_file.to_str().unwrap()),
             ("BACKUP_DIR", dir.to_str().unwrap()),
         ],
     );
+    let _ = std::fs::remove_file(&url_file);
     assert!(
         out.status.success(),
         "{}{}",
@@ -1091,4 +1114,72 @@ async fn a_redis_backup_with_the_operators_url_writes_a_checked_rdb() {
     assert_eq!(files, 2, "only the good backup and its checksum");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The block of `script` that turns the connection URL into libpq's: from its first line to its
+/// `# END` marker.
+fn connection_block(script: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("operator/scripts").join(script)).unwrap();
+    let start = text
+        .find("if [ -n \"${DATABASE_URL_FILE:-}\" ]")
+        .unwrap_or_else(|| panic!("{script} reads DATABASE_URL_FILE"));
+    let end = text[start..]
+        .find("# END of the connection block")
+        .unwrap_or_else(|| panic!("{script} marks the end of its connection block"));
+    text[start..start + end].to_string()
+}
+
+/// backup.sh and restore.sh read the URL from the mounted Secret file and hand libpq a URL
+/// without the password (argv is visible to `ps` on the node), the password percent-decoded in
+/// PGPASSWORD; a URL without a password passes unchanged. Both scripts carry the same block.
+#[test]
+fn the_database_password_reaches_libpq_through_the_environment_not_argv() {
+    let block = connection_block("backup.sh");
+    assert_eq!(block, connection_block("restore.sh"), "the blocks drifted");
+    let dir = std::env::temp_dir().join(format!("oyl-conn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |url: &str| {
+        let file = dir.join("DATABASE_URL");
+        std::fs::write(&file, url).unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "set -eu\n{block}\nprintf '%s\\n%s' \"$DATABASE_URL\" \"${{PGPASSWORD:-<none>}}\""
+            ))
+            .env_remove("DATABASE_URL")
+            .env_remove("PGPASSWORD")
+            .env("DATABASE_URL_FILE", &file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (url, password) = text.split_once('\n').unwrap();
+        (url.to_string(), password.to_string())
+    };
+    assert_eq!(
+        run("postgres://oyl:0f3a9c@acme-postgres.team-a.svc:5432/oyl"),
+        (
+            "postgres://oyl@acme-postgres.team-a.svc:5432/oyl".to_string(),
+            "0f3a9c".to_string()
+        )
+    );
+    assert_eq!(
+        run("postgresql://app:p%40ss%3Aw%2Fx%25@db.example:6432/prod?sslmode=require"),
+        (
+            "postgresql://app@db.example:6432/prod?sslmode=require".to_string(),
+            "p@ss:w/x%".to_string()
+        )
+    );
+    assert_eq!(
+        run("postgres://app@db.example/prod"),
+        (
+            "postgres://app@db.example/prod".to_string(),
+            "<none>".to_string()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

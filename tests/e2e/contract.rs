@@ -109,22 +109,8 @@ fn resolve_env(
                 .flatten()
                 .find(|v| v.name == mount.name)
                 .unwrap();
-            let (secret_name, key) = volume
-                .projected
-                .as_ref()
-                .expect("a projected volume")
-                .sources
-                .iter()
-                .flatten()
-                .filter_map(|s| s.secret.as_ref())
-                .find_map(|s| {
-                    s.items
-                        .iter()
-                        .flatten()
-                        .find(|i| i.path == file)
-                        .map(|i| (s.name.clone(), i.key.clone()))
-                })
-                .unwrap_or_else(|| panic!("{}: no item {file}", e.name));
+            let (secret_name, key) = desired::common::projected_secret_item(volume, file)
+                .unwrap_or_else(|| panic!("{}: no Secret item {file}", e.name));
             let content = map(var, from_secret(&secret_name, &key));
             if content.is_empty() {
                 // Mapped to nothing (no such local service): an empty variable, read as unset.

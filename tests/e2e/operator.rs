@@ -489,25 +489,12 @@ async fn switching_redis_to_external_removes_the_managed_redis() {
         Some("/var/run/secrets/oyl/REDIS_URL")
     );
     let pod = d.spec.unwrap().template.spec.unwrap();
-    let projected = pod
+    let from = pod
         .volumes
         .iter()
         .flatten()
-        .find_map(|v| v.projected.clone())
-        .expect("the credentials volume");
-    let from = projected
-        .sources
-        .iter()
-        .flatten()
-        .filter_map(|s| s.secret.as_ref())
-        .find_map(|s| {
-            s.items
-                .iter()
-                .flatten()
-                .find(|i| i.path == "REDIS_URL")
-                .map(|i| (s.name.clone(), i.key.clone()))
-        })
-        .unwrap();
+        .find_map(|v| oyl_operator::desired::common::projected_secret_item(v, "REDIS_URL"))
+        .expect("REDIS_URL projected from a Secret");
     assert_eq!(from, ("shared-redis".to_string(), "url".to_string()));
     let p = wait_ready(&ns, "ext").await;
     assert_eq!(p.status.unwrap().ready_components.as_deref(), Some("3/3"));

@@ -107,8 +107,9 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
             "--",
             "sh",
             "-c",
-            "redis-cli config get maxmemory; redis-cli config get maxmemory-policy; \
-             for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done",
+            "REDISCLI_AUTH=\"$(cat /var/run/secrets/oyl/redis-password)\"; export REDISCLI_AUTH; \
+             redis-cli config get maxmemory; redis-cli config get maxmemory-policy; unset REDISCLI_AUTH; \
+             for f in /proc/[0-9]*/cmdline /proc/[0-9]*/environ; do tr '\\0' ' ' < \"$f\"; echo; done",
         ],
         None,
     );
@@ -119,7 +120,7 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
     assert!(inside.contains("allkeys-lru"), "{inside}");
     assert!(
         !inside.contains(&password),
-        "the Redis password is in a process's argv"
+        "the Redis password is in a process's argv or environment"
     );
     // PostgreSQL: /dev/shm is the memory-backed volume, not the runtime's 64 MiB.
     let shm = kubectl(
@@ -142,9 +143,62 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("df /dev/shm: {shm}"));
     assert!(size_kib > 64 * 1024, "/dev/shm is {size_kib} KiB:\n{shm}");
+    // PostgreSQL: the platform connects as a role that is not a superuser and owns its database;
+    // no password is in a process's argv (the entrypoint and the init script read them from
+    // files). Not the environment: the official image's entrypoint exports the superuser's
+    // password to the server it starts (readable by uid 70 only, which reads the file anyway).
+    let role = psql(
+        &ns.name,
+        "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, pg_get_userbyid(d.datdba) \
+         from pg_roles r, pg_database d where r.rolname = 'oyl' and d.datname = 'oyl'",
+    );
+    assert_eq!(role.trim(), "f|f|f|oyl", "the platform's role");
+    let secret = |key: &str| {
+        kubectl(
+            &[
+                "get",
+                "secret",
+                "demo-credentials",
+                "-n",
+                &ns.name,
+                "-o",
+                &format!("go-template={{{{index .data \"{key}\" | base64decode}}}}"),
+            ],
+            None,
+        )
+    };
+    let (app, admin) = (
+        secret("postgres-password"),
+        secret("postgres-admin-password"),
+    );
+    assert!(app.len() >= 16 && admin.len() >= 16 && app != admin);
+    let url = secret("DATABASE_URL");
+    assert!(
+        url.starts_with(&format!("postgres://oyl:{app}@")),
+        "the API connects as oyl"
+    );
+    let processes = kubectl(
+        &[
+            "exec",
+            "-n",
+            &ns.name,
+            "deploy/demo-postgres",
+            "--",
+            "sh",
+            "-c",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\"; echo; done",
+        ],
+        None,
+    );
+    assert!(processes.contains("postgres"), "{processes}");
+    assert!(
+        !processes.contains(&app) && !processes.contains(&admin),
+        "a PostgreSQL password is in a process's argv"
+    );
     log(
         t0,
-        "Redis: password in no argv, maxmemory set; PostgreSQL: /dev/shm from memory",
+        "Redis and PostgreSQL: passwords from files only, maxmemory set, /dev/shm from memory; \
+         the API's role is no superuser",
     );
 }
 

@@ -107,7 +107,7 @@ the reference and grant nothing else.
   verbs: ["get", "patch", "update"]
 # The platform's children, applied server-side and pruned when no longer wanted.
 - apiGroups: [""]
-  resources: ["secrets", "services", "persistentvolumeclaims"]
+  resources: ["secrets", "configmaps", "services", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]

@@ -1,10 +1,10 @@
 //! The Oyl API: Deployment, Service and (when enabled) HorizontalPodAutoscaler.
 
-use super::common::env_value;
 use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
+use super::common::{SecretFile, env_value, secret_files_mount, secret_files_volume};
 use super::secrets::{self, credentials_name};
 use super::{chroma, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
@@ -18,9 +18,8 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, KeyToPath, Lifecycle, LifecycleHandler,
-    ProjectedVolumeSource, SecretProjection, Service, ServicePort, ServiceSpec, SleepAction,
-    Volume, VolumeMount, VolumeProjection,
+    Container, ContainerPort, EnvVar, Lifecycle, LifecycleHandler, Service, ServicePort,
+    ServiceSpec, SleepAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -65,76 +64,34 @@ pub fn url(p: &OylPlatform) -> String {
     )
 }
 
-/// Where the API's credentials are mounted, one file per variable, which the server reads
-/// through `<NAME>_FILE`: they are in no environment (`kubectl describe`, `/proc/*/environ`, crash
-/// reporters) and follow a rotated Secret on the next pod start.
-pub const CREDENTIALS_PATH: &str = "/var/run/secrets/oyl";
-const CREDENTIALS_VOLUME: &str = "credentials";
-
-/// The variables the server reads from files, each with (Secret, key): the generated
+/// The server's credentials are files of the credentials volume (at
+/// [`SECRETS_PATH`](super::common::SECRETS_PATH)), one per variable, which the server reads
+/// through `<NAME>_FILE`: they are in no environment and follow a rotated Secret on the next pod
+/// start.
+/// The variables the server reads from files, each from (Secret, key): the generated
 /// credentials, or the user's Secret for an external service.
-fn credential_sources(p: &OylPlatform) -> Vec<(&'static str, String, String)> {
+fn credential_files(p: &OylPlatform) -> Vec<SecretFile> {
     use contract::*;
-    let creds = credentials_name(p);
-    let from = |name: &'static str, ext: Option<&crate::crd::ExternalUrlSpec>, key: &str| match ext
-    {
-        Some(e) => (
-            name,
-            e.url_secret_ref.name.clone(),
-            e.url_secret_ref.key.clone(),
-        ),
-        None => (name, creds.clone(), key.to_string()),
-    };
     vec![
-        from(
+        secrets::url_file(
             DATABASE_URL,
             p.spec.postgres.external.as_ref(),
+            p,
             secrets::DATABASE_URL,
         ),
-        from(
+        secrets::url_file(
             REDIS_URL,
             p.spec.redis.external.as_ref(),
+            p,
             secrets::REDIS_URL,
         ),
-        (SECRET_KEY, creds.clone(), secrets::SECRET_KEY.to_string()),
+        SecretFile::new(SECRET_KEY, &credentials_name(p), secrets::SECRET_KEY),
     ]
 }
 
-/// The credentials volume: the Secrets' keys projected as files named after the variables,
-/// readable by the pod's group (its `fsGroup`, the server's user) only.
+/// The credentials volume of every pod that runs the server.
 pub fn credentials_volume(p: &OylPlatform) -> Volume {
-    let mut sources: Vec<VolumeProjection> = Vec::new();
-    for (name, secret, key) in credential_sources(p) {
-        let item = KeyToPath {
-            key,
-            path: name.to_string(),
-            mode: None,
-        };
-        // One projection per Secret, its items in the variables' order.
-        match sources
-            .iter_mut()
-            .filter_map(|s| s.secret.as_mut())
-            .find(|s| s.name == secret)
-        {
-            Some(projection) => projection.items.get_or_insert_with(Vec::new).push(item),
-            None => sources.push(VolumeProjection {
-                secret: Some(SecretProjection {
-                    name: secret,
-                    items: Some(vec![item]),
-                    optional: Some(false),
-                }),
-                ..VolumeProjection::default()
-            }),
-        }
-    }
-    Volume {
-        name: CREDENTIALS_VOLUME.to_string(),
-        projected: Some(ProjectedVolumeSource {
-            sources: Some(sources),
-            default_mode: Some(0o440),
-        }),
-        ..Volume::default()
-    }
+    secret_files_volume(&credential_files(p))
 }
 
 /// The volumes of every pod that runs the server (API, workers, migration Job).
@@ -160,12 +117,9 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
         env_value(CHROMA_PORT, &chroma_port.to_string()),
         env_value(UPLOAD_DIR, UPLOAD_PATH),
     ];
-    for (name, _, _) in credential_sources(p) {
-        if !p.spec.api.env.iter().any(|e| e.name == name) {
-            env.push(env_value(
-                &format!("{name}_FILE"),
-                &format!("{CREDENTIALS_PATH}/{name}"),
-            ));
+    for f in credential_files(p) {
+        if !p.spec.api.env.iter().any(|e| e.name == f.file) {
+            env.push(env_value(&format!("{}_FILE", f.file), &f.path()));
         }
     }
     if p.spec.worker.replicas > 0 {
@@ -238,12 +192,7 @@ fn container(p: &OylPlatform, rollout: &Rollout) -> Container {
                 mount_path: UPLOAD_PATH.to_string(),
                 ..VolumeMount::default()
             },
-            VolumeMount {
-                name: CREDENTIALS_VOLUME.to_string(),
-                mount_path: CREDENTIALS_PATH.to_string(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
+            secret_files_mount(),
         ]),
         ..Container::default()
     }

@@ -8,9 +8,9 @@ use super::common::{
     Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
     resources, scratch_volume,
 };
-use super::common::{content_hash, env_from_secret, env_value};
+use super::common::{SecretFile, content_hash, env_value, secret_files_mount, secret_files_volume};
 use super::managed::volume_claim;
-use super::secrets::{self, url_env};
+use super::secrets::{self, url_file};
 use super::{chroma, postgres, redis};
 use crate::crd::{OylPlatform, S3Spec};
 use crate::kinds::Child;
@@ -71,7 +71,11 @@ fn script_container(
 pub fn job_spec(p: &OylPlatform) -> JobSpec {
     let c = Component::Backup;
     let mut containers = vec![postgres_dump(p), redis_dump(p)];
-    let mut volumes = vec![backups_volume(p), scratch_volume("tmp")];
+    let mut volumes = vec![
+        backups_volume(p),
+        scratch_volume("tmp"),
+        secret_files_volume(&secret_files(p)),
+    ];
     // ChromaDB's volume is ReadWriteOnce: the backup pod mounts it read-only, preferably on the
     // node where ChromaDB runs (several pods of one node may share such a volume). Preferred,
     // not required: with ChromaDB down, scaled to 0 for a restore or its node full, the
@@ -130,15 +134,61 @@ fn postgres_image(p: &OylPlatform) -> String {
         .unwrap_or_else(|| postgres::IMAGE.to_string())
 }
 
-fn postgres_dump(p: &OylPlatform) -> Container {
-    let url = url_env(
+/// The credentials of the backup pod, as files: the connection URLs (the generated ones, or the
+/// user's Secrets for external services) and, with S3, the bucket's keys.
+fn secret_files(p: &OylPlatform) -> Vec<SecretFile> {
+    let mut files = vec![database_url_file(p), redis_url_file(p)];
+    if let Some(s3) = &p.spec.backup.s3 {
+        for key in [S3_KEY_ID, S3_SECRET_KEY] {
+            files.push(SecretFile::new(key, &s3.credentials_secret, key));
+        }
+    }
+    files
+}
+
+fn database_url_file(p: &OylPlatform) -> SecretFile {
+    url_file(
         "DATABASE_URL",
         p.spec.postgres.external.as_ref(),
         p,
         secrets::DATABASE_URL,
-    );
-    let env = [vec![url], dump_env(p)].concat();
-    script_container("postgres", postgres_image(p), UID, POSTGRES_SCRIPT, env)
+    )
+}
+
+fn redis_url_file(p: &OylPlatform) -> SecretFile {
+    url_file(
+        "REDIS_URL",
+        p.spec.redis.external.as_ref(),
+        p,
+        secrets::REDIS_URL,
+    )
+}
+
+/// `<NAME>_FILE`: the path of a credentials file, which the scripts read.
+fn file_env(f: &SecretFile) -> EnvVar {
+    env_value(&format!("{}_FILE", f.file), &f.path())
+}
+
+/// A script container that reads credentials files.
+fn with_credentials(mut c: Container) -> Container {
+    c.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(secret_files_mount());
+    c
+}
+
+const S3_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+const S3_SECRET_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+fn postgres_dump(p: &OylPlatform) -> Container {
+    let env = [vec![file_env(&database_url_file(p))], dump_env(p)].concat();
+    with_credentials(script_container(
+        "postgres",
+        postgres_image(p),
+        UID,
+        POSTGRES_SCRIPT,
+        env,
+    ))
 }
 
 /// The Redis image carries redis-cli.
@@ -150,14 +200,8 @@ fn redis_dump(p: &OylPlatform) -> Container {
         .as_ref()
         .and_then(|m| m.image.clone())
         .unwrap_or_else(|| redis::IMAGE.to_string());
-    let url = url_env(
-        "REDIS_URL",
-        p.spec.redis.external.as_ref(),
-        p,
-        secrets::REDIS_URL,
-    );
-    let env = [vec![url], dump_env(p)].concat();
-    script_container("redis", image, UID, REDIS_SCRIPT, env)
+    let env = [vec![file_env(&redis_url_file(p))], dump_env(p)].concat();
+    with_credentials(script_container("redis", image, UID, REDIS_SCRIPT, env))
 }
 
 fn chroma_archive(p: &OylPlatform) -> Container {
@@ -228,17 +272,10 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         env_value("BACKUP_RETENTION", &p.spec.backup.retention.to_string()),
         env_value("AWS_DEFAULT_REGION", &s3.region),
         env_value("HOME", "/tmp"),
-        env_from_secret(
-            "AWS_ACCESS_KEY_ID",
-            &s3.credentials_secret,
-            "AWS_ACCESS_KEY_ID",
-        ),
-        env_from_secret(
-            "AWS_SECRET_ACCESS_KEY",
-            &s3.credentials_secret,
-            "AWS_SECRET_ACCESS_KEY",
-        ),
     ];
+    for key in [S3_KEY_ID, S3_SECRET_KEY] {
+        env.push(file_env(&SecretFile::new(key, &s3.credentials_secret, key)));
+    }
     if let Some(endpoint) = &s3.endpoint {
         env.push(env_value("S3_ENDPOINT_URL", endpoint));
     }
@@ -246,7 +283,7 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         .image
         .clone()
         .unwrap_or_else(|| AWS_CLI_IMAGE.to_string());
-    script_container("s3", image, UID, S3_SCRIPT, env)
+    with_credentials(script_container("s3", image, UID, S3_SCRIPT, env))
 }
 
 /// Runs as the PostgreSQL image's user; redis-cli runs fine as any user.
@@ -541,10 +578,31 @@ mod tests {
             Some("https://minio.example:9000")
         );
         assert_eq!(env_source(s3, "BACKUP_RETENTION").0.as_deref(), Some("7"));
+        // Every credential is a file, in no container's environment.
         assert_eq!(
-            env_source(s3, "AWS_SECRET_ACCESS_KEY").1,
-            Some(("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))
+            container_file_source(&pod, s3, "AWS_SECRET_ACCESS_KEY"),
+            ("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into())
         );
+        assert_eq!(
+            container_file_source(&pod, s3, "AWS_ACCESS_KEY_ID"),
+            ("s3-creds".into(), "AWS_ACCESS_KEY_ID".into())
+        );
+        let dumps = pod.init_containers.as_ref().unwrap();
+        assert_eq!(
+            container_file_source(&pod, &dumps[0], "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
+        );
+        assert_eq!(
+            container_file_source(&pod, &dumps[1], "REDIS_URL"),
+            ("acme-credentials".into(), "REDIS_URL".into())
+        );
+        for ctr in pod.containers.iter().chain(dumps) {
+            assert!(
+                ctr.env.iter().flatten().all(|e| e.value_from.is_none()),
+                "{}: a credential in the environment",
+                ctr.name
+            );
+        }
         assert!(
             s3.security_context
                 .as_ref()

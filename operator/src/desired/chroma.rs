@@ -32,6 +32,7 @@ pub fn shape(spec: &ManagedSpec) -> ServiceShape {
         data_path: "/data",
         scratch_paths: &["/tmp"],
         memory_paths: &[],
+        extra_volumes: Vec::new(),
         container: Container {
             name: "chroma".to_string(),
             image: Some(spec.image.clone().unwrap_or_else(|| IMAGE.to_string())),

@@ -4,9 +4,10 @@
 
 use crate::crd::{OylPlatform, PodOverrides};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume,
+    Capabilities, Container, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, KeyToPath,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretProjection, SecurityContext,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -48,8 +49,11 @@ impl Component {
     }
 }
 
-/// Keys of the generated credentials Secret.
+/// Keys of the generated credentials Secret. `postgres-password` is the password of the role the
+/// platform connects as (`oyl`); `postgres-admin-password` the bootstrap superuser's
+/// (`postgres`), which only PostgreSQL's own container reads.
 pub const POSTGRES_PASSWORD: &str = "postgres-password";
+pub const POSTGRES_ADMIN_PASSWORD: &str = "postgres-admin-password";
 pub const REDIS_PASSWORD: &str = "redis-password";
 pub const SECRET_KEY: &str = "SECRET_KEY";
 pub const DATABASE_URL: &str = "DATABASE_URL";
@@ -234,6 +238,98 @@ pub fn scratch_volume(name: &str) -> Volume {
         empty_dir: Some(Default::default()),
         ..Volume::default()
     }
+}
+
+/// Where a container finds its credentials: Secrets' keys projected as files (never environment
+/// variables, which `kubectl describe`, `/proc/*/environ` and crash reporters show).
+pub const SECRETS_PATH: &str = "/var/run/secrets/oyl";
+pub const SECRETS_VOLUME: &str = "credentials";
+
+/// A file of the credentials volume: `file` holds `key` of the Secret `secret`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFile {
+    pub file: String,
+    pub secret: String,
+    pub key: String,
+}
+
+impl SecretFile {
+    pub fn new(file: &str, secret: &str, key: &str) -> Self {
+        Self {
+            file: file.to_string(),
+            secret: secret.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// The file's path in a container that mounts the credentials volume.
+    pub fn path(&self) -> String {
+        format!("{SECRETS_PATH}/{}", self.file)
+    }
+}
+
+/// The credentials volume: the files, one projection per Secret (items in the files' order),
+/// readable by the pod's group (its `fsGroup`, the container's user) only.
+pub fn secret_files_volume(files: &[SecretFile]) -> Volume {
+    let mut sources: Vec<VolumeProjection> = Vec::new();
+    for f in files {
+        let item = KeyToPath {
+            key: f.key.clone(),
+            path: f.file.clone(),
+            mode: None,
+        };
+        match sources
+            .iter_mut()
+            .filter_map(|s| s.secret.as_mut())
+            .find(|s| s.name == f.secret)
+        {
+            Some(projection) => projection.items.get_or_insert_with(Vec::new).push(item),
+            None => sources.push(VolumeProjection {
+                secret: Some(SecretProjection {
+                    name: f.secret.clone(),
+                    items: Some(vec![item]),
+                    optional: Some(false),
+                }),
+                ..VolumeProjection::default()
+            }),
+        }
+    }
+    Volume {
+        name: SECRETS_VOLUME.to_string(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: Some(0o440),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The credentials volume's mount, read-only, at [`SECRETS_PATH`].
+pub fn secret_files_mount() -> VolumeMount {
+    VolumeMount {
+        name: SECRETS_VOLUME.to_string(),
+        mount_path: SECRETS_PATH.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// The (Secret, key) a projected volume holds as `file`, if it does.
+pub fn projected_secret_item(volume: &Volume, file: &str) -> Option<(String, String)> {
+    volume
+        .projected
+        .as_ref()?
+        .sources
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret.as_ref())
+        .find_map(|s| {
+            s.items
+                .iter()
+                .flatten()
+                .find(|i| i.path == file)
+                .map(|i| (s.name.clone(), i.key.clone()))
+        })
 }
 
 /// A pod template: the component's labels plus the user's, the restricted security context,

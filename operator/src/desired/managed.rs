@@ -31,6 +31,8 @@ pub struct ServiceShape {
     /// Paths backed by memory (an emptyDir of medium `Memory`, sized by the pod's memory limit),
     /// e.g. PostgreSQL's `/dev/shm`, which the runtime otherwise makes 64 MiB.
     pub memory_paths: &'static [&'static str],
+    /// Volumes beyond the data and scratch ones, each with its mount (credentials, scripts).
+    pub extra_volumes: Vec<(Volume, VolumeMount)>,
     /// The container, without ports, volume mounts or security context.
     pub container: Container,
 }
@@ -82,6 +84,10 @@ pub fn deployment(p: &OylPlatform, spec: &ManagedSpec, shape: &ServiceShape) -> 
             size_limit: None,
         });
         volumes.push(volume);
+    }
+    for (volume, mount) in &shape.extra_volumes {
+        mounts.push(mount.clone());
+        volumes.push(volume.clone());
     }
     container.volume_mounts = Some(mounts);
     Deployment {

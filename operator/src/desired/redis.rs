@@ -1,8 +1,8 @@
 //! Redis, when managed: rate-limit counters and cache, password protected.
 
-use super::common::env_from_secret;
 use super::common::{Component, LIVENESS, READINESS, STARTUP, exec_probe, resources};
-use super::common::{REDIS_PASSWORD, credentials_name};
+use super::common::{REDIS_PASSWORD, SecretFile, credentials_name};
+use super::common::{secret_files_mount, secret_files_volume};
 use super::managed::{self, ServiceShape, host};
 use crate::crd::{ManagedSpec, OylPlatform};
 use crate::kinds::Child;
@@ -18,10 +18,21 @@ pub fn url(p: &OylPlatform, password: &str) -> String {
     format!("redis://:{password}@{}:{PORT}/0", host(p, Component::Redis))
 }
 
-/// Starts Redis with its password read from stdin as configuration (`redis-server -`), so it is
-/// in no process's argv; `exec` keeps redis-server as the container's main process, which gets
-/// SIGTERM and saves. The arguments follow (`"$@"`).
-const START: &str = "exec redis-server - \"$@\" <<EOF\nrequirepass \"$REDIS_PASSWORD\"\nEOF\n";
+/// The password file (the credentials Secret's key, mounted read-only).
+fn password_file(p: &OylPlatform) -> SecretFile {
+    SecretFile::new(REDIS_PASSWORD, &credentials_name(p), REDIS_PASSWORD)
+}
+
+/// Starts Redis with its password read from the mounted file into stdin as configuration
+/// (`redis-server -`), so it is in no process's argv and no environment; `exec` keeps
+/// redis-server as the container's main process, which gets SIGTERM and saves. The arguments
+/// follow (`"$@"`).
+fn start_script(file: &SecretFile) -> String {
+    format!(
+        "exec redis-server - \"$@\" <<EOF\nrequirepass \"$(cat {})\"\nEOF\n",
+        file.path()
+    )
+}
 
 /// Share of the container's memory limit Redis may use for data (`maxmemory`): the rest is its
 /// own overhead, copy-on-write while it saves, and client buffers. Every key the API writes
@@ -60,9 +71,14 @@ fn server_args(resources: &ResourceRequirements) -> Vec<String> {
 }
 
 pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
-    // redis-cli reads the password from REDISCLI_AUTH, so it never appears in the probe's argv.
-    let ping = ["sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"];
-    let secret = credentials_name(p);
+    // redis-cli reads the password from REDISCLI_AUTH, set from the file for that one command,
+    // so it never appears in an argv or the container's environment.
+    let file = password_file(p);
+    let ping_script = format!(
+        "REDISCLI_AUTH=\"$(cat {})\" redis-cli -h 127.0.0.1 ping | grep -q PONG",
+        file.path()
+    );
+    let ping = ["sh", "-c", ping_script.as_str()];
     let resources = resources(spec.resources.as_ref(), "100m", "128Mi", "512Mi");
     ServiceShape {
         component: Component::Redis,
@@ -73,19 +89,20 @@ pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
         data_path: "/data",
         scratch_paths: &["/tmp"],
         memory_paths: &[],
+        extra_volumes: vec![(
+            secret_files_volume(std::slice::from_ref(&file)),
+            secret_files_mount(),
+        )],
         container: Container {
             name: "redis".to_string(),
             image: Some(spec.image.clone().unwrap_or_else(|| IMAGE.to_string())),
-            command: Some(
-                ["sh", "-c", START, "redis-server"]
-                    .map(String::from)
-                    .to_vec(),
-            ),
-            args: Some(server_args(&resources)),
-            env: Some(vec![
-                env_from_secret("REDIS_PASSWORD", &secret, REDIS_PASSWORD),
-                env_from_secret("REDISCLI_AUTH", &secret, REDIS_PASSWORD),
+            command: Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                start_script(&file),
+                "redis-server".to_string(),
             ]),
+            args: Some(server_args(&resources)),
             resources: Some(resources),
             startup_probe: Some(exec_probe(&ping, STARTUP)),
             readiness_probe: Some(exec_probe(&ping, READINESS)),
@@ -112,11 +129,19 @@ mod tests {
         first_container(&children(&platform(spec)), "acme-redis")
     }
 
-    /// The password is read from stdin as configuration: never in argv (where `ps` and the
-    /// process table show it), only in the environment the shell expands into the here-doc.
+    /// The password is read from the mounted file into stdin as configuration: never in argv
+    /// (where `ps` on the node shows it) and never in the environment.
     #[test]
-    fn the_password_is_in_no_argv() {
+    fn the_password_is_in_no_argv_and_no_environment() {
+        let children = children(&platform(""));
+        let pod = deployment_pod(&children, "acme-redis");
         let c = redis("");
+        assert_eq!(c, pod.containers[0]);
+        assert!(c.env.is_none(), "{:?}", c.env);
+        assert_eq!(
+            mounted_secret_item(&pod, &c, "/var/run/secrets/oyl/redis-password"),
+            ("acme-credentials".into(), REDIS_PASSWORD.into())
+        );
         let argv: Vec<String> = c
             .command
             .iter()
@@ -124,21 +149,25 @@ mod tests {
             .flatten()
             .cloned()
             .collect();
-        assert!(
-            !argv
-                .iter()
-                .any(|a| a.contains("requirepass") && !a.contains("$REDIS_PASSWORD"))
-        );
+        assert!(!argv.iter().any(|a| a.contains("redispass")), "{argv:?}");
         assert!(!argv.iter().any(|a| a == "--requirepass"), "{argv:?}");
         assert!(
             argv[2].starts_with("exec redis-server - \"$@\""),
             "{argv:?}"
         );
         assert!(
-            argv[2].contains("requirepass \"$REDIS_PASSWORD\""),
+            argv[2].contains("requirepass \"$(cat /var/run/secrets/oyl/redis-password)\""),
             "{argv:?}"
         );
         assert_eq!(argv[3], "redis-server", "$0 of the script");
+        // The probes read the same file, into redis-cli's environment only.
+        let probe = c.readiness_probe.unwrap().exec.unwrap().command.unwrap();
+        assert!(
+            probe[2].starts_with(
+                "REDISCLI_AUTH=\"$(cat /var/run/secrets/oyl/redis-password)\" redis-cli"
+            ),
+            "{probe:?}"
+        );
     }
 
     #[test]

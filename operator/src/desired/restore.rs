@@ -152,8 +152,8 @@ mod tests {
             Some("postgres-20261127T020000Z.dump")
         );
         assert_eq!(
-            env_source(ctr, "DATABASE_URL").1,
-            Some(("acme-credentials".into(), "DATABASE_URL".into()))
+            container_file_source(&pod, ctr, "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
         );
         let claim = pod
             .volumes

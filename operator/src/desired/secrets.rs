@@ -4,7 +4,7 @@
 //! existing Secret on every reconcile, so they are never re-randomised. They live only in the
 //! Secret: never in the OylPlatform, never in a log, and `render` redacts them.
 
-use super::common::{Component, data_meta, env_from_secret};
+use super::common::{Component, SecretFile, data_meta};
 use super::{postgres, redis};
 use crate::crd::OylPlatform;
 use k8s_openapi::ByteString;
@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Secret;
 use std::collections::BTreeMap;
 
 pub use super::common::{
-    DATABASE_URL, POSTGRES_PASSWORD, REDIS_PASSWORD, REDIS_URL, SECRET_KEY, credentials_name,
+    DATABASE_URL, POSTGRES_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, REDIS_URL,
+    SECRET_KEY, credentials_name,
 };
 
 /// Value `render` prints instead of a generated secret.
@@ -22,6 +23,8 @@ pub const REDACTED: &str = "<generated-by-operator>";
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub postgres_password: String,
+    /// The bootstrap superuser's, which only PostgreSQL's container reads (at `initdb`).
+    pub postgres_admin_password: String,
     pub redis_password: String,
     pub secret_key: String,
 }
@@ -49,6 +52,7 @@ impl Credentials {
         };
         Ok(Self {
             postgres_password: get(POSTGRES_PASSWORD)?,
+            postgres_admin_password: get(POSTGRES_ADMIN_PASSWORD)?,
             redis_password: get(REDIS_PASSWORD)?,
             secret_key: get(SECRET_KEY)?,
         })
@@ -58,6 +62,7 @@ impl Credentials {
     pub fn redacted() -> Self {
         Self {
             postgres_password: REDACTED.to_string(),
+            postgres_admin_password: REDACTED.to_string(),
             redis_password: REDACTED.to_string(),
             secret_key: REDACTED.to_string(),
         }
@@ -76,6 +81,7 @@ pub fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
 pub fn secret(p: &OylPlatform, c: &Credentials) -> Secret {
     let mut data = BTreeMap::from([
         (POSTGRES_PASSWORD, c.postgres_password.clone()),
+        (POSTGRES_ADMIN_PASSWORD, c.postgres_admin_password.clone()),
         (REDIS_PASSWORD, c.redis_password.clone()),
         (SECRET_KEY, c.secret_key.clone()),
     ]);
@@ -97,17 +103,17 @@ pub fn secret(p: &OylPlatform, c: &Credentials) -> Secret {
     }
 }
 
-/// An env var holding a connection URL: from the user's Secret when the service is external,
-/// else from the generated credentials under `key`.
-pub fn url_env(
-    name: &str,
+/// The file holding a connection URL: from the user's Secret when the service is external, else
+/// from the generated credentials under `key`.
+pub fn url_file(
+    file: &str,
     external: Option<&crate::crd::ExternalUrlSpec>,
     p: &OylPlatform,
     key: &str,
-) -> k8s_openapi::api::core::v1::EnvVar {
+) -> SecretFile {
     match external {
-        Some(ext) => env_from_secret(name, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
-        None => env_from_secret(name, &credentials_name(p), key),
+        Some(ext) => SecretFile::new(file, &ext.url_secret_ref.name, &ext.url_secret_ref.key),
+        None => SecretFile::new(file, &credentials_name(p), key),
     }
 }
 
@@ -137,7 +143,7 @@ mod tests {
         assert!(!secret(&c).data.as_ref().unwrap().contains_key(DATABASE_URL));
         // The backup job dumps the external database through the same Secret.
         let cron = cronjob(&c);
-        let job_container = &cron
+        let job_pod = cron
             .spec
             .job_template
             .spec
@@ -146,11 +152,10 @@ mod tests {
             .template
             .spec
             .as_ref()
-            .unwrap()
-            .containers[0];
+            .unwrap();
         assert_eq!(
-            env_source(job_container, "DATABASE_URL").1,
-            Some(("pg-conn".into(), "dsn".into()))
+            container_file_source(job_pod, &job_pod.containers[0], "DATABASE_URL"),
+            ("pg-conn".into(), "dsn".into())
         );
     }
     #[test]
@@ -237,6 +242,7 @@ mod tests {
         assert!(fresh.secret_key.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(fresh.secret_key, other.secret_key);
         assert_ne!(fresh.postgres_password, fresh.redis_password);
+        assert_ne!(fresh.postgres_password, fresh.postgres_admin_password);
         let p = platform("");
         let stored = secrets::secret(&p, &fresh);
         assert_eq!(

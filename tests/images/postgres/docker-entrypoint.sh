@@ -1,7 +1,7 @@
 #!/bin/sh
 # The stand-in's entrypoint: the part of the official image's docker-entrypoint.sh the operator
 # relies on. With an empty $PGDATA it runs initdb with $POSTGRES_USER as superuser and
-# $POSTGRES_PASSWORD as its password, admits password (scram-sha-256) connections from any
+# $POSTGRES_PASSWORD (or the contents of $POSTGRES_PASSWORD_FILE) as its password, admits password (scram-sha-256) connections from any
 # address, creates $POSTGRES_DB, runs /docker-entrypoint-initdb.d/*.sh|*.sql, then execs the
 # command (default `postgres`, listening on every address). It never runs as root: the official
 # image would chown and drop to uid 70; the operator's pods already run as 70.
@@ -16,6 +16,14 @@ if [ "${1:-}" = postgres ]; then
   export PGDATA
   user="${POSTGRES_USER:-postgres}"
   db="${POSTGRES_DB:-$user}"
+  # As upstream's file_env: the password from a mounted Secret file; both set is an error.
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+      echo "error: both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set (but are exclusive)" >&2
+      exit 1
+    fi
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+  fi
   mkdir -p "$PGDATA"
   chmod 700 "$PGDATA" 2>/dev/null || true
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
