@@ -5,7 +5,8 @@
 #   tests/bench/api.sh                      # everything: ~20 min with the defaults
 #   RUNS=1 DURATION=5 BACKENDS=sqlite ENDPOINTS="get" CONNS=64 tests/bench/api.sh   # one cell
 #
-# Endpoints: health (GET /health), get (authenticated GET /api/v1/tenants/{id}), list (GET
+# Endpoints: health (GET /health), get (authenticated GET /api/v1/tenants/{id}), workspace,
+# teammate, assistant, document (authenticated GET of one by id: /api/v1/workspaces/{id} etc.), list (GET
 # /api/v1/tenants/{id}/workspaces?limit=20&offset=20 over 100 workspaces), post (POST
 # /api/v1/tenants/{id}/workspaces), rag (POST /api/v1/teammates/{id}/query over 10 000 chunks,
 # built-in hashing embedder, embedded vector store, extractive answer).
@@ -15,7 +16,9 @@
 # % of all cores: other engineers' work (and PostgreSQL itself on the postgres rows).
 #
 # Environment: DURATION (10), WARMUP (2), RUNS (3), CONNS ("1 16 64"), BACKENDS ("sqlite
-# postgres"), ENDPOINTS ("health get list rag post": post last, its thousands of rows
+# postgres"; a "+redis" suffix, e.g. "postgres+redis", gives the server REDIS_URL as the operator
+# does: the rate limiter and the cache in Redis, tests/services/redis.sh), ENDPOINTS ("health get
+# workspace teammate assistant document list rag post": post last, its thousands of rows
 # would slow the SQLite scans of the others), CEILING (1), WRK_THREADS (2),
 # OYL_SERVER_BIN (skip the release build and use this binary), OUT (results directory),
 # BENCH_LOG_LEVEL (warn).
@@ -27,7 +30,7 @@ WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-"1 16 64"}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
-ENDPOINTS=${ENDPOINTS:-"health get list rag post"}
+ENDPOINTS=${ENDPOINTS:-"health get workspace teammate assistant document list rag post"}
 CEILING=${CEILING:-1}
 WRK_THREADS=${WRK_THREADS:-2}
 RAG_DOCS=${RAG_DOCS:-100}
@@ -75,8 +78,15 @@ CORPUS="$OYL_CACHE/bench-corpus/rag-$RAG_DOCS-$RAG_CHARS"
 
 for backend in $BACKENDS; do
   work="$OUT/$backend"; mkdir -p "$work"
-  url="$(bench_database "$backend" "$work")"
+  url="$(bench_database "${backend%+redis}" "$work")"
   server_env "$url" "$work"
+  if [[ "$backend" == *+redis ]]; then
+    if [ -z "${TEST_REDIS_URL:-}" ]; then
+      line="$("$REPO_ROOT/tests/services/redis.sh" | tail -n1)" || die "redis.sh failed"
+      export "${line?}"
+    fi
+    export REDIS_URL=$TEST_REDIS_URL
+  fi
   seed_tenant "$SERVER_BIN" "Bench Tenant B"; TENANT_B=$TENANT_ID TOKEN_B=$TOKEN
   seed_tenant "$SERVER_BIN" "Bench Tenant A"
   start_server "$SERVER_BIN" "$work/server.log"
@@ -95,12 +105,25 @@ for backend in $BACKENDS; do
     log "$backend: $chunks chunks indexed"
     echo "$chunks" >"$work/chunks"
   fi
+  if [[ " $ENDPOINTS " == *" document "* ]]; then
+    if [[ " $ENDPOINTS " != *" rag "* ]]; then
+      printf 'One document to read by id.\n' >"$work/one.txt"
+      curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -H "X-Tenant-ID: $TENANT_ID" \
+        -F "file=@$work/one.txt" "$BASE/api/v1/assistants/$ASSISTANT_ID/knowledge/upload"
+      process_batch >/dev/null
+    fi
+    DOCUMENT_ID=$(curl -fsS "${auth[@]}" "$BASE/api/v1/assistants/$ASSISTANT_ID/knowledge/documents?limit=1" | jq -r '.items[0].id')
+  fi
   for endpoint in $ENDPOINTS; do
     for c in $CONNS; do
       export BENCH_METHOD=GET BENCH_BODY= BENCH_TOKEN=$TOKEN BENCH_TENANT=$TENANT_ID
       case $endpoint in
         health) BENCH_TOKEN= BENCH_TENANT= ; path=/health ;;
         get) path="/api/v1/tenants/$TENANT_ID" ;;
+        workspace) path="/api/v1/workspaces/$WORKSPACE_ID" ;;
+        teammate) path="/api/v1/teammates/$TEAMMATE_ID" ;;
+        assistant) path="/api/v1/assistants/$ASSISTANT_ID" ;;
+        document) path="/api/v1/documents/$DOCUMENT_ID" ;;
         list) path="/api/v1/tenants/$TENANT_ID/workspaces?limit=20&offset=20" ;;
         post) BENCH_METHOD=POST BENCH_BODY='{"name": "Bench workspace", "description": "created by tests/bench/api.sh"}'
               BENCH_TOKEN=$TOKEN_B BENCH_TENANT=$TENANT_B; path="/api/v1/tenants/$TENANT_B/workspaces" ;;
