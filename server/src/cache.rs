@@ -35,6 +35,19 @@ pub trait Cache: Send + Sync {
     ) -> BoxFut<'a, Result<(), ProviderError>>;
     /// Increments a counter (created at 0) and returns the new value.
     fn incr<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<i64, ProviderError>>;
+    /// The tenant's current generation and the entry cached under `what` in it: two lookups,
+    /// which a remote cache does in one round trip.
+    fn get_current<'a>(
+        &'a self,
+        tenant_id: Uuid,
+        what: &'a str,
+    ) -> BoxFut<'a, Result<(i64, Option<String>), ProviderError>> {
+        Box::pin(async move {
+            let generation = generation(self, tenant_id).await?;
+            let entry = self.get(&key(tenant_id, generation, what)).await?;
+            Ok((generation, entry))
+        })
+    }
 }
 
 fn generation_key(tenant_id: Uuid) -> String {
@@ -42,7 +55,10 @@ fn generation_key(tenant_id: Uuid) -> String {
 }
 
 /// The tenant's current generation (0 when never bumped).
-pub async fn generation(cache: &dyn Cache, tenant_id: Uuid) -> Result<i64, ProviderError> {
+pub async fn generation<C: Cache + ?Sized>(
+    cache: &C,
+    tenant_id: Uuid,
+) -> Result<i64, ProviderError> {
     Ok(cache
         .get(&generation_key(tenant_id))
         .await?
@@ -116,30 +132,24 @@ where
     Fut: Future<Output = Result<Option<V>, E>>,
 {
     let count = |outcome: &str| lookups.with_label_values(&[outcome]).inc();
-    let key = match generation(cache, tenant_id).await {
-        Ok(generation) => Some(key(tenant_id, generation, what)),
+    let key = match cache.get_current(tenant_id, what).await {
+        Ok((generation, entry)) => {
+            match entry.map(V::decode) {
+                Some(Some(value)) => {
+                    count("hit");
+                    return Ok(Some(value));
+                }
+                Some(None) => count("error"),
+                None => count("miss"),
+            }
+            Some(key(tenant_id, generation, what))
+        }
         Err(e) => {
             count("error");
             tracing::warn!(error = %e, "cache unavailable: reading the database");
             None
         }
     };
-    if let Some(key) = &key {
-        match cache.get(key).await {
-            Ok(Some(text)) => match V::decode(text) {
-                Some(value) => {
-                    count("hit");
-                    return Ok(Some(value));
-                }
-                None => count("error"),
-            },
-            Ok(None) => count("miss"),
-            Err(e) => {
-                count("error");
-                tracing::warn!(error = %e, "cache unavailable: reading the database");
-            }
-        }
-    }
     let Some(value) = load().await? else {
         return Ok(None);
     };
@@ -199,7 +209,18 @@ impl Cache for InMemoryCache {
 
 pub struct RedisCache {
     connection: ConnectionManager,
+    /// [`Cache::get_current`] in one round trip: the generation, then the entry in it.
+    current: redis::Script,
 }
+
+/// KEYS[1]: the tenant's generation key; ARGV: the entry key's parts before and after the
+/// generation (see [`key`]). Returns {generation, entry or nil} (`false` is Redis's nil: a Lua
+/// `nil` would end the array).
+const GET_CURRENT: &str = r"
+local generation = redis.call('GET', KEYS[1]) or '0'
+local entry = redis.call('GET', ARGV[1] .. generation .. ARGV[2])
+return {generation, entry or false}
+";
 
 impl RedisCache {
     pub fn new(url: &str, timeout: Duration) -> Result<RedisCache, String> {
@@ -210,7 +231,10 @@ impl RedisCache {
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("redis: {e}"))?;
-        Ok(RedisCache { connection })
+        Ok(RedisCache {
+            connection,
+            current: redis::Script::new(GET_CURRENT),
+        })
     }
 }
 
@@ -242,6 +266,27 @@ impl Cache for RedisCache {
                 .query_async::<()>(&mut c)
                 .await
                 .map_err(redis_error)
+        })
+    }
+    fn get_current<'a>(
+        &'a self,
+        tenant_id: Uuid,
+        what: &'a str,
+    ) -> BoxFut<'a, Result<(i64, Option<String>), ProviderError>> {
+        Box::pin(async move {
+            let mut c = self.connection.clone();
+            let (generation, entry): (String, Option<String>) = self
+                .current
+                .key(generation_key(tenant_id))
+                .arg(format!("oyl:cache:{tenant_id}:"))
+                .arg(format!(":{what}"))
+                .invoke_async(&mut c)
+                .await
+                .map_err(redis_error)?;
+            let generation = generation.parse().map_err(|_| {
+                ProviderError::Unavailable(format!("redis: generation {generation:?}"))
+            })?;
+            Ok((generation, entry))
         })
     }
     fn incr<'a>(&'a self, key: &'a str) -> BoxFut<'a, Result<i64, ProviderError>> {
