@@ -10,7 +10,9 @@
 # deterministic Markdown files are uploaded PARALLEL at a time (each upload stores the file and
 # extracts its text: "extract"), then one process-batch request chunks, embeds and indexes them
 # all ("chunk+embed+index"); "embed" is the sum of oyl-server's own embedding_seconds histogram
-# over the batch; end to end = upload + process. One fresh server and database per run.
+# over the batch; end to end = upload + process. One fresh server and database per run. With
+# ChromaDB, its own floor follows (tests/bench/src/bin/chroma_floor.rs: the same records
+# upserted straight into ChromaDB, in $OUT/chroma-floor.jsonl).
 #
 # Environment: RUNS (3), DOCS (100), CHARS (79600: 100 chunks per document with the default
 # CHUNK_SIZE/CHUNK_OVERLAP), PARALLEL (4), STORES ("embedded:sqlite embedded:postgres
@@ -82,5 +84,15 @@ for pair in $STORES; do
     unset CHROMA_HOST CHROMA_PORT
   done
 done
+
+# ChromaDB's own floor: the same records upserted straight into it, no oyl-server (one
+# document's 100 chunks per request as the server sends them; 1 000 per request; 4 clients).
+if [[ " $STORES " == *" chroma:"* ]]; then
+  for shape in "100 1" "1000 1" "100 4"; do
+    read -r batch clients <<<"$shape"
+    "$BENCH_BIN/chroma_floor" --url "$TEST_CHROMA_URL" --records 2000 --batch "$batch" --clients "$clients" \
+      | tee -a "$OUT/chroma-floor.jsonl" >&2
+  done
+fi
 
 "$BENCH_DIR/report.sh" ingest "$OUT"
