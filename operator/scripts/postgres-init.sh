@@ -7,12 +7,16 @@
 # reads. The role's password is read by psql from the mounted Secret file: it is in no argv and
 # no environment.
 #   OYL_DB_USER, POSTGRES_DB, OYL_DB_PASSWORD_FILE
-set -eu
-: "${OYL_DB_USER:?OYL_DB_USER must be set}" "${OYL_DB_PASSWORD_FILE:?OYL_DB_PASSWORD_FILE must be set}"
-psql -v ON_ERROR_STOP=1 --no-psqlrc --username="${POSTGRES_USER:-postgres}" --dbname=postgres \
-  --set=role="$OYL_DB_USER" --set=db="${POSTGRES_DB:?POSTGRES_DB must be set}" <<'SQL'
+# The entrypoint sources this file (it is not executable): a subshell keeps these options out of
+# the entrypoint's shell, and its failure fails the entrypoint (which runs with `set -e`).
+(
+  set -eu
+  : "${OYL_DB_USER:?OYL_DB_USER must be set}" "${OYL_DB_PASSWORD_FILE:?OYL_DB_PASSWORD_FILE must be set}"
+  psql -v ON_ERROR_STOP=1 --no-psqlrc --username="${POSTGRES_USER:-postgres}" --dbname=postgres \
+    --set=role="$OYL_DB_USER" --set=db="${POSTGRES_DB:?POSTGRES_DB must be set}" <<'SQL'
 \set password `cat "$OYL_DB_PASSWORD_FILE"`
 CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'password';
 ALTER DATABASE :"db" OWNER TO :"role";
 SQL
-echo "created role $OYL_DB_USER, owner of database $POSTGRES_DB"
+  echo "created role $OYL_DB_USER, owner of database $POSTGRES_DB"
+)
