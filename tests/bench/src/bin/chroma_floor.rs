@@ -51,6 +51,9 @@ async fn main() {
     let records: usize = arg("--records", "2000").parse().expect("--records");
     let batch: usize = arg("--batch", "100").parse().expect("--batch");
     let clients: usize = arg("--clients", "1").parse().expect("--clients");
+    // reqwest is built without a TLS provider of its own; plain HTTP needs none, but the client
+    // insists on one being installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -111,8 +114,5 @@ async fn main() {
             "records_per_second": records as f64 / seconds,
         })
     );
-    let _ = client
-        .delete(format!("{databases}/{db}"))
-        .send()
-        .await;
+    let _ = client.delete(format!("{databases}/{db}")).send().await;
 }
