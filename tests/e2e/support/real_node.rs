@@ -617,7 +617,8 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
         "the answer cites the document: {answer}"
     );
     eprintln!("answer: {answer}");
-    // Rate-limit state in the real Redis (the pod's REDISCLI_AUTH authenticates redis-cli).
+    // Rate-limit state in the real Redis (redis-cli authenticated from the mounted password
+    // file, as the pod's probes do: the container has no password in its environment).
     let keys = kubectl(
         &[
             "exec",
@@ -625,9 +626,9 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
             ns,
             "deploy/demo-redis",
             "--",
-            "redis-cli",
-            "--no-auth-warning",
-            "dbsize",
+            "sh",
+            "-c",
+            "REDISCLI_AUTH=\"$(cat /var/run/secrets/oyl/redis-password)\" redis-cli --no-auth-warning dbsize",
         ],
         None,
     );
