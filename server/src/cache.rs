@@ -2,10 +2,8 @@
 //! query): Redis when `REDIS_URL` is set (shared by all replicas), in process otherwise.
 //!
 //! Reads go through one cache-aside helper, [`get_or_load`], which counts every lookup (hit, miss,
-//! error) in the cache's counter: `cache_lookups_total` (teammate metadata, read by queries),
-//! `tenant_cache_lookups_total` (the tenant) and `resource_cache_lookups_total` (workspaces,
-//! teammates, assistants and documents read by id; a document only once its processing settled,
-//! and the pipeline invalidates when it claims and finishes one).
+//! error) in the cache's counter: `cache_lookups_total` (teammate metadata, read by queries) and
+//! `tenant_cache_lookups_total` (the tenant).
 //!
 //! Invalidation is by generation: every successful write inside a tenant calls [`invalidate`]
 //! (in the write paths of the API), which bumps the tenant's generation, and keys include it, so
@@ -96,22 +94,6 @@ impl Cached for String {
     }
     fn decode(text: String) -> Option<Self> {
         Some(text)
-    }
-}
-
-/// A resource's JSON, served as cached (a hit is neither parsed nor serialised), and kept only
-/// when `keep` (e.g. a document once its processing settled: the worker changes it otherwise).
-pub struct CachedJson {
-    pub text: String,
-    pub keep: bool,
-}
-
-impl Cached for CachedJson {
-    fn encode(&self) -> Option<String> {
-        self.keep.then(|| self.text.clone())
-    }
-    fn decode(text: String) -> Option<Self> {
-        Some(CachedJson { text, keep: true })
     }
 }
 

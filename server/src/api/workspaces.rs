@@ -4,14 +4,13 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{NameBody, PathId, RenameBody, cached_resource, new_name, page_of};
+use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{ApiJson, ListParams, Pagination, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::models::{ListResponse, Workspace};
 use crate::state::AppState;
-use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -80,18 +79,12 @@ async fn get_workspace(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<Workspace>> {
     let id = parse_id(&id, "Workspace")?;
-    let scope = &auth.scope;
-    cached_resource(
-        &state,
-        scope,
-        "Workspace",
-        id,
-        |_| true,
-        || async { Ok(db::workspaces::get(&state.db, scope, id).await?) },
-    )
-    .await
+    let workspace = db::workspaces::get(&state.db, &auth.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace"))?;
+    Ok(Json(workspace))
 }
 
 /// Rename a workspace.
