@@ -179,25 +179,38 @@ pub fn mounted_secret_item(
     path: &str,
 ) -> (String, String) {
     let (dir, file) = path.rsplit_once('/').unwrap();
+    let (mount, volume) = mounted_volume(pod, ctr, dir);
+    assert_eq!(
+        mount.read_only,
+        Some(true),
+        "credentials are mounted read-only"
+    );
+    projected_secret_item(volume, file)
+        .unwrap_or_else(|| panic!("no Secret item projected as {file}"))
+}
+
+/// The mount of container `ctr` at `dir` and the volume of `pod` it mounts.
+pub fn mounted_volume<'a>(
+    pod: &'a k8s_openapi::api::core::v1::PodSpec,
+    ctr: &'a Container,
+    dir: &str,
+) -> (
+    &'a k8s_openapi::api::core::v1::VolumeMount,
+    &'a k8s_openapi::api::core::v1::Volume,
+) {
     let mount = ctr
         .volume_mounts
         .iter()
         .flatten()
         .find(|m| m.mount_path == dir)
         .unwrap_or_else(|| panic!("nothing mounted at {dir}"));
-    assert_eq!(
-        mount.read_only,
-        Some(true),
-        "credentials are mounted read-only"
-    );
     let volume = pod
         .volumes
         .iter()
         .flatten()
         .find(|v| v.name == mount.name)
         .unwrap_or_else(|| panic!("no volume {}", mount.name));
-    projected_secret_item(volume, file)
-        .unwrap_or_else(|| panic!("no Secret item projected as {file}"))
+    (mount, volume)
 }
 
 /// The pod spec of the Deployment `name` among `children`.

@@ -70,7 +70,14 @@ pub async fn bump(cache: &dyn Cache, tenant_id: Uuid) -> Result<(), ProviderErro
 }
 
 pub fn key(tenant_id: Uuid, generation: i64, what: &str) -> String {
-    format!("oyl:cache:{tenant_id}:{generation}:{what}")
+    let (before, after) = key_parts(tenant_id, what);
+    format!("{before}{generation}{after}")
+}
+
+/// An entry's key without its generation: the parts before and after it (`GET_CURRENT` puts the
+/// generation between them in Redis).
+fn key_parts(tenant_id: Uuid, what: &str) -> (String, String) {
+    (format!("oyl:cache:{tenant_id}:"), format!(":{what}"))
 }
 
 /// Invalidates everything cached for the tenant after a write; a failure is logged (entries then
@@ -257,11 +264,12 @@ impl Cache for RedisCache {
     ) -> BoxFut<'a, Result<(i64, Option<String>), ProviderError>> {
         Box::pin(async move {
             let mut c = self.connection.clone();
+            let (before, after) = key_parts(tenant_id, what);
             let (generation, entry): (String, Option<String>) = self
                 .current
                 .key(generation_key(tenant_id))
-                .arg(format!("oyl:cache:{tenant_id}:"))
-                .arg(format!(":{what}"))
+                .arg(before)
+                .arg(after)
                 .invoke_async(&mut c)
                 .await
                 .map_err(redis_error)?;

@@ -85,18 +85,21 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
     )
     .replace('\0', " ");
     assert!(cmdline.starts_with("redis-server"), "PID 1: {cmdline}");
-    let password = kubectl(
-        &[
-            "get",
-            "secret",
-            "demo-credentials",
-            "-n",
-            &ns.name,
-            "-o",
-            "go-template={{index .data \"redis-password\" | base64decode}}",
-        ],
-        None,
-    );
+    let secret = |key: &str| {
+        kubectl(
+            &[
+                "get",
+                "secret",
+                "demo-credentials",
+                "-n",
+                &ns.name,
+                "-o",
+                &format!("go-template={{{{index .data \"{key}\" | base64decode}}}}"),
+            ],
+            None,
+        )
+    };
+    let password = secret("redis-password");
     assert!(password.len() >= 16, "the generated Redis password");
     let inside = kubectl(
         &[
@@ -153,20 +156,6 @@ async fn minimal_sample_becomes_ready_from_real_probes_and_serves_the_api_throug
          from pg_roles r, pg_database d where r.rolname = 'oyl' and d.datname = 'oyl'",
     );
     assert_eq!(role.trim(), "f|f|f|oyl", "the platform's role");
-    let secret = |key: &str| {
-        kubectl(
-            &[
-                "get",
-                "secret",
-                "demo-credentials",
-                "-n",
-                &ns.name,
-                "-o",
-                &format!("go-template={{{{index .data \"{key}\" | base64decode}}}}"),
-            ],
-            None,
-        )
-    };
     let (app, admin) = (
         secret("postgres-password"),
         secret("postgres-admin-password"),

@@ -139,9 +139,7 @@ fn postgres_image(p: &OylPlatform) -> String {
 fn secret_files(p: &OylPlatform) -> Vec<SecretFile> {
     let mut files = vec![database_url_file(p), redis_url_file(p)];
     if let Some(s3) = &p.spec.backup.s3 {
-        for key in [S3_KEY_ID, S3_SECRET_KEY] {
-            files.push(SecretFile::new(key, &s3.credentials_secret, key));
-        }
+        files.extend(s3_key_files(s3));
     }
     files
 }
@@ -177,8 +175,11 @@ fn with_credentials(mut c: Container) -> Container {
     c
 }
 
-const S3_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-const S3_SECRET_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// The bucket's keys, each a file named after its key in the user's Secret.
+fn s3_key_files(s3: &S3Spec) -> [SecretFile; 2] {
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .map(|key| SecretFile::new(key, &s3.credentials_secret, key))
+}
 
 fn postgres_dump(p: &OylPlatform) -> Container {
     let env = [vec![file_env(&database_url_file(p))], dump_env(p)].concat();
@@ -273,9 +274,7 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         env_value("AWS_DEFAULT_REGION", &s3.region),
         env_value("HOME", "/tmp"),
     ];
-    for key in [S3_KEY_ID, S3_SECRET_KEY] {
-        env.push(file_env(&SecretFile::new(key, &s3.credentials_secret, key)));
-    }
+    env.extend(s3_key_files(s3).iter().map(file_env));
     if let Some(endpoint) = &s3.endpoint {
         env.push(env_value("S3_ENDPOINT_URL", endpoint));
     }

@@ -179,18 +179,7 @@ mod tests {
             .expect("the init ConfigMap");
         let script = &init.data.as_ref().unwrap()["10-oyl-role.sh"];
         assert_eq!(script, postgres::INIT_SCRIPT);
-        let mount = ctr
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.mount_path == "/docker-entrypoint-initdb.d")
-            .expect("init scripts mounted");
-        let volume = pod
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == mount.name)
-            .unwrap();
+        let (_, volume) = mounted_volume(&pod, ctr, "/docker-entrypoint-initdb.d");
         assert_eq!(
             volume.config_map.as_ref().unwrap().name,
             "acme-postgres-init"
@@ -208,18 +197,7 @@ mod tests {
         let c = children(&platform(""));
         let d = deployment(&c, "acme-postgres");
         let pod = d.spec.clone().unwrap().template.spec.unwrap();
-        let mount = pod.containers[0]
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.mount_path == "/dev/shm")
-            .expect("a /dev/shm mount");
-        let volume = pod
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == mount.name)
-            .unwrap();
+        let (_, volume) = mounted_volume(&pod, &pod.containers[0], "/dev/shm");
         assert_eq!(
             volume.empty_dir.as_ref().unwrap().medium.as_deref(),
             Some("Memory")
