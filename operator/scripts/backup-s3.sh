@@ -21,7 +21,7 @@ target="s3://$S3_BUCKET/${prefix:+$prefix/}"
 set --
 [ -n "${S3_ENDPOINT_URL:-}" ] && set -- --endpoint-url "$S3_ENDPOINT_URL"
 
-aws "$@" s3 sync --only-show-errors "$dir/" "$target" --exclude ".*" --exclude "lost+found/*"
+aws "$@" s3 sync --only-show-errors "$dir/" "$target" --exclude ".*" --exclude "*/.*" --exclude "lost+found/*"
 echo "uploaded $dir to $target: $(ls -1 "$dir" | grep -vc '^\.' || true) local objects"
 
 # The bucket's retention, by the bucket's own listing of the objects directly under the prefix

@@ -26,6 +26,8 @@ pub enum Migration {
 pub enum Restore {
     /// None requested, or `status.restored` already records it.
     NotNeeded,
+    /// A point-in-time restore waits for PostgreSQL's pod to be gone before its Job starts.
+    Stopping,
     Running,
     Succeeded,
     Failed,
@@ -58,6 +60,9 @@ pub struct RestoreTarget {
     pub job: String,
     pub claim_name: String,
     pub file: String,
+    /// `spec.restore.targetTime`: a point-in-time restore, which replaces PostgreSQL's data
+    /// directory while its Deployment (this one) has no pod.
+    pub point_in_time: Option<(String, String)>,
 }
 
 /// What the rollout adds to a pass: something it waits for, a failure a human must look at,
@@ -81,7 +86,10 @@ impl Rollout {
 
     /// True while a restore must keep the API at zero pods.
     pub fn holds_api(&self) -> bool {
-        matches!(self.restore, Restore::Running | Restore::Failed)
+        matches!(
+            self.restore,
+            Restore::Stopping | Restore::Running | Restore::Failed
+        )
     }
 
     /// The image the API Deployment should run in this pass, given the one it should run once
@@ -114,6 +122,13 @@ pub fn observe(t: &Targets, observed: &Observed) -> Rollout {
         Some(r) => match job(&r.job) {
             Some((_, true)) => Restore::Succeeded,
             Some((_, false)) => Restore::Failed,
+            None if find_job(observed, &r.job).is_none()
+                && r.point_in_time
+                    .as_ref()
+                    .is_some_and(|(_, postgres)| has_pods(observed, postgres)) =>
+            {
+                Restore::Stopping
+            }
             None => Restore::Running,
         },
     };
@@ -173,6 +188,16 @@ fn restore_gate(
     };
     let job = &r.job;
     match rollout.restore {
+        Restore::Stopping => (
+            Some((
+                "Restoring".into(),
+                format!(
+                    "stopping PostgreSQL before restore Job {job} replaces its data; the API is held at zero pods"
+                ),
+            )),
+            None,
+            None,
+        ),
         Restore::Running => (
             Some((
                 "Restoring".into(),
@@ -195,6 +220,7 @@ fn restore_gate(
                 .map(|(time, _)| RestoreRecord {
                     claim_name: r.claim_name.clone(),
                     file: r.file.clone(),
+                    target_time: r.point_in_time.as_ref().map(|(t, _)| t.clone()),
                     job: job.clone(),
                     time,
                 });
@@ -202,6 +228,15 @@ fn restore_gate(
         }
         Restore::NotNeeded => (None, None, None),
     }
+}
+
+/// True while the Deployment asks for pods or still has some (not yet scaled to zero).
+fn has_pods(observed: &Observed, deployment: &str) -> bool {
+    observed.deployment(deployment).is_some_and(|d| {
+        let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let running = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        wanted > 0 || running > 0
+    })
 }
 
 fn find_job<'a>(observed: &'a Observed, name: &str) -> Option<&'a Job> {

@@ -7,6 +7,7 @@
 
 use crate::crd::rules::{
     Cel, MANAGED_OR_EXTERNAL, MAX_NAME_LENGTH, MIN_NOT_ABOVE_MAX, NAME_LENGTH, NO_RESERVED_LABELS,
+    TARGET_TIME_NEEDS_MANAGED_POSTGRES, WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES,
 };
 use crate::crd::{OylPlatform, PodOverrides};
 use kube::ResourceExt;
@@ -112,6 +113,22 @@ const CHECKS: &[Check] = &[
         cel: &NO_RESERVED_LABELS,
         violated: |p| reserved(&p.spec.backup.pod),
     },
+    Check {
+        at: "spec",
+        cel: &WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES,
+        violated: |p| p.spec.backup.wal_archiving.is_some() && p.spec.postgres.external.is_some(),
+    },
+    Check {
+        at: "spec",
+        cel: &TARGET_TIME_NEEDS_MANAGED_POSTGRES,
+        violated: |p| {
+            p.spec
+                .restore
+                .as_ref()
+                .is_some_and(|r| r.target_time.is_some())
+                && p.spec.postgres.external.is_some()
+        },
+    },
 ];
 
 fn reserved(pod: &PodOverrides) -> bool {
@@ -182,6 +199,26 @@ mod tests {
         out
     }
 
+    /// A platform that violates exactly the rule `rule` at `at`.
+    fn violating_rule(at: &str, rule: &str) -> OylPlatform {
+        let external = json!({"external": {"urlSecretRef": {"name": "s"}}});
+        let spec = match rule {
+            r if r == WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES.rule => {
+                json!({"postgres": external, "backup": {"walArchiving": {}}})
+            }
+            r if r == TARGET_TIME_NEEDS_MANAGED_POSTGRES.rule => {
+                json!({"postgres": external, "restore": {"targetTime": "latest"}})
+            }
+            _ => return violating(at),
+        };
+        serde_json::from_value(json!({
+            "apiVersion": "oyl.dev/v1alpha1", "kind": "OylPlatform",
+            "metadata": {"name": "acme", "namespace": "team-a"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
     /// A platform that violates exactly the rule at `at`.
     fn violating(at: &str) -> OylPlatform {
         let labels = json!({"pod": {"labels": {"app.kubernetes.io/name": "x"}}});
@@ -228,7 +265,7 @@ mod tests {
                 .find(|c| c.at == at && c.cel.rule == rule)
                 .unwrap_or_else(|| panic!("CEL rule {rule:?} at {at:?} has no Rust check"));
             assert_eq!(check.cel.message, message);
-            let p = violating(at);
+            let p = violating_rule(at, rule);
             assert!((check.violated)(&p), "{rule:?} at {at:?}: the check passes");
             let refused = validate(&p).expect_err("validate refuses it");
             assert_eq!(refused.message, *message, "{rule:?} at {at:?}");

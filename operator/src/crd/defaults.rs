@@ -47,3 +47,12 @@ pub(super) fn backup_schedule() -> String {
 pub(super) fn backup_retention() -> i32 {
     7
 }
+pub(super) fn archive_timeout() -> i32 {
+    300
+}
+pub(super) fn base_backup_interval() -> i32 {
+    24
+}
+pub(super) fn base_backup_retention() -> i32 {
+    2
+}

@@ -70,6 +70,8 @@ pub const GROUP: &str = "oyl.dev";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = rules::WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES.rule())]
+#[x_kube(validation = rules::TARGET_TIME_NEEDS_MANAGED_POSTGRES.rule())]
 pub struct OylPlatformSpec {
     /// Platform version. The default image of the Oyl API (and its migration job) is
     /// `ghcr.io/oyl-dev/oyl-server:<version>`.
@@ -124,10 +126,23 @@ pub struct RestoreSpec {
     #[schemars(length(min = 1, max = 253))]
     pub claim_name: Option<String>,
 
-    /// The dump to restore, e.g. `postgres-20261127T020000Z.dump`, or `latest`.
+    /// The dump to restore, e.g. `postgres-20261127T020000Z.dump`, or `latest`. Not used with
+    /// `targetTime`.
     #[serde(default = "defaults::latest")]
     #[schemars(pattern(r"^(latest|postgres-[0-9]{8}T[0-9]{6}Z\.dump)$"))]
     pub file: String,
+
+    /// Point-in-time recovery (needs `spec.backup.walArchiving` on the platform whose backups
+    /// these are): the time to restore to, RFC 3339 (e.g. `2026-12-04T17:00:00Z`), or `latest`
+    /// for the last point the archived WAL reaches. PostgreSQL is stopped, the newest base
+    /// backup that ended before the target is laid down and the archived WAL replayed up to
+    /// it; the data directory found is kept beside it (`pgdata.before-restore`). A target before
+    /// the first base backup or after the archive's end is refused, and nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(
+        r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+    ))]
+    pub target_time: Option<String>,
 }
 
 /// The Oyl API server.
@@ -431,6 +446,14 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
 
+    /// Continuous WAL archiving, for point-in-time recovery (`spec.restore.targetTime`), of the
+    /// managed PostgreSQL: every WAL segment is copied (compressed) to the backup volume's `wal/`
+    /// as it fills and at least every `archiveTimeoutSeconds`, and a physical base backup is taken
+    /// into `base/` every `baseBackupIntervalHours` (the first one at start) by a container
+    /// beside PostgreSQL. The backup volume is then mounted by the PostgreSQL pod as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_archiving: Option<WalArchivingSpec>,
+
     /// Image of the containers that run `pg_dump` (and `pg_restore` for a restore): a PostgreSQL
     /// image whose major version is at least the server's, which matters for an external server
     /// (`pg_dump` refuses to dump a newer one; the backup then fails saying so). Default: the
@@ -442,6 +465,28 @@ pub struct BackupSpec {
     /// Scheduling and pod metadata overrides for backup pods.
     #[serde(default)]
     pub pod: PodOverrides,
+}
+
+/// Continuous archiving of PostgreSQL's write-ahead log.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WalArchivingSpec {
+    /// A WAL segment is archived when full or, with any write since the last one, after this
+    /// many seconds (PostgreSQL's `archive_timeout`): the most a restore can lose.
+    #[serde(default = "defaults::archive_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub archive_timeout_seconds: i32,
+
+    /// Hours between physical base backups. A restore replays the WAL since the base backup
+    /// before its target, so this bounds the replay.
+    #[serde(default = "defaults::base_backup_interval")]
+    #[schemars(range(min = 1, max = 720))]
+    pub base_backup_interval_hours: i32,
+
+    /// Base backups to keep; the archived WAL older than the oldest of them is deleted with it.
+    #[serde(default = "defaults::base_backup_retention")]
+    #[schemars(range(min = 1, max = 100))]
+    pub base_backup_retention: i32,
 }
 
 /// An S3-compatible bucket (AWS S3, MinIO, Ceph RGW, ...).
@@ -482,6 +527,14 @@ pub struct StorageSpec {
     /// is deleted, so a platform re-created with the same name finds its data again.
     #[serde(default = "defaults::enabled")]
     pub retain_on_delete: bool,
+}
+
+impl OylPlatformSpec {
+    /// WAL archiving as it applies: asked for, with backups enabled and PostgreSQL managed.
+    pub fn wal_archiving(&self) -> Option<&WalArchivingSpec> {
+        let archiving = self.backup.wal_archiving.as_ref()?;
+        (self.backup.enabled && self.postgres.managed().is_some()).then_some(archiving)
+    }
 }
 
 impl DatabaseSpec {
@@ -572,6 +625,7 @@ impl Default for BackupSpec {
             suspend: false,
             storage: VolumeSpec::default(),
             s3: None,
+            wal_archiving: None,
             image: None,
             pod: PodOverrides::default(),
         }

@@ -47,3 +47,15 @@ pub const NO_RESERVED_LABELS: Cel = Cel {
     message: "labels under app.kubernetes.io/ are set by the operator",
     field_path: None,
 };
+
+pub const WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES: Cel = Cel {
+    rule: "!has(self.backup) || !has(self.backup.walArchiving) || !has(self.postgres) || !has(self.postgres.external)",
+    message: "WAL archiving runs beside the managed PostgreSQL: it cannot be used with postgres.external",
+    field_path: Some(".backup.walArchiving"),
+};
+
+pub const TARGET_TIME_NEEDS_MANAGED_POSTGRES: Cel = Cel {
+    rule: "!has(self.restore) || !has(self.restore.targetTime) || !has(self.postgres) || !has(self.postgres.external)",
+    message: "a point-in-time restore replaces the managed PostgreSQL's data: it cannot be used with postgres.external",
+    field_path: Some(".restore.targetTime"),
+};

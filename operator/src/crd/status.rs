@@ -77,6 +77,9 @@ pub struct RestoreRecord {
     pub claim_name: String,
     /// The file as requested (`latest` or a name).
     pub file: String,
+    /// The point in time as requested (`spec.restore.targetTime`), for a point-in-time restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<String>,
     /// The Job that restored it.
     pub job: String,
     /// When the Job finished.

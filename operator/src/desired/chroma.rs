@@ -54,6 +54,8 @@ pub fn shape(spec: &ManagedSpec) -> ServiceShape {
             liveness_probe: Some(http_probe(HEARTBEAT, "http", LIVENESS)),
             ..Container::default()
         },
+        sidecars: Vec::new(),
+        stopped: false,
     }
 }
 

@@ -35,6 +35,10 @@ pub struct ServiceShape {
     pub extra_volumes: Vec<(Volume, VolumeMount)>,
     /// The container, without ports, volume mounts or security context.
     pub container: Container,
+    /// Containers beside it (same user, the same volume mounts), e.g. PostgreSQL's base backups.
+    pub sidecars: Vec<Container>,
+    /// Scaled to zero: a point-in-time restore is replacing the data directory.
+    pub stopped: bool,
 }
 
 const DATA_VOLUME: &str = "data";
@@ -90,17 +94,24 @@ pub fn deployment(p: &OylPlatform, spec: &ManagedSpec, shape: &ServiceShape) -> 
         volumes.push(volume.clone());
     }
     container.volume_mounts = Some(mounts);
+    let mut containers = vec![container];
+    for sidecar in &shape.sidecars {
+        let mut sidecar = sidecar.clone();
+        sidecar.security_context = containers[0].security_context.clone();
+        sidecar.volume_mounts = containers[0].volume_mounts.clone();
+        containers.push(sidecar);
+    }
     Deployment {
         metadata: meta(p, c, child_name(p, c)),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(if shape.stopped { 0 } else { 1 }),
             selector: selector(p, c),
             strategy: Some(DeploymentStrategy {
                 type_: Some("Recreate".to_string()),
                 ..DeploymentStrategy::default()
             }),
             revision_history_limit: Some(3),
-            template: pod_template(p, c, &spec.pod, shape.uid, vec![container], volumes),
+            template: pod_template(p, c, &spec.pod, shape.uid, containers, volumes),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()

@@ -109,6 +109,8 @@ pub fn shape(spec: &ManagedSpec, p: &OylPlatform) -> ServiceShape {
             liveness_probe: Some(exec_probe(&ping, LIVENESS)),
             ..Container::default()
         },
+        sidecars: Vec::new(),
+        stopped: false,
     }
 }
 

@@ -3,14 +3,19 @@
 
 use super::backup::job_spec as backup_job_spec;
 use super::common::{Component, LABEL_COMPONENT, child_name, labels, meta};
-use super::common::{content_hash, env_value};
+use super::common::{SECRETS_VOLUME, content_hash, env_value, secret_files_volume};
+use super::postgres;
 use crate::crd::OylPlatform;
 use crate::kinds::Child;
 use crate::rollout::{Restore, RestoreTarget, Rollout};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume, VolumeMount};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 pub const SCRIPT: &str = include_str!("../../scripts/restore.sh");
+/// The point-in-time restore (`spec.restore.targetTime`).
+pub const PITR_SCRIPT: &str = include_str!("../../scripts/restore-pitr.sh");
 /// Value of `app.kubernetes.io/component` on restore Jobs (NetworkPolicies admit it).
 pub const COMPONENT: &str = "restore";
 
@@ -30,7 +35,40 @@ pub fn requested(p: &OylPlatform) -> bool {
         return false;
     };
     let done = p.status.as_ref().and_then(|s| s.restored.as_ref());
-    !done.is_some_and(|d| d.claim_name == claim && d.file == r.file)
+    !done.is_some_and(|d| {
+        d.claim_name == claim && d.file == r.file && d.target_time == r.target_time
+    })
+}
+
+/// The requested restore's target time, when it is a point-in-time restore.
+fn target_time(p: &OylPlatform) -> Option<&str> {
+    p.spec.restore.as_ref()?.target_time.as_deref()
+}
+
+/// True while a point-in-time restore must keep PostgreSQL at zero pods: from the request until
+/// its Job succeeded (a failed one keeps it there too, for a human to look at).
+pub fn holds_postgres(p: &OylPlatform, rollout: &Rollout) -> bool {
+    target_time(p).is_some()
+        && matches!(
+            rollout.restore,
+            Restore::Stopping | Restore::Running | Restore::Failed
+        )
+}
+
+/// The target as the restore script reads it: seconds since the epoch (rounded down) and the
+/// same instant as PostgreSQL reads it, in UTC; `None` for `latest`. An unreadable time (the
+/// CRD's pattern lets few through) gives an empty epoch, which the script refuses.
+fn target_env(time: &str) -> Option<(String, String)> {
+    if time == "latest" {
+        return None;
+    }
+    Some(match time.parse::<Timestamp>() {
+        Ok(t) => (
+            t.as_second().to_string(),
+            t.strftime("%Y-%m-%d %H:%M:%S%.f+00").to_string(),
+        ),
+        Err(_) => (String::new(), time.to_string()),
+    })
 }
 
 /// The restore `spec.restore` asks for, unless `status.restored` records it already.
@@ -42,6 +80,7 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
         job: job(p)?.metadata.name?,
         claim_name: claim(p)?,
         file: p.spec.restore.as_ref()?.file.clone(),
+        point_in_time: target_time(p).map(|t| (t.to_string(), child_name(p, Component::Postgres))),
     })
 }
 
@@ -62,20 +101,25 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     }
     let c = &mut pod.containers[0];
     c.name = "restore".to_string();
-    c.command = Some(vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        SCRIPT.to_string(),
-    ]);
-    if let Some(env) = c.env.as_mut() {
-        env.retain(|e| e.name != "BACKUP_RETENTION");
-        env.push(env_value("BACKUP_FILE", &r.file));
-    }
     for v in pod.volumes.iter_mut().flatten() {
         if let Some(pvc) = v.persistent_volume_claim.as_mut() {
             pvc.claim_name = claim(p)?;
             pvc.read_only = Some(true);
         }
+    }
+    match &r.target_time {
+        None => {
+            c.command = Some(vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                SCRIPT.to_string(),
+            ]);
+            if let Some(env) = c.env.as_mut() {
+                env.retain(|e| e.name != "BACKUP_RETENTION");
+                env.push(env_value("BACKUP_FILE", &r.file));
+            }
+        }
+        Some(time) => point_in_time(p, pod, time),
     }
     let mut job_labels = labels(p, Component::Backup);
     job_labels.insert(LABEL_COMPONENT.to_string(), COMPONENT.to_string());
@@ -97,8 +141,52 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     })
 }
 
+/// Turns the restore pod into a point-in-time restore: restore-pitr.sh with PostgreSQL's data
+/// volume and environment, the superuser's and the platform role's passwords as files (set
+/// again after the replay), and the backups read-only.
+fn point_in_time(p: &OylPlatform, pod: &mut PodSpec, time: &str) {
+    let c = &mut pod.containers[0];
+    c.command = Some(vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        PITR_SCRIPT.to_string(),
+    ]);
+    let mut env = postgres::server_env(p);
+    env.push(env_value("BACKUP_DIR", "/backups"));
+    env.push(env_value("PGUSER", postgres::SUPERUSER));
+    if let Some((epoch, pg_time)) = target_env(time) {
+        env.push(env_value("TARGET_EPOCH", &epoch));
+        env.push(env_value("TARGET_TIME", &pg_time));
+    }
+    c.env = Some(env);
+    // PostgreSQL's files on the data volume belong to its user.
+    if let Some(spec) = p.spec.postgres.managed() {
+        c.image = Some(postgres::image(&spec));
+    }
+    c.volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "data".to_string(),
+            mount_path: "/var/lib/postgresql/data".to_string(),
+            ..VolumeMount::default()
+        });
+    let volumes = pod.volumes.get_or_insert_with(Vec::new);
+    // The credentials are PostgreSQL's, not the dump's connection URLs.
+    volumes.retain(|v| v.name != SECRETS_VOLUME);
+    volumes.push(secret_files_volume(&postgres::secret_files(p)));
+    volumes.push(Volume {
+        name: "data".to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: child_name(p, Component::Postgres),
+            read_only: None,
+        }),
+        ..Volume::default()
+    });
+}
+
 pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
-    if rollout.restore != Restore::NotNeeded
+    // A point-in-time restore's Job waits until PostgreSQL has no pod.
+    if !matches!(rollout.restore, Restore::NotNeeded | Restore::Stopping)
         && let Some(j) = job(p)
     {
         out.push(Child::Job(j));
@@ -206,5 +294,153 @@ mod tests {
         // A different file is a new request.
         p.spec.restore.as_mut().unwrap().file = "postgres-20261126T020000Z.dump".into();
         assert!(restore::requested(&p));
+    }
+
+    /// A point-in-time restore stops PostgreSQL first: until its Deployment has no pod there is
+    /// no Job (two servers must never open one data directory), then the Job replaces the data
+    /// directory with the base backup and the WAL up to the target, and PostgreSQL comes back.
+    #[test]
+    fn a_point_in_time_restore_stops_postgres_before_its_job_replaces_the_data() {
+        let p = platform(
+            "  backup: {walArchiving: {}}\n  restore: {targetTime: '2026-12-04T18:30:00.25+01:00'}",
+        );
+        let job_name = restore::job(&p).unwrap().metadata.name.unwrap();
+        let mut postgres = deployment(&children(&p), "acme-postgres").clone();
+        postgres.spec.as_mut().unwrap().replicas = Some(1);
+        let observed = |d: &Deployment| crate::kinds::Observed {
+            deployments: vec![d.clone()],
+            ..Default::default()
+        };
+        let targets = rollout_targets(&p);
+        let rollout = crate::rollout::observe(&targets, &observed(&postgres));
+        assert_eq!(rollout.restore, Restore::Stopping);
+        let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
+        assert!(names(&c, "Job").is_empty(), "no Job while PostgreSQL runs");
+        for name in ["acme-postgres", "acme-api"] {
+            assert_eq!(
+                deployment(&c, name).spec.as_ref().unwrap().replicas,
+                Some(0),
+                "{name}"
+            );
+        }
+        let gates = crate::rollout::gates(&targets, &rollout, &observed(&postgres));
+        assert!(gates.waiting.unwrap().1.contains("stopping PostgreSQL"));
+
+        // Scaled down, but a pod is still there: still stopping.
+        postgres.spec.as_mut().unwrap().replicas = Some(0);
+        postgres.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+            replicas: Some(1),
+            ..Default::default()
+        });
+        let rollout = crate::rollout::observe(&targets, &observed(&postgres));
+        assert_eq!(rollout.restore, Restore::Stopping);
+        // Gone: the Job runs, PostgreSQL stays at zero.
+        postgres.status.as_mut().unwrap().replicas = Some(0);
+        let rollout = crate::rollout::observe(&targets, &observed(&postgres));
+        assert_eq!(rollout.restore, Restore::Running);
+        let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
+        assert_eq!(names(&c, "Job"), std::slice::from_ref(&job_name));
+        assert_eq!(
+            deployment(&c, "acme-postgres")
+                .spec
+                .as_ref()
+                .unwrap()
+                .replicas,
+            Some(0)
+        );
+        let job = c
+            .iter()
+            .find_map(|c| match c {
+                Child::Job(j) => Some(j),
+                _ => None,
+            })
+            .unwrap();
+        let pod = job.spec.clone().unwrap().template.spec.unwrap();
+        let ctr = &pod.containers[0];
+        assert_eq!(ctr.command.as_ref().unwrap()[2], restore::PITR_SCRIPT);
+        // The target in UTC, as PostgreSQL reads it, and in whole seconds.
+        assert_eq!(
+            env_source(ctr, "TARGET_TIME").0.as_deref(),
+            Some("2026-12-04 17:30:00.25+00")
+        );
+        let epoch = "2026-12-04T17:30:00Z"
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        assert_eq!(env_source(ctr, "TARGET_EPOCH").0, Some(epoch.to_string()));
+        assert_eq!(
+            env_source(ctr, "PGDATA").0.as_deref(),
+            Some(postgres::PGDATA)
+        );
+        let (mount, data) = mounted_volume(&pod, ctr, "/var/lib/postgresql/data");
+        assert_ne!(mount.read_only, Some(true));
+        assert_eq!(
+            data.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "acme-postgres"
+        );
+        let (_, backups) = mounted_volume(&pod, ctr, "/backups");
+        let claim = backups.persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(
+            (claim.claim_name.as_str(), claim.read_only),
+            ("acme-backup", Some(true))
+        );
+        // PostgreSQL's passwords (set again after the replay), not the dump's URLs.
+        assert_eq!(
+            container_file_source(&pod, ctr, "POSTGRES_PASSWORD"),
+            ("acme-credentials".into(), POSTGRES_ADMIN_PASSWORD.into())
+        );
+        assert_eq!(
+            container_file_source(&pod, ctr, "OYL_DB_PASSWORD"),
+            ("acme-credentials".into(), POSTGRES_PASSWORD.into())
+        );
+        assert!(
+            ctr.env
+                .iter()
+                .flatten()
+                .all(|e| e.name != "DATABASE_URL_FILE")
+        );
+
+        // Done: PostgreSQL and the API come back, and the record names the target.
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Succeeded)).unwrap();
+        assert_eq!(
+            deployment(&c, "acme-postgres")
+                .spec
+                .as_ref()
+                .unwrap()
+                .replicas,
+            Some(1)
+        );
+        let mut p = p;
+        p.status = Some(serde_json::from_value(serde_json::json!({"restored": {
+            "claimName": "acme-backup", "file": "latest", "targetTime": "2026-12-04T18:30:00.25+01:00",
+            "job": job_name, "time": "2026-12-04T19:00:00Z"}})).unwrap());
+        assert!(!restore::requested(&p));
+        p.spec.restore.as_mut().unwrap().target_time = Some("latest".into());
+        assert!(restore::requested(&p), "another target is a new request");
+        let job = restore::job(&p).unwrap();
+        let ctr = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        assert!(
+            ctr.env
+                .iter()
+                .flatten()
+                .all(|e| !e.name.starts_with("TARGET_")),
+            "latest: no target, the end of the archive"
+        );
+    }
+
+    /// A dump restore leaves PostgreSQL running (it restores through it).
+    #[test]
+    fn a_dump_restore_keeps_postgres_running() {
+        let p = platform("  backup: {walArchiving: {}}\n  restore: {file: latest}");
+        let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Running)).unwrap();
+        assert_eq!(
+            deployment(&c, "acme-postgres")
+                .spec
+                .as_ref()
+                .unwrap()
+                .replicas,
+            Some(1)
+        );
+        assert_eq!(names(&c, "Job").len(), 1);
     }
 }

@@ -1,0 +1,398 @@
+//! The point-in-time recovery scripts (`operator/scripts/wal-archive.sh`, `base-backup.sh`,
+//! `restore-pitr.sh`) against a real PostgreSQL of its own: a server archiving its WAL through
+//! the script, a base backup, rows written before and after a noted time, a restore to that
+//! time (exactly the first rows), to `latest` (every acknowledged row), and the refusals outside
+//! the recoverable window, which leave the data directory as it was. The same files run in the
+//! PostgreSQL pod and the restore Job; `real_node_data` runs them there.
+
+use oyl_e2e::{free_port, repo_root};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The newest PostgreSQL server binaries installed (`tests/services/postgres.sh` installs them).
+fn pg_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL installed under /usr/lib/postgresql (tests/services/postgres.sh)")
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|b| b.join("postgres").exists())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
+    });
+    dirs.pop()
+        .expect("a PostgreSQL server under /usr/lib/postgresql")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// A scratch cluster: its own directory (owned by `postgres` when we are root, since PostgreSQL
+/// refuses to run as root), port and socket.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "oyl-pitr-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ));
+        std::fs::create_dir_all(dir.join("backups")).unwrap();
+        if is_root() {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+        Self {
+            dir,
+            port: free_port(),
+            bin: pg_bin(),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data/pgdata")
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.dir.join("backups")
+    }
+
+    /// `program args` as the cluster's owner, with PostgreSQL's binaries first on PATH and libpq
+    /// pointed at the cluster's socket.
+    fn run(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "env"]);
+            c
+        } else {
+            Command::new("env")
+        };
+        cmd.arg(format!("PATH={path}"))
+            .arg(format!("PGHOST={}", self.dir.display()))
+            .arg(format!("PGPORT={}", self.port))
+            .arg("PGUSER=postgres")
+            .arg("PGDATABASE=postgres");
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg(program).args(args).current_dir(&self.dir);
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run(program, args, env);
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.ok("psql", &["-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql], &[])
+    }
+
+    fn script(name: &str) -> String {
+        repo_root()
+            .join("operator/scripts")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    fn init(&self) {
+        let data = self.data().display().to_string();
+        self.ok("initdb", &["-D", &data, "-U", "postgres", "--no-sync"], &[]);
+    }
+
+    /// Starts the server, archiving through wal-archive.sh when `archiving`.
+    fn start(&self, archiving: bool) {
+        let mut opts = format!(
+            "-c port={} -c listen_addresses= -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        if archiving {
+            opts.push_str(&format!(
+                " -c archive_mode=on -c 'archive_command=/bin/sh {} %p %f'",
+                Self::script("wal-archive.sh")
+            ));
+        }
+        let data = self.data().display().to_string();
+        let log = self.dir.join("server.log").display().to_string();
+        let wal = format!("{}/wal", self.backups().display());
+        self.ok(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &opts, "start"],
+            &[("WAL_DIR", &wal)],
+        );
+    }
+
+    fn stop(&self) {
+        let data = self.data().display().to_string();
+        self.ok("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"], &[]);
+    }
+
+    /// Forces the current WAL segment out and waits until the archiver has it: the writes so
+    /// far are then recoverable.
+    fn archive_now(&self) {
+        let segment = self.sql("select pg_walfile_name(pg_current_wal_insert_lsn())");
+        self.sql("select pg_switch_wal()");
+        let archived = self.backups().join("wal").join(format!("{segment}.gz"));
+        for _ in 0..600 {
+            if archived.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "{} was not archived: {}",
+            archived.display(),
+            self.sql("select * from pg_stat_archiver")
+        );
+    }
+
+    fn restore(&self, target: Option<(i64, &str)>) -> Output {
+        let data = self.data().display().to_string();
+        let backups = self.backups().display().to_string();
+        let epoch = target.map(|(e, _)| e.to_string());
+        let mut env = vec![("PGDATA", data.as_str()), ("BACKUP_DIR", backups.as_str())];
+        if let (Some(epoch), Some((_, time))) = (epoch.as_deref(), target) {
+            env.push(("TARGET_EPOCH", epoch));
+            env.push(("TARGET_TIME", time));
+        }
+        self.run("sh", &[&Self::script("restore-pitr.sh")], &env)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", "immediate", "-w", "stop"],
+            &[],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn base_backups(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("base"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The rows of `t`, in order.
+fn rows(c: &Cluster) -> String {
+    c.sql("select coalesce(string_agg(x::text, ',' order by x), '') from t")
+}
+
+#[test]
+#[ignore = "needs PostgreSQL's server binaries: tests/run.sh installs them"]
+fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window() {
+    let c = Cluster::new();
+    c.init();
+    c.start(true);
+    c.sql("create table t(x int primary key)");
+    let backups = c.backups().display().to_string();
+    let out = c.ok(
+        "sh",
+        &[&Cluster::script("base-backup.sh")],
+        &[("BACKUP_DIR", &backups)],
+    );
+    assert!(out.contains("base backup written"), "{out}");
+    let base = base_backups(&c.backups());
+    assert_eq!(base.len(), 1, "{base:?}");
+    let info =
+        std::fs::read_to_string(c.backups().join("base").join(&base[0]).join("info")).unwrap();
+    let end: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("end_epoch="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The base backup's end is the first recoverable point: write after it.
+    while c
+        .sql(&format!(
+            "select extract(epoch from clock_timestamp()) > {end}"
+        ))
+        .as_str()
+        != "t"
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    c.sql("insert into t select generate_series(1, 3)");
+    // The noted time: after the first rows' commit, before the next ones'.
+    let noted = c.sql(
+        "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+    );
+    let noted_epoch: i64 = c
+        .sql(&format!(
+            "select floor(extract(epoch from '{noted}'::timestamptz))::bigint"
+        ))
+        .parse()
+        .unwrap();
+    c.sql("insert into t select generate_series(4, 6)");
+    c.sql("delete from t where x = 2");
+    c.archive_now();
+    c.stop();
+
+    // Outside the window: refused, the data directory as it was.
+    let before = c.restore(Some((1_000, "1970-01-01 00:16:40+00")));
+    assert!(!before.status.success());
+    assert!(
+        text(&before).contains("before the first recoverable point"),
+        "{}",
+        text(&before)
+    );
+    let future_epoch = noted_epoch + 86_400;
+    let future = c.restore(Some((future_epoch, "2099-01-01 00:00:00+00")));
+    assert!(!future.status.success());
+    assert!(text(&future).contains("in the future"), "{}", text(&future));
+    c.start(false);
+    assert_eq!(rows(&c), "1,3,4,5,6", "a refused restore changes nothing");
+    c.stop();
+
+    // After the archive's end (now, with nothing archived since): replayed, refused, put back.
+    let now: i64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let after = c.restore(Some((now, &format!("{}+00", c_time(now)))));
+    assert!(!after.status.success());
+    assert!(
+        text(&after).contains("after the last recoverable point"),
+        "{}",
+        text(&after)
+    );
+    c.start(false);
+    assert_eq!(
+        rows(&c),
+        "1,3,4,5,6",
+        "a failed replay puts the data directory back"
+    );
+    c.stop();
+
+    // To the noted time: exactly the first rows.
+    let restored = c.restore(Some((noted_epoch, &noted)));
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(c.data().join("../pgdata.before-restore").is_dir());
+    c.start(false);
+    assert_eq!(rows(&c), "1,2,3");
+    c.stop();
+
+    // Latest: every acknowledged write, from the same base backup and archive.
+    let latest = c.restore(None);
+    assert!(latest.status.success(), "{}", text(&latest));
+    c.start(false);
+    assert_eq!(rows(&c), "1,3,4,5,6");
+}
+
+/// `epoch` as PostgreSQL reads a time, in UTC, without the zone.
+fn c_time(epoch: i64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%d %H:%M:%S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL's server binaries: tests/run.sh installs them"]
+fn base_backups_are_kept_by_count_with_the_wal_they_need() {
+    let c = Cluster::new();
+    c.init();
+    c.start(true);
+    c.sql("create table t(x int primary key)");
+    let backups = c.backups().display().to_string();
+    let mut first_wal = Vec::new();
+    for i in 0..3 {
+        c.sql(&format!("insert into t values ({i})"));
+        c.ok(
+            "sh",
+            &[&Cluster::script("base-backup.sh")],
+            &[("BACKUP_DIR", &backups), ("BASE_BACKUP_RETENTION", "2")],
+        );
+        let names = base_backups(&c.backups());
+        let newest = names.last().unwrap();
+        let info =
+            std::fs::read_to_string(c.backups().join("base").join(newest).join("info")).unwrap();
+        first_wal.push(
+            info.lines()
+                .find_map(|l| l.strip_prefix("wal_start="))
+                .unwrap()
+                .to_string(),
+        );
+        // Base backups are named by the second they start in: the next one in a later second.
+        while c.sql(&format!(
+            "select to_char(clock_timestamp() at time zone 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"') > '{newest}'"
+        )) != "t"
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    assert_eq!(
+        base_backups(&c.backups()).len(),
+        2,
+        "the newest two are kept"
+    );
+    let wal: Vec<String> = std::fs::read_dir(c.backups().join("wal"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let segment = |n: &str| n[8..24].to_string();
+    // Nothing the oldest kept backup needs is gone; everything only the pruned one needed is.
+    assert!(
+        wal.iter().any(|n| n.starts_with(&first_wal[1])),
+        "{wal:?} lacks {}",
+        first_wal[1]
+    );
+    assert!(
+        wal.iter().all(|n| segment(n) >= segment(&first_wal[1])),
+        "{wal:?}: WAL before {} is kept",
+        first_wal[1]
+    );
+    // And what is kept restores every row.
+    c.stop();
+    let restored = c.restore(None);
+    assert!(restored.status.success(), "{}", text(&restored));
+    c.start(false);
+    assert_eq!(rows(&c), "0,1,2");
+}
