@@ -6,7 +6,7 @@
 //! `OYL_E2E_REAL_NODE_KUBECONFIG` set (`tests/run.sh` does, as root).
 
 use oyl_e2e::real_node::*;
-use oyl_e2e::wait_for;
+use oyl_e2e::{kubectl_as, wait_for};
 use oyl_operator::crd::OylPlatform;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -223,4 +223,197 @@ fn health_watch(addr: &str) -> (Arc<AtomicBool>, Arc<AtomicUsize>, Arc<AtomicUsi
         }
     });
     (stop, failed, seen)
+}
+
+/// Runs SQL in the platform's PostgreSQL as the superuser, over the pod's socket: what only the
+/// server's own user may do (switch the WAL segment, read the archiver's statistics).
+fn psql_superuser(ns: &str, sql: &str) -> String {
+    kubectl(
+        &[
+            "exec",
+            "-n",
+            ns,
+            "deploy/demo-postgres",
+            "-c",
+            "postgres",
+            "--",
+            "psql",
+            "-U",
+            "postgres",
+            "-d",
+            "oyl",
+            "-h",
+            "/var/run/postgresql",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-XtAc",
+            sql,
+        ],
+        None,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Point-in-time recovery on real pods: WAL archiving on, a base backup taken beside PostgreSQL,
+/// rows and a RAG round trip, a noted time, more rows and a deleted tenant, the WAL archived;
+/// `spec.restore.targetTime` set to the noted time brings back exactly the rows from before it
+/// and the tenant, and the same question gets the same answer.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real node: tests/cluster/up.sh --real-node, OYL_E2E_REAL_NODE_KUBECONFIG, root"]
+async fn a_point_in_time_restore_brings_back_exactly_what_was_there_at_the_target() {
+    if !enabled() {
+        return;
+    }
+    let _node = NODE.lock().await;
+    let t0 = Instant::now();
+    let ns = ready_platform_with(
+        "pitr",
+        serde_json::json!({"backup": {"walArchiving": {"archiveTimeoutSeconds": 60}}}),
+    )
+    .await;
+    let n = ns.name.clone();
+    // The first base backup, taken as soon as PostgreSQL is ready; the rows must come after its
+    // end, the first recoverable point.
+    let end: i64 = wait_for(Duration::from_secs(240), "the first base backup", || {
+        let n = n.clone();
+        async move {
+            let out = kubectl_as(
+                &kubeconfig(),
+                &[
+                    "exec",
+                    "-n",
+                    &n,
+                    "deploy/demo-postgres",
+                    "-c",
+                    "base-backup",
+                    "--",
+                    "sh",
+                    "-c",
+                    "cat /backups/base/*/info",
+                ],
+                None,
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("end_epoch="))?
+                .parse()
+                .ok()
+        }
+    })
+    .await;
+    log(t0, "base backup taken");
+    wait_for(
+        Duration::from_secs(30),
+        "the clock past the base backup",
+        || {
+            let n = n.clone();
+            async move {
+                (psql(
+                    &n,
+                    &format!("select extract(epoch from clock_timestamp()) > {end}"),
+                )
+                .trim()
+                    == "t")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    let addr = api_addr(&n).await;
+    let trip = rag_round_trip(&n, &addr).await;
+    psql(
+        &n,
+        "create table pitr_probe (x int primary key); insert into pitr_probe values (1), (2), (3)",
+    );
+    let noted = psql(
+        &n,
+        "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .trim()
+    .to_string();
+    log(t0, &format!("round trip done; noted {noted}"));
+
+    // After the noted time: more rows, and the round trip's tenant deleted (with everything in it).
+    psql(&n, "insert into pitr_probe values (4), (5), (6)");
+    let tenant = trip.api.tenant.clone().unwrap();
+    let deleted = psql(
+        &n,
+        &format!(
+            "with d as (delete from tenants where id = '{tenant}' returning 1) select count(*) from d"
+        ),
+    );
+    assert_eq!(deleted.trim(), "1");
+    // Archive the segment holding those writes (the restore must see a commit after the target
+    // to stop there) and wait until the archiver has it.
+    let segment = psql_superuser(&n, "select pg_walfile_name(pg_current_wal_insert_lsn())");
+    psql_superuser(&n, "select pg_switch_wal()");
+    wait_for(Duration::from_secs(60), "the WAL archived", || {
+        let (n, segment) = (n.clone(), segment.clone());
+        async move {
+            let last = psql_superuser(
+                &n,
+                "select coalesce(last_archived_wal, '') from pg_stat_archiver",
+            );
+            (last.as_str() >= segment.as_str()).then_some(())
+        }
+    })
+    .await;
+    log(t0, &format!("tenant deleted, {segment} archived"));
+
+    patch_platform(
+        &n,
+        &serde_json::json!({"spec": {"restore": {"targetTime": noted}}}),
+    );
+    let restored = match condition(&n, "Ready", READY_TIMEOUT).await {
+        Ok(p) => p,
+        Err(conditions) => {
+            dump_state(&n);
+            panic!("not Ready again after the point-in-time restore:\n{conditions}");
+        }
+    };
+    let record = restored_record(&restored);
+    assert_eq!(
+        record.target_time.as_deref(),
+        Some(noted.as_str()),
+        "{record:?}"
+    );
+    log(t0, &format!("restored to {noted} by Job {}", record.job));
+
+    assert_eq!(
+        psql(
+            &n,
+            "select string_agg(x::text, ',' order by x) from pitr_probe"
+        )
+        .trim(),
+        "1,2,3",
+        "exactly the rows from before the target"
+    );
+    assert_eq!(
+        psql(
+            &n,
+            &format!("select count(*) from tenants where id = '{tenant}'")
+        )
+        .trim(),
+        "1",
+        "the tenant is back"
+    );
+    let again = wait_for(
+        Duration::from_secs(60),
+        "the API answering again",
+        || async { trip.ask_again().await.ok() },
+    )
+    .await;
+    let before = &trip.answer["responses"][0];
+    let after = &again["responses"][0];
+    assert_eq!(
+        after["answer"], before["answer"],
+        "the same answer: {again}"
+    );
+    assert_eq!(
+        after["sources"][0]["file_name"], before["sources"][0]["file_name"],
+        "citing the same document: {again}"
+    );
+    log(t0, "the same question gets the same answer");
 }

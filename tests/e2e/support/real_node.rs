@@ -279,6 +279,7 @@ impl Api2 {
 pub fn platform_manifest(
     images: &std::collections::BTreeMap<String, String>,
     api: serde_json::Value,
+    spec: serde_json::Value,
 ) -> String {
     // config/samples/oylplatform-minimal.yaml, with the image fields pointed at the local images.
     let sample =
@@ -290,14 +291,16 @@ pub fn platform_manifest(
     for (k, v) in api.as_object().cloned().unwrap_or_default() {
         api_spec[k] = v;
     }
-    let spec = serde_yaml::to_value(serde_json::json!({
+    let mut full = serde_json::json!({
         "api": api_spec,
         "postgres": {"managed": {"image": images["postgres"]}},
         "redis": {"managed": {"image": images["redis"]}},
         "chroma": {"managed": {"image": images["chroma"]}},
-    }))
-    .unwrap();
-    p["spec"] = spec;
+    });
+    for (k, v) in spec.as_object().cloned().unwrap_or_default() {
+        full[k] = v;
+    }
+    p["spec"] = serde_yaml::to_value(full).unwrap();
     serde_yaml::to_string(&p).unwrap()
 }
 
@@ -364,11 +367,20 @@ pub async fn setup() -> &'static std::collections::BTreeMap<String, String> {
 /// The minimal sample with the local images (and `api` merged into `spec.api`) in a fresh
 /// `restricted` namespace.
 pub async fn platform(prefix: &str, api: serde_json::Value) -> RestrictedNamespace {
+    platform_with(prefix, api, serde_json::json!({})).await
+}
+
+/// [`platform`], with the fields of `spec` set in the platform's `spec` too.
+pub async fn platform_with(
+    prefix: &str,
+    api: serde_json::Value,
+    spec: serde_json::Value,
+) -> RestrictedNamespace {
     let images = setup().await;
     let ns = RestrictedNamespace::new(&client().await, prefix).await;
     kubectl(
         &["apply", "-n", &ns.name, "-f", "-"],
-        Some(&platform_manifest(images, api)),
+        Some(&platform_manifest(images, api, spec)),
     );
     ns
 }
@@ -432,8 +444,13 @@ pub fn condition_of(p: OylPlatform, type_: &str) -> Condition {
 
 /// The minimal sample with the local images in a fresh `restricted` namespace, once Ready.
 pub async fn ready_platform(prefix: &str) -> RestrictedNamespace {
+    ready_platform_with(prefix, serde_json::json!({})).await
+}
+
+/// [`ready_platform`] with the fields of `spec` set in the platform's `spec`.
+pub async fn ready_platform_with(prefix: &str, spec: serde_json::Value) -> RestrictedNamespace {
     let t0 = Instant::now();
-    let ns = platform(prefix, serde_json::json!({})).await;
+    let ns = platform_with(prefix, serde_json::json!({}), spec).await;
     if let Err(conditions) = condition(&ns.name, "Ready", READY_TIMEOUT).await {
         dump_state(&ns.name);
         panic!("demo not Ready within {READY_TIMEOUT:?}:\n{conditions}");
