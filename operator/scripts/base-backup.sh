@@ -12,6 +12,8 @@
 #   BASE_BACKUP_INTERVAL_SECONDS  when set, runs until stopped, taking a backup whenever the newest
 #                                 is older than this (the first as soon as PostgreSQL is ready);
 #                                 unset, takes one backup and exits
+#   HEARTBEAT_FILE                touched by the loop at least every minute, also while a backup
+#                                 runs (the container's probes read its age)
 # A backup only gets its final name once complete, so a partial one is never chosen by a restore.
 # pg_basebackup returns once the WAL the backup needs is archived: its end time is a point a
 # restore can reach.
@@ -23,6 +25,7 @@ keep="${BASE_BACKUP_RETENTION:-2}"
 case "$keep" in ''|*[!0-9]*|0) echo "BASE_BACKUP_RETENTION must be a positive integer, not '$keep'" >&2; exit 2 ;; esac
 
 backups() { ls -1 "$base" 2>/dev/null | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort || true; }
+beat() { if [ -n "${HEARTBEAT_FILE:-}" ]; then touch "$HEARTBEAT_FILE"; fi; }
 
 take() {
   mkdir -p "$base" "$wal"
@@ -32,7 +35,10 @@ take() {
   mkdir "$tmp" || return 1
   start="$(date -u +%s)"
   pg_basebackup --pgdata="$tmp" --format=tar --gzip --wal-method=none --checkpoint=fast \
-    --no-password --label="oyl-$ts" || return 1
+    --no-password --label="oyl-$ts" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do beat; sleep 5; done
+  wait "$pid" || return 1
   # Rounded up: a target in the same second may still lie before the backup's end.
   end="$(($(date -u +%s) + 1))"
   first="$(tar -xzOf "$tmp/base.tar.gz" backup_label \
@@ -75,6 +81,7 @@ case "$BASE_BACKUP_INTERVAL_SECONDS" in *[!0-9]*|0) echo "BASE_BACKUP_INTERVAL_S
 # A stop (the pod's SIGTERM) ends the wait at once.
 trap 'exit 0' TERM INT
 while :; do
+  beat
   newest="$(backups | tail -n 1)"
   due=1
   if [ -n "$newest" ]; then

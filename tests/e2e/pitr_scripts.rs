@@ -271,6 +271,11 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
     c.sql("insert into t select generate_series(4, 6)");
     c.sql("delete from t where x = 2");
     c.archive_now();
+    // A whole second after every archived commit.
+    let after_all: i64 = c
+        .sql("select ceil(extract(epoch from clock_timestamp()))::bigint")
+        .parse()
+        .unwrap();
     c.stop();
 
     // Outside the window: refused, the data directory as it was.
@@ -289,12 +294,18 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
     assert_eq!(rows(&c), "1,3,4,5,6", "a refused restore changes nothing");
     c.stop();
 
-    // After the archive's end (now, with nothing archived since): replayed, refused, put back.
-    let now: i64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let after = c.restore(Some((now, &format!("{}+00", c_time(now)))));
+    // After the archive's end (nothing archived since): replayed, refused, put back. The
+    // script refuses a target in the future first: wait until it is not.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    while now() < after_all {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let after = c.restore(Some((after_all, &format!("{}+00", c_time(after_all)))));
     assert!(!after.status.success());
     assert!(
         text(&after).contains("after the last recoverable point"),

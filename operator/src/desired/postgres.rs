@@ -38,6 +38,8 @@ pub const BACKUPS_PATH: &str = "/backups";
 pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 const DATA_PATH: &str = "/var/lib/postgresql/data";
 const SOCKET_PATH: &str = "/var/run/postgresql";
+/// The base-backup loop's heartbeat, on the pod's scratch `/tmp`.
+const HEARTBEAT: &str = "/tmp/base-backup.heartbeat";
 /// The `postgres` user of the Alpine image.
 const UID: i64 = 70;
 
@@ -240,8 +242,21 @@ fn base_backup_container(spec: &ManagedSpec, archiving: &WalArchivingSpec) -> Co
             env_value("PGHOST", SOCKET_PATH),
             env_value("PGUSER", SUPERUSER),
             env_value("HOME", "/tmp"),
+            env_value("HEARTBEAT_FILE", HEARTBEAT),
         ]),
         resources: Some(resources(None, "50m", "64Mi", "256Mi")),
+        // Ready once the loop runs; alive while it beats (a backup in progress beats too). A
+        // failing base backup is retried by the loop and must not take PostgreSQL out of its
+        // Service, so readiness asks no more than that.
+        readiness_probe: Some(exec_probe(&["test", "-e", HEARTBEAT], READINESS)),
+        liveness_probe: Some(exec_probe(
+            &[
+                "sh",
+                "-c",
+                &format!("test -n \"$(find {HEARTBEAT} -mmin -10)\""),
+            ],
+            LIVENESS,
+        )),
         ..Container::default()
     }
 }
