@@ -1265,6 +1265,96 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
     assert_eq!(again.status.unwrap().restored.unwrap().job, restored.job);
 }
 
+/// A point-in-time restore replaces PostgreSQL's data directory: the operator scales PostgreSQL
+/// (and the API) to zero and creates the restore Job only once PostgreSQL has no pod left, then
+/// brings both back and records the target.
+#[tokio::test]
+#[ignore = "needs the local control plane: tests/run.sh"]
+async fn a_point_in_time_restore_runs_only_once_postgres_has_no_pod() {
+    use k8s_openapi::api::batch::v1::Job;
+    let (ns, _op) = start("e2e-pitr").await;
+    assert!(
+        ns.kubectl_apply(&manifest("pt", "  backup: {walArchiving: {}}"))
+            .status
+            .success()
+    );
+    wait_ready(&ns, "pt").await;
+    let (api, deployments, jobs) = (ns.platforms(), ns.api::<Deployment>(), ns.api::<Job>());
+    let restore_jobs = ListParams::default().labels("app.kubernetes.io/component=restore");
+    let postgres = deployments.get("pt-postgres").await.unwrap();
+    let pod = postgres.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["postgres", "base-backup"]
+    );
+
+    merge_patch(
+        &ns,
+        "pt",
+        serde_json::json!({"spec": {"restore": {"targetTime": "latest"}}}),
+    )
+    .await;
+    // Until the record: whenever a restore Job runs, PostgreSQL has no pod (its Deployment
+    // cannot get one back while scaled to zero), and the API is at zero.
+    let saw_job = std::sync::atomic::AtomicBool::new(false);
+    let p = wait_for(Duration::from_secs(90), "status.restored", || {
+        let (api, deployments, jobs, restore_jobs) = (&api, &deployments, &jobs, &restore_jobs);
+        let seen = &saw_job;
+        async move {
+            let p = api.get("pt").await.ok()?;
+            if p.status.as_ref()?.restored.is_some() {
+                return Some(p);
+            }
+            // (Once the Job completed, PostgreSQL comes back before the record is written.)
+            let running: Vec<Job> = jobs
+                .list(restore_jobs)
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|j| {
+                    j.status
+                        .as_ref()
+                        .and_then(|s| s.completion_time.as_ref())
+                        .is_none()
+                })
+                .collect();
+            if !running.is_empty() {
+                let pg = deployments.get("pt-postgres").await.ok()?;
+                assert_eq!(pg.spec.as_ref()?.replicas, Some(0));
+                assert_eq!(
+                    pg.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                    0,
+                    "a restore Job while PostgreSQL has a pod"
+                );
+                let api_replicas = deployments.get("pt-api").await.ok()?.spec?.replicas;
+                assert_eq!(api_replicas, Some(0));
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            None
+        }
+    })
+    .await;
+    assert!(
+        saw_job.into_inner(),
+        "the restore Job was seen before the record"
+    );
+    let restored = p.status.unwrap().restored.unwrap();
+    assert_eq!(restored.target_time.as_deref(), Some("latest"));
+    wait_for(
+        Duration::from_secs(30),
+        "PostgreSQL back at one pod",
+        || async {
+            (deployments.get("pt-postgres").await.ok()?.spec?.replicas == Some(1)).then_some(())
+        },
+    )
+    .await;
+    wait_ready(&ns, "pt").await;
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane: tests/run.sh"]
 async fn separate_workers_come_and_go_with_the_spec() {
