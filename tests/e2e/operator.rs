@@ -1309,20 +1309,13 @@ async fn a_point_in_time_restore_runs_only_once_postgres_has_no_pod() {
                 return Some(p);
             }
             // (Once the Job completed, PostgreSQL comes back before the record is written.)
-            let running: Vec<Job> = jobs
-                .list(restore_jobs)
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .filter(|j| {
-                    j.status
-                        .as_ref()
-                        .and_then(|s| s.completion_time.as_ref())
-                        .is_none()
-                })
-                .collect();
-            if !running.is_empty() {
+            let running = jobs.list(restore_jobs).await.ok()?.items.iter().any(|j| {
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.completion_time.as_ref())
+                    .is_none()
+            });
+            if running {
                 let pg = deployments.get("pt-postgres").await.ok()?;
                 assert_eq!(pg.spec.as_ref()?.replicas, Some(0));
                 assert_eq!(
