@@ -93,10 +93,20 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
             pod.init_containers = Some(std::mem::take(&mut pod.containers));
             pod.containers = vec![s3_copy(p, s3)];
         }
-        if let Some(required) = next_to_chroma {
+        if let Some(preferred) = next_to_chroma {
             pod.affinity
                 .get_or_insert_with(Affinity::default)
-                .pod_affinity = Some(required);
+                .pod_affinity = Some(preferred);
+        }
+        // With WAL archiving PostgreSQL's pod mounts the backup volume (ReadWriteOnce): the
+        // backup pod must run on its node to mount it as well.
+        if p.spec.wal_archiving().is_some() {
+            pod.affinity
+                .get_or_insert_with(Affinity::default)
+                .pod_affinity
+                .get_or_insert_with(PodAffinity::default)
+                .required_during_scheduling_ignored_during_execution =
+                Some(vec![on_the_node_of(p, Component::Postgres)]);
         }
     }
     JobSpec {
@@ -246,16 +256,21 @@ fn chroma_affinity(p: &OylPlatform) -> PodAffinity {
     PodAffinity {
         preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
             weight: 100,
-            pod_affinity_term: PodAffinityTerm {
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(selector_labels(p, Component::Chroma)),
-                    ..LabelSelector::default()
-                }),
-                topology_key: "kubernetes.io/hostname".to_string(),
-                ..PodAffinityTerm::default()
-            },
+            pod_affinity_term: on_the_node_of(p, Component::Chroma),
         }]),
         ..PodAffinity::default()
+    }
+}
+
+/// On the node where the component's pod runs.
+fn on_the_node_of(p: &OylPlatform, c: Component) -> PodAffinityTerm {
+    PodAffinityTerm {
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(p, c)),
+            ..LabelSelector::default()
+        }),
+        topology_key: "kubernetes.io/hostname".to_string(),
+        ..PodAffinityTerm::default()
     }
 }
 
@@ -624,6 +639,52 @@ mod tests {
         assert_eq!(
             pod.containers[0].command.as_ref().unwrap()[2],
             restore::SCRIPT
+        );
+    }
+
+    /// With WAL archiving the backup pod must share PostgreSQL's node (both mount the backup
+    /// volume); a restore's pod does not (PostgreSQL has no pod then).
+    #[test]
+    fn with_wal_archiving_backups_run_on_postgres_node() {
+        let p = platform("  backup: {walArchiving: {}}\n  restore: {targetTime: latest}");
+        let pod = backup_pod(cronjob(&children(&p)));
+        let required = pod
+            .affinity
+            .unwrap()
+            .pod_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
+        assert_eq!(required.len(), 1);
+        assert_eq!(
+            required[0]
+                .label_selector
+                .clone()
+                .unwrap()
+                .match_labels
+                .unwrap()["app.kubernetes.io/component"],
+            "postgres"
+        );
+        let restore = crate::desired::restore::job(&p).unwrap();
+        assert!(
+            restore
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+                .affinity
+                .is_none()
+        );
+        let plain = backup_pod(cronjob(&children(&platform(""))));
+        assert!(
+            plain
+                .affinity
+                .unwrap()
+                .pod_affinity
+                .unwrap()
+                .required_during_scheduling_ignored_during_execution
+                .is_none()
         );
     }
 }
