@@ -665,7 +665,7 @@ mod tests {
                 .unwrap()["app.kubernetes.io/component"],
             "postgres"
         );
-        let restore = crate::desired::restore::job(&p).unwrap();
+        let restore = restore::job(&p).unwrap();
         assert!(
             restore
                 .spec
