@@ -1,6 +1,5 @@
 //! The embedded store: chunks and their embeddings in the application database.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -249,51 +248,61 @@ async fn search_indexed(
             }
         }
     };
-    let best = index.top_k(query, k);
-    if best.is_empty() {
+    let candidates = index.candidates(query, candidates_for(k));
+    if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (0..best.len()).map(|i| format!("${}", i + 2)).collect();
+    let placeholders: Vec<String> = (0..candidates.len())
+        .map(|i| format!("${}", i + 2))
+        .collect();
     let sql = format!(
-        "SELECT c.id, c.document_id, d.file_name, c.chunk_index, c.content FROM chunks c \
+        "SELECT c.id, c.document_id, d.file_name, c.chunk_index, c.content, c.embedding FROM chunks c \
          JOIN documents d ON d.id = c.document_id \
          WHERE c.tenant_id = $1 AND d.processed_status = 'completed' AND c.id IN ({})",
         placeholders.join(", ")
     );
-    let texts: Vec<(Uuid, Uuid, String, i32, String)> = with_pool!(db, pool => {
+    let rows: Vec<(Uuid, Uuid, String, i32, String, Vec<u8>)> = with_pool!(db, pool => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(scope.tenant_id());
-        for (_, i) in &best {
+        for i in &candidates {
             q = q.bind(index.rows[*i].chunk_id);
         }
         q.fetch_all(pool).await
     })?;
-    if texts.len() < best.len() {
+    if rows.len() < candidates.len() {
         // Chunks replaced or removed without the version showing it (e.g. a document completed
         // and deleted again while the index was read): read the truth, and the index again on
         // the next search.
         cache.lock().remove(&key);
         return scan(db, scope, knowledge_base_id, query, k).await;
     }
-    let mut texts: HashMap<Uuid, (Uuid, String, i32, String)> = texts
+    // The candidates scored exactly, as the scan scores every chunk.
+    let mut scored: Vec<ScoredChunk> = rows
         .into_iter()
-        .map(|(id, document_id, file_name, chunk_index, content)| {
-            (id, (document_id, file_name, chunk_index, content))
-        })
-        .collect();
-    Ok(best
-        .iter()
-        .filter_map(|(score, i)| {
-            let (document_id, file_name, chunk_index, content) =
-                texts.remove(&index.rows[*i].chunk_id)?;
-            Some(ScoredChunk {
+        .map(
+            |(_, document_id, file_name, chunk_index, content, embedding)| ScoredChunk {
+                score: cosine(query, &from_bytes(&embedding)),
                 document_id,
                 file_name,
                 chunk_index,
                 content,
-                score: *score,
-            })
-        })
-        .collect())
+            },
+        )
+        .collect();
+    scored.sort_by(|a, b| {
+        rank(
+            (a.score, a.chunk_index, a.document_id),
+            (b.score, b.chunk_index, b.document_id),
+        )
+    });
+    scored.truncate(k);
+    Ok(scored)
+}
+
+/// How many candidates the index proposes for the `k` best: enough that the exact top `k` is
+/// among them (recall@5 with 64 candidates is 1.0 in the index's tests and the benchmark), few
+/// enough that reading their embeddings stays cheap.
+fn candidates_for(k: usize) -> usize {
+    (k * 8).max(64)
 }
 
 /// Reads a knowledge base's embeddings (its completed documents') into a new index.
