@@ -362,6 +362,7 @@ async fn a_point_in_time_restore_brings_back_exactly_what_was_there_at_the_targe
     .await;
     log(t0, &format!("tenant deleted, {segment} archived"));
 
+    log(t0, "point-in-time restore requested");
     patch_platform(
         &n,
         &serde_json::json!({"spec": {"restore": {"targetTime": noted}}}),
