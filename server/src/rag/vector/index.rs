@@ -14,8 +14,8 @@ const LANES: usize = 16;
 /// values take 37 MiB), `LANES` rows side by side (`blocks[b * dim + j][lane]` is value `j` of
 /// row `b * LANES + lane`, missing rows are zeros) so that the estimates of `LANES` rows advance
 /// together, one vector instruction per value. Values of the query that are zero are skipped
-/// (the built-in hashing embedder's queries have a few dozen non-zero values out of 384), so a
-/// search reads only those columns. The estimates only choose candidates: the search scores the
+/// (the built-in hashing embedder leaves many), so a search reads only the other columns. The
+/// estimates only choose candidates: the search scores the
 /// candidates exactly from their stored embeddings, with [`cosine`](crate::rag::embed::cosine)
 /// as the scan does.
 pub struct KbIndex {
