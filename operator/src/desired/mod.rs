@@ -33,7 +33,7 @@ pub fn children(
 ) -> Result<Vec<Child>, InvalidSpec> {
     validate(p)?;
     let mut out = vec![Child::Secret(secrets::secret(p, credentials))];
-    postgres::children(p, rollout, &mut out);
+    postgres::children(p, restore::holds_postgres(p, rollout), &mut out);
     redis::children(p, &mut out);
     chroma::children(p, &mut out);
     api::children(p, rollout, &mut out);

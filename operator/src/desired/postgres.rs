@@ -5,10 +5,8 @@ use super::common::{Component, LIVENESS, READINESS, STARTUP, exec_probe, resourc
 use super::common::{POSTGRES_ADMIN_PASSWORD, POSTGRES_PASSWORD, credentials_name};
 use super::common::{SecretFile, child_name, env_value, meta, secret_files_mount};
 use super::managed::{self, ServiceShape, host};
-use super::restore;
 use crate::crd::{ManagedSpec, OylPlatform, WalArchivingSpec};
 use crate::kinds::Child;
-use crate::rollout::Rollout;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EnvVar, KeyToPath,
     PersistentVolumeClaimVolumeSource, Volume, VolumeMount,
@@ -261,9 +259,10 @@ fn base_backup_container(spec: &ManagedSpec, archiving: &WalArchivingSpec) -> Co
     }
 }
 
-pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
+/// PostgreSQL's children; `stopped` while a point-in-time restore replaces its data.
+pub fn children(p: &OylPlatform, stopped: bool, out: &mut Vec<Child>) {
     if let Some(spec) = p.spec.postgres.managed() {
-        let shape = shape(&spec, p, restore::holds_postgres(p, rollout));
+        let shape = shape(&spec, p, stopped);
         out.push(Child::ConfigMap(init_config_map(p)));
         out.push(Child::Deployment(managed::deployment(p, &spec, &shape)));
         out.push(Child::PersistentVolumeClaim(managed::pvc(p, &spec, &shape)));
