@@ -2,14 +2,20 @@
 //! query): Redis when `REDIS_URL` is set (shared by all replicas), in process otherwise.
 //!
 //! Reads go through one cache-aside helper, [`get_or_load`], which counts every lookup (hit, miss,
-//! error) in the cache's counter: `cache_lookups_total` (teammate metadata, read by queries) and
-//! `tenant_cache_lookups_total` (the tenant).
+//! error) in the cache's counter: `cache_lookups_total` (teammate metadata, read by queries),
+//! `tenant_cache_lookups_total` (the tenant) and `resource_cache_lookups_total` (workspaces,
+//! teammates, assistants and documents read by id; a document only once its processing settled,
+//! and the pipeline invalidates when it claims and finishes one).
 //!
 //! Invalidation is by generation: every successful write inside a tenant calls [`invalidate`]
 //! (in the write paths of the API), which bumps the tenant's generation, and keys include it, so
 //! nothing written before a change is ever read after it (with Redis, on every replica; with
 //! the in-process cache, on this replica, and elsewhere after at most the TTL). Cache failures
 //! fall back to the database.
+//!
+//! A database replaced behind the API (a restore) invalidates nothing by itself: the operator
+//! gives the API pods that come back after a restore a new `CACHE_NAMESPACE`, which prefixes
+//! every Redis key, so the entries of before are never read (they expire after the TTL).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,6 +107,22 @@ impl Cached for String {
     }
     fn decode(text: String) -> Option<Self> {
         Some(text)
+    }
+}
+
+/// A resource's JSON, served as cached (a hit is neither parsed nor serialised), and kept only
+/// when `keep` (e.g. a document once its processing settled: the worker changes it otherwise).
+pub struct CachedJson {
+    pub text: String,
+    pub keep: bool,
+}
+
+impl Cached for CachedJson {
+    fn encode(&self) -> Option<String> {
+        self.keep.then(|| self.text.clone())
+    }
+    fn decode(text: String) -> Option<Self> {
+        Some(CachedJson { text, keep: true })
     }
 }
 
@@ -198,6 +220,9 @@ impl Cache for InMemoryCache {
 
 pub struct RedisCache {
     connection: ConnectionManager,
+    /// Put before every key (`CACHE_NAMESPACE`, then `/`), so that a server given another
+    /// namespace (after a restore) reads nothing cached before.
+    prefix: String,
     /// [`Cache::get_current`] in one round trip: the generation, then the entry in it.
     current: redis::Script,
 }
@@ -212,7 +237,7 @@ return {generation, entry or false}
 ";
 
 impl RedisCache {
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisCache, String> {
+    pub fn new(url: &str, timeout: Duration, namespace: &str) -> Result<RedisCache, String> {
         let client = redis::Client::open(url).map_err(|e| format!("invalid REDIS_URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -222,8 +247,19 @@ impl RedisCache {
             .map_err(|e| format!("redis: {e}"))?;
         Ok(RedisCache {
             connection,
+            prefix: if namespace.is_empty() {
+                String::new()
+            } else {
+                format!("{namespace}/")
+            },
             current: redis::Script::new(GET_CURRENT),
         })
+    }
+}
+
+impl RedisCache {
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 }
 
@@ -232,7 +268,7 @@ impl Cache for RedisCache {
         Box::pin(async move {
             let mut c = self.connection.clone();
             redis::cmd("GET")
-                .arg(key)
+                .arg(self.key(key))
                 .query_async(&mut c)
                 .await
                 .map_err(redis_error)
@@ -248,7 +284,7 @@ impl Cache for RedisCache {
             let mut c = self.connection.clone();
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             redis::cmd("SET")
-                .arg(key)
+                .arg(self.key(key))
                 .arg(value)
                 .arg("PX")
                 .arg(millis)
@@ -267,8 +303,8 @@ impl Cache for RedisCache {
             let (before, after) = key_parts(tenant_id, what);
             let (generation, entry): (String, Option<String>) = self
                 .current
-                .key(generation_key(tenant_id))
-                .arg(before)
+                .key(self.key(&generation_key(tenant_id)))
+                .arg(self.key(&before))
                 .arg(after)
                 .invoke_async(&mut c)
                 .await
@@ -283,7 +319,7 @@ impl Cache for RedisCache {
         Box::pin(async move {
             let mut c = self.connection.clone();
             redis::cmd("INCR")
-                .arg(key)
+                .arg(self.key(key))
                 .query_async(&mut c)
                 .await
                 .map_err(redis_error)

@@ -167,6 +167,9 @@ config! {
     /// The other stores: Redis, ChromaDB, uploaded files, the in-memory vector index.
     stores {
         redis_url: Option<Secret> = REDIS_URL, optional_secret;
+        /// Prefixes every key the server caches in Redis. The operator sets it to the restore
+        /// that produced the database, so that nothing cached before a restore is read after it.
+        cache_namespace: String = CACHE_NAMESPACE, text("");
         chroma_host: Option<String> = CHROMA_HOST, optional;
         chroma_port: u16 = CHROMA_PORT, number(8000);
         upload_dir: PathBuf = UPLOAD_DIR, upload_dir;

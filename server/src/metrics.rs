@@ -21,6 +21,7 @@ pub struct Metrics {
     pub llm_seconds: HistogramVec,
     pub cache_lookups: IntCounterVec,
     pub tenant_cache_lookups: IntCounterVec,
+    pub resource_cache_lookups: IntCounterVec,
     pub rate_limiter_errors: prometheus::IntCounter,
 }
 
@@ -158,6 +159,12 @@ impl Metrics {
                 &r,
                 "tenant_cache_lookups_total",
                 "Tenant cache lookups by outcome (hit, miss, error)",
+                outcome,
+            ),
+            resource_cache_lookups: counters(
+                &r,
+                "resource_cache_lookups_total",
+                "Cache lookups of workspaces, teammates, assistants and documents read by id, by outcome (hit, miss, error)",
                 outcome,
             ),
             registry: r,

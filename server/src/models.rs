@@ -206,6 +206,11 @@ impl DocumentStatus {
         DocumentStatus::Failed,
     ];
 
+    /// Completed or failed: only processing (the worker, a process-batch request) changes it.
+    pub const fn is_settled(self) -> bool {
+        matches!(self, DocumentStatus::Completed | DocumentStatus::Failed)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             DocumentStatus::Pending => "pending",

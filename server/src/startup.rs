@@ -101,7 +101,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let metrics = Arc::new(Metrics::new(&config.app_version));
     let cache: Arc<dyn Cache> = match &config.redis_url {
         Some(url) => Arc::new(
-            RedisCache::new(url.expose(), config.database_timeout).map_err(anyhow::Error::msg)?,
+            RedisCache::new(
+                url.expose(),
+                config.database_timeout,
+                &config.cache_namespace,
+            )
+            .map_err(anyhow::Error::msg)?,
         ),
         None => Arc::new(InMemoryCache::default()),
     };

@@ -4,7 +4,7 @@ use super::common::{
     Component, LIVENESS, READINESS, STARTUP, child_name, container_security_context, http_probe,
     meta, pod_template, resources, scratch_volume, selector, selector_labels,
 };
-use super::common::{SecretFile, env_value, secret_files_mount, secret_files_volume};
+use super::common::{SecretFile, content_hash, env_value, secret_files_mount, secret_files_volume};
 use super::secrets::{self, credentials_name};
 use super::{chroma, managed::host};
 use crate::crd::{OylPlatform, PullPolicy, ServiceType};
@@ -36,6 +36,7 @@ pub mod contract {
     pub const APP_VERSION: &str = "APP_VERSION";
     pub const UPLOAD_DIR: &str = "UPLOAD_DIR";
     pub const WORKER_ENABLED: &str = "WORKER_ENABLED";
+    pub const CACHE_NAMESPACE: &str = "CACHE_NAMESPACE";
     pub const CONTAINER_PORT: i32 = 8000;
     pub const LIVENESS_PATH: &str = "/livez";
     pub const READINESS_PATH: &str = "/readyz";
@@ -122,6 +123,9 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
             env.push(env_value(&format!("{}_FILE", f.file), &f.path()));
         }
     }
+    if let Some(namespace) = cache_namespace(p) {
+        env.push(env_value(CACHE_NAMESPACE, &namespace));
+    }
     if p.spec.worker.replicas > 0 {
         // Separate workers process the queue; the API pods only serve requests.
         env.push(env_value(WORKER_ENABLED, "false"));
@@ -133,6 +137,14 @@ pub fn env(p: &OylPlatform) -> Vec<EnvVar> {
         }
     }
     env
+}
+
+/// The server's `CACHE_NAMESPACE` (prefixing what it caches in Redis) once `spec.restore` asks
+/// for a restore: named after the request, so the pods that come back after it (the API is held
+/// at zero while it runs) read nothing cached from the database it replaced.
+fn cache_namespace(p: &OylPlatform) -> Option<String> {
+    let restore = serde_json::to_value(p.spec.restore.as_ref()?).ok()?;
+    Some(format!("restore-{}", &content_hash(&restore)[..8]))
 }
 
 /// How long a terminating API pod keeps serving before the server is told to stop: the time
@@ -320,6 +332,39 @@ pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
 #[cfg(test)]
 mod tests {
     use crate::test_support::*;
+
+    /// After a restore, API and worker pods cache under a namespace of their own (named after
+    /// the request), so nothing cached in Redis from the replaced database is read again.
+    #[test]
+    fn a_restore_gives_the_api_a_cache_namespace_of_its_own() {
+        let namespace = |spec: &str, name: &str| {
+            let pod = deployment_pod(&children(&platform(spec)), name);
+            let env = pod.containers[0].env.clone().unwrap();
+            env.into_iter()
+                .find(|e| e.name == "CACHE_NAMESPACE")
+                .and_then(|e| e.value)
+        };
+        assert_eq!(namespace("", "acme-api"), None);
+        let worker = "  worker: {replicas: 1}\n";
+        let first = namespace(&format!("{worker}  restore: {{file: latest}}"), "acme-api");
+        let again = namespace(
+            &format!("{worker}  restore: {{file: latest}}"),
+            "acme-worker",
+        );
+        let other = namespace(
+            &format!("{worker}  restore: {{file: latest, targetTime: '2026-12-05T10:00:00Z'}}"),
+            "acme-api",
+        );
+        assert!(
+            first.as_deref().is_some_and(|n| n.starts_with("restore-")),
+            "{first:?}"
+        );
+        assert_eq!(first, again, "the workers share the API's namespace");
+        assert!(
+            other.is_some() && other != first,
+            "another restore, another namespace"
+        );
+    }
 
     #[test]
     fn a_terminating_api_pod_drains_before_it_stops() {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{PathId, check_optional_name, new_name, page_of};
+use super::common::{PathId, cached_resource, check_optional_name, new_name, page_of};
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{
     ApiJson, ListParams, Pagination, Validate, check_name, double_option, parse_id,
@@ -16,6 +16,7 @@ use crate::db;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBody};
 use crate::models::{Assistant, Instruction, ListResponse};
 use crate::state::AppState;
+use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -151,12 +152,18 @@ async fn get_assistant(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Json<Assistant>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "Assistant")?;
-    let assistant = db::assistants::get(&state.db, &auth.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Assistant"))?;
-    Ok(Json(assistant))
+    let scope = &auth.scope;
+    cached_resource(
+        &state,
+        scope,
+        "Assistant",
+        id,
+        |_| true,
+        || async { Ok(db::assistants::get(&state.db, scope, id).await?) },
+    )
+    .await
 }
 
 /// Update an assistant's name and/or model.

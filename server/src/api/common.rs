@@ -1,17 +1,24 @@
 //! Small pieces shared by the resource modules.
 
+use std::future::Future;
+
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use serde::Deserialize;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::extract::{Validate, check_name, double_option};
 use crate::bounds;
+use crate::cache::{self, CachedJson};
 use crate::db::Page;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::models::ListResponse;
 use crate::provider::ProviderError;
 use crate::rag::RagError;
+use crate::state::AppState;
+use crate::tenancy::TenantScope;
 
 /// The single `{..._id}` path parameter, still as text: handlers parse it with
 /// [`crate::api::extract::parse_id`], so a non-UUID id is a plain 404.
@@ -26,6 +33,79 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
             .map_err(|_| ApiError::NotFound("Not Found".into()))?;
         Ok(PathId(id))
     }
+}
+
+/// A resource read by id through the metadata cache (see `crate::cache`): its JSON, as cached,
+/// or `load`'s, kept when `keep` says so; `None` when it does not exist. `what` names it within
+/// the tenant (`workspace:<id>`); `lookups` counts the outcome.
+pub async fn cached_json<T, Fut>(
+    state: &AppState,
+    scope: &TenantScope,
+    lookups: &prometheus::IntCounterVec,
+    what: &str,
+    keep: impl FnOnce(&T) -> bool,
+    load: impl FnOnce() -> Fut,
+) -> ApiResult<Option<String>>
+where
+    T: Serialize,
+    Fut: Future<Output = ApiResult<Option<T>>>,
+{
+    let found = cache::get_or_load(
+        state.cache.as_ref(),
+        lookups,
+        scope.tenant_id(),
+        what,
+        || async {
+            let Some(value) = load().await? else {
+                return ApiResult::Ok(None);
+            };
+            Ok(Some(CachedJson {
+                text: serde_json::to_string(&value).map_err(ApiError::internal)?,
+                keep: keep(&value),
+            }))
+        },
+    )
+    .await?;
+    Ok(found.map(|json| json.text))
+}
+
+/// A 200 with a JSON body that is already text.
+pub fn json_response(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A workspace, teammate, assistant or document read by id, through the cache.
+pub async fn cached_resource<T, Fut>(
+    state: &AppState,
+    scope: &TenantScope,
+    kind: &'static str,
+    id: uuid::Uuid,
+    keep: impl FnOnce(&T) -> bool,
+    load: impl FnOnce() -> Fut,
+) -> ApiResult<Response>
+where
+    T: Serialize,
+    Fut: Future<Output = ApiResult<Option<T>>>,
+{
+    let what = format!("{}:{id}", kind.to_ascii_lowercase());
+    cached_json(
+        state,
+        scope,
+        &state.metrics.resource_cache_lookups,
+        &what,
+        keep,
+        load,
+    )
+    .await?
+    .map(json_response)
+    .ok_or_else(|| ApiError::not_found(kind))
 }
 
 pub fn page_of<T: ToSchema>(items: Vec<T>, total: i64, page: &Page) -> ListResponse<T> {

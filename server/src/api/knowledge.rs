@@ -11,7 +11,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::common::{PathId, page_of};
+use super::common::{PathId, cached_resource, page_of};
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{
     ApiJson, ListParams, OptionalJson, Pagination, Validate, check_name, parse_id,
@@ -24,6 +24,7 @@ use crate::rag::extract::{self as extraction, FileType, SUPPORTED};
 use crate::rag::ingest::{self, Upload};
 use crate::rag::pipeline::{ProcessDetail, ProcessStatus};
 use crate::state::AppState;
+use axum::response::Response;
 
 /// Multipart framing around the file (boundaries, headers) allowed on top of `MAX_UPLOAD_BYTES`.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
@@ -359,12 +360,18 @@ async fn get_document(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Json<Document>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "Document")?;
-    let doc = db::documents::get(&state.db, &auth.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Document"))?;
-    Ok(Json(doc))
+    let scope = &auth.scope;
+    cached_resource(
+        &state,
+        scope,
+        "Document",
+        id,
+        |d: &Document| d.processed_status.is_settled(),
+        || async { Ok(db::documents::get(&state.db, scope, id).await?) },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

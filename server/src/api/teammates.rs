@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{PathId, check_optional_name, new_name, page_of};
+use super::common::{PathId, cached_resource, check_optional_name, new_name, page_of};
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{
     ApiJson, ListParams, Pagination, Validate, check_name, double_option, parse_id,
@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, FieldError, ValidationErrorBo
 use crate::models::{ListResponse, Teammate};
 use crate::orchestration;
 use crate::state::AppState;
+use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -134,12 +135,18 @@ async fn get_teammate(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Json<Teammate>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "Teammate")?;
-    let teammate = db::teammates::get(&state.db, &auth.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Teammate"))?;
-    Ok(Json(teammate))
+    let scope = &auth.scope;
+    cached_resource(
+        &state,
+        scope,
+        "Teammate",
+        id,
+        |_| true,
+        || async { Ok(db::teammates::get(&state.db, scope, id).await?) },
+    )
+    .await
 }
 
 /// Update a teammate's name and/or orchestration configuration.

@@ -1,19 +1,17 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
+use super::common::{NameBody, PathId, RenameBody, cached_json, json_response, new_name, page_of};
 use crate::api::auth::{AdminAuth, TenantAuth};
 use crate::api::extract::{ApiJson, ListParams, Pagination, parse_id};
-use crate::cache;
 use crate::db::{self, tenants::WriteError};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::models::{ListResponse, Tenant, TenantCreated};
 use crate::state::AppState;
-use crate::tenancy::TenantScope;
 
 /// The tenant collection (admin token, outside any tenant).
 pub fn admin_router() -> OpenApiRouter<AppState> {
@@ -95,37 +93,18 @@ async fn get_tenant(
     PathId(id): PathId,
 ) -> ApiResult<Response> {
     same_tenant(&auth, &id)?;
-    let json = cached_tenant_json(&state, &auth.scope)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Tenant"))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response())
-}
-
-/// The tenant's JSON through the metadata cache (see `crate::cache`), served as cached: a hit
-/// neither parses nor serialises the tenant.
-async fn cached_tenant_json(state: &AppState, scope: &TenantScope) -> ApiResult<Option<String>> {
-    cache::get_or_load(
-        state.cache.as_ref(),
+    let scope = &auth.scope;
+    cached_json(
+        &state,
+        scope,
         &state.metrics.tenant_cache_lookups,
-        scope.tenant_id(),
         "tenant",
-        || async {
-            match db::tenants::get(&state.db, scope).await? {
-                Some(tenant) => Ok(Some(
-                    serde_json::to_string(&tenant).map_err(ApiError::internal)?,
-                )),
-                None => Ok(None),
-            }
-        },
+        |_| true,
+        || async { Ok(db::tenants::get(&state.db, scope).await?) },
     )
-    .await
+    .await?
+    .map(json_response)
+    .ok_or_else(|| ApiError::not_found("Tenant"))
 }
 
 /// Rename a tenant.

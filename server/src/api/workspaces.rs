@@ -4,13 +4,14 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{NameBody, PathId, RenameBody, new_name, page_of};
+use super::common::{NameBody, PathId, RenameBody, cached_resource, new_name, page_of};
 use crate::api::auth::TenantAuth;
 use crate::api::extract::{ApiJson, ListParams, Pagination, parse_id};
 use crate::db::{self, documents::Subtree};
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::models::{ListResponse, Workspace};
 use crate::state::AppState;
+use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -79,12 +80,18 @@ async fn get_workspace(
     State(state): State<AppState>,
     auth: TenantAuth,
     PathId(id): PathId,
-) -> ApiResult<Json<Workspace>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id, "Workspace")?;
-    let workspace = db::workspaces::get(&state.db, &auth.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Workspace"))?;
-    Ok(Json(workspace))
+    let scope = &auth.scope;
+    cached_resource(
+        &state,
+        scope,
+        "Workspace",
+        id,
+        |_| true,
+        || async { Ok(db::workspaces::get(&state.db, scope, id).await?) },
+    )
+    .await
 }
 
 /// Rename a workspace.

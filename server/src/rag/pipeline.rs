@@ -128,6 +128,8 @@ pub async fn process_claimed(rag: &Rag, document: &Document, claim_id: Uuid) -> 
     let started = Instant::now();
     let heartbeat = Heartbeat::start(rag, document.id, claim_id);
     let scope = TenantScope::trusted(document.tenant_id);
+    // A settled document read by id may be cached (see `crate::cache`): it is processing now.
+    crate::cache::invalidate(rag.cache.as_ref(), document.tenant_id).await;
     let outcome = run(rag, &scope, document).await;
     drop(heartbeat);
     let (status, error, chunks) = match outcome {
@@ -152,6 +154,8 @@ pub async fn process_claimed(rag: &Rag, document: &Document, claim_id: Uuid) -> 
             tracing::error!(document_id = %document.id, error = %e, "could not record the processing result");
         }
     }
+    // And now it is settled (or the claim was lost to another processor, which invalidates too).
+    crate::cache::invalidate(rag.cache.as_ref(), document.tenant_id).await;
     rag.metrics
         .documents_processed
         .with_label_values(&[status.as_str()])
