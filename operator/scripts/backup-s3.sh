@@ -3,11 +3,12 @@
 # checksum (never the hidden .partial files). It never deletes an object because the volume lacks
 # it (a new, emptied or replaced volume must not wipe the off-site copies): the bucket has its own
 # retention, by its own listing, keeping the newest $BACKUP_RETENTION backups of each kind
+# (and, with $BACKUP_RETENTION_DAYS, none older than that many days but the newest of each kind)
 # (PostgreSQL dumps, Redis RDB files, ChromaDB archives), each with its checksum.
 # Runs after the dump containers (they are init containers when S3 is configured).
 #   S3_BUCKET, S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or *_FILE: the mounted Secret,
 #   as the operator runs this), optional S3_ENDPOINT_URL, AWS_DEFAULT_REGION, BACKUP_RETENTION
-#   (default 7).
+#   (default 7), BACKUP_RETENTION_DAYS (unset: no limit by age).
 set -eu
 # The keys from their files into the environment of this script's aws commands, never an argv.
 if [ -n "${AWS_ACCESS_KEY_ID_FILE:-}" ]; then AWS_ACCESS_KEY_ID="$(cat "$AWS_ACCESS_KEY_ID_FILE")"; export AWS_ACCESS_KEY_ID; fi
@@ -16,6 +17,9 @@ if [ -n "${AWS_SECRET_ACCESS_KEY_FILE:-}" ]; then AWS_SECRET_ACCESS_KEY="$(cat "
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
 case "$keep" in ''|*[!0-9]*|0) echo "BACKUP_RETENTION must be a positive integer, not '$keep'" >&2; exit 2 ;; esac
+days="${BACKUP_RETENTION_DAYS:-}"
+case "$days" in '') ;; *[!0-9]*|0*) echo "BACKUP_RETENTION_DAYS must be a positive integer, not '$days'" >&2; exit 2 ;; esac
+cut=""; [ -z "$days" ] || cut="$(date -u -d "@$(($(date -u +%s) - days * 86400))" +%Y%m%dT%H%M%SZ)"
 prefix="${S3_PREFIX:-}"
 target="s3://$S3_BUCKET/${prefix:+$prefix/}"
 set --
@@ -33,7 +37,7 @@ for kind in 'postgres-*.dump' 'redis-*.rdb' 'chroma-*.tar.gz'; do
   for key in $keys; do
     name="${key##*/}"
     case "$name" in $kind) echo "$name" ;; esac
-  done | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+  done | sort -r | awk -v keep="$keep" -v cut="$cut" '{ t = $0; sub(/.*-/, "", t) } NR > keep || (NR > 1 && t < cut)' | while read -r old; do
     aws "$@" s3 rm --only-show-errors "$target$old"
     aws "$@" s3 rm --only-show-errors "$target$old.sha256"
     echo "pruned from the bucket: $target$old"

@@ -31,6 +31,9 @@ esac
 # END of the connection block
 dir="${BACKUP_DIR:-/backups}"
 keep="${BACKUP_RETENTION:-7}"
+days="${BACKUP_RETENTION_DAYS:-}"
+case "$days" in '') ;; *[!0-9]*|0*) echo "BACKUP_RETENTION_DAYS must be a positive integer, not '$days'" >&2; exit 2 ;; esac
+cut=""; [ -z "$days" ] || cut="$(date -u -d "@$(($(date -u +%s) - days * 86400))" +%Y%m%dT%H%M%SZ)"
 ts="$(date -u +%Y%m%dT%H%M%SZ)"
 name="postgres-$ts.dump"
 
@@ -51,8 +54,10 @@ mv "$dir/.$name.sha256.partial" "$dir/$name.sha256"
 mv "$dir/.$name.partial" "$dir/$name"
 echo "backup written: $dir/$name ($(wc -c < "$dir/$name") bytes)"
 
-# Retention: keep the newest $keep dumps (names sort by time); the one just written is among them.
-ls -1 "$dir"/postgres-*.dump | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+# Retention: keep the newest $keep dumps (names sort by time; the one just written is among them)
+# and, with $BACKUP_RETENTION_DAYS, none older than that many days but the newest ($cut is a
+# name's time at the limit).
+ls -1 "$dir"/postgres-*.dump | sort -r | awk -v keep="$keep" -v cut="$cut" '{ t = $0; sub(/.*-/, "", t) } NR > keep || (NR > 1 && t < cut)' | while read -r old; do
   rm -f "$old" "$old.sha256"
   echo "pruned: $old"
 done

@@ -9,6 +9,8 @@
 #                                 first WAL segment the backup needs), the archive is wal/
 #   BASE_BACKUP_RETENTION         base backups to keep (default 2); WAL that only older backups
 #                                 needed is deleted with them (timeline history files are kept)
+#   BACKUP_RETENTION_DAYS         optional: also prune base backups older than that many days, but
+#                                 the newest of them (the window's start stays recoverable)
 #   BASE_BACKUP_INTERVAL_SECONDS  when set, runs until stopped, taking a backup whenever the newest
 #                                 is older than this (the first as soon as PostgreSQL is ready);
 #                                 unset, takes one backup and exits
@@ -23,6 +25,8 @@ base="$dir/base"
 wal="$dir/wal"
 keep="${BASE_BACKUP_RETENTION:-2}"
 case "$keep" in ''|*[!0-9]*|0) echo "BASE_BACKUP_RETENTION must be a positive integer, not '$keep'" >&2; exit 2 ;; esac
+days="${BACKUP_RETENTION_DAYS:-}"
+case "$days" in '') ;; *[!0-9]*|0*) echo "BACKUP_RETENTION_DAYS must be a positive integer, not '$days'" >&2; exit 2 ;; esac
 
 backups() { ls -1 "$base" 2>/dev/null | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort || true; }
 beat() { if [ -n "${HEARTBEAT_FILE:-}" ]; then touch "$HEARTBEAT_FILE"; fi; }
@@ -51,11 +55,14 @@ take() {
   prune
 }
 
-# Keeps the newest $keep backups, and the WAL from the oldest kept one's first segment on. WAL
-# names compare by their last 16 digits (log and segment), whatever their timeline, as
-# pg_archivecleanup does.
+# Keeps the newest $keep backups, with $BACKUP_RETENTION_DAYS none older than that many days but
+# the newest of those (a restore to any time in the window starts from it), and the WAL from the
+# oldest kept one's first segment on. WAL names compare by their last 16 digits (log and
+# segment), whatever their timeline, as pg_archivecleanup does.
 prune() {
-  backups | sort -r | tail -n +"$((keep + 1))" | while read -r old; do
+  cut=""; [ -z "$days" ] || cut="$(date -u -d "@$(($(date -u +%s) - days * 86400))" +%Y%m%dT%H%M%SZ)"
+  backups | sort -r | awk -v keep="$keep" -v cut="$cut" 'NR > keep || ($0 < cut && older++)' \
+    | while read -r old; do
     rm -rf "${base:?}/$old"
     echo "pruned base backup $old"
   done

@@ -635,6 +635,97 @@ async fn retention_keeps_exactly_the_newest_backups() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A backup name's time part for `days_ago` days before now (UTC), as the scripts write it.
+fn stamp_days_ago(days_ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}", now - days_ago * 86_400),
+            "+%Y%m%dT%H%M%SZ",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: tests/run.sh"]
+async fn retention_by_age_prunes_what_is_older_and_keeps_the_count_as_a_cap() {
+    let source = fresh_database("bk_age");
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap();
+    // Named once: 10, 5, 2 and 1 days ago.
+    let names: Vec<String> = [10, 5, 2, 1]
+        .iter()
+        .map(|&days| format!("postgres-{}.dump", stamp_days_ago(days)))
+        .collect();
+    let name = |days: u64| {
+        let i = [10, 5, 2, 1].iter().position(|&d| d == days).unwrap();
+        names[i].clone()
+    };
+    for n in &names {
+        std::fs::write(dir.join(n), b"old").unwrap();
+        std::fs::write(dir.join(format!("{n}.sha256")), b"x").unwrap();
+    }
+    let url = database_url(&source);
+    let run = |keep: &str, days: &str| {
+        script(
+            "backup.sh",
+            &[
+                ("DATABASE_URL", url.as_str()),
+                ("BACKUP_DIR", dir_s),
+                ("BACKUP_RETENTION", keep),
+                ("BACKUP_RETENTION_DAYS", days),
+            ],
+        )
+    };
+    let out = run("10", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = dumps(&dir);
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(
+        &left[..2],
+        &[name(2), name(1)],
+        "the two within 3 days stay"
+    );
+    assert!(
+        !dir.join(format!("{}.sha256", name(5))).exists(),
+        "with its checksum"
+    );
+    // The count still caps: 2 of those within the window (the two runs' dumps have one name when
+    // they run in the same second).
+    let out = run("2", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = dumps(&dir);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(!now.contains(&name(2)), "{now:?}");
+    assert!(now[1] > name(1), "the newest is kept: {now:?}");
+    // Not a positive number of days: refused before anything is written.
+    let out = run("2", "0");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BACKUP_RETENTION_DAYS"));
+    assert_eq!(dumps(&dir), now);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A ChromaDB server from PyPI (the venv `tests/services/chroma.sh` installs) on `data`.
 struct Chroma {
     child: Child,
@@ -1012,6 +1103,24 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
     ];
     want.sort();
     assert_eq!(listed("team-a/acme/"), want, "the bucket's retention");
+    // By age as well: with a day, the old PostgreSQL dumps go (the upload brings the volume's
+    // oldest back first; a newer one is there); the Redis file, old too, is the newest of its
+    // kind and stays.
+    env_retention.pop();
+    env_retention.extend([("BACKUP_RETENTION", "5"), ("BACKUP_RETENTION_DAYS", "1")]);
+    let out = script("backup-s3.sh", &env_retention);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    want.retain(|k| !k.contains("postgres-2000010"));
+    assert_eq!(
+        listed("team-a/acme/"),
+        want,
+        "the bucket's retention by age"
+    );
+    env_retention.pop();
     // A retention that is not a positive number is refused before anything is uploaded.
     env_retention.pop();
     env_retention.push(("BACKUP_RETENTION", "0"));

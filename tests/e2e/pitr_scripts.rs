@@ -48,14 +48,7 @@ impl Cluster {
             b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         ));
         std::fs::create_dir_all(dir.join("backups")).unwrap();
-        if is_root() {
-            let out = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
-        }
+        give_to_postgres(&dir);
         Self {
             dir,
             port: free_port(),
@@ -195,6 +188,18 @@ impl Drop for Cluster {
             &[],
         );
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// As root, `path` (recursively) to the `postgres` user, who runs the cluster and the scripts.
+fn give_to_postgres(path: &Path) {
+    if is_root() {
+        let out = Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
     }
 }
 
@@ -406,4 +411,66 @@ fn base_backups_are_kept_by_count_with_the_wal_they_need() {
     assert!(restored.status.success(), "{}", text(&restored));
     c.start(false);
     assert_eq!(rows(&c), "0,1,2");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL's server binaries: tests/run.sh installs them"]
+fn base_backups_older_than_the_retention_days_go_but_the_newest_of_them() {
+    let c = Cluster::new();
+    c.init();
+    c.start(true);
+    let base = c.backups().join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    // Three older base backups (only their names and info matter to the pruning).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let old: Vec<String> = [10, 5, 4]
+        .iter()
+        .map(|days| {
+            let epoch = now - days * 86_400;
+            let out = Command::new("date")
+                .args(["-u", "-d", &format!("@{epoch}"), "+%Y%m%dT%H%M%SZ"])
+                .output()
+                .unwrap();
+            let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            std::fs::create_dir(base.join(&name)).unwrap();
+            std::fs::write(
+                base.join(&name).join("info"),
+                format!(
+                    "start_epoch={epoch}\nend_epoch={}\nwal_start=000000010000000000000001\n",
+                    epoch + 1
+                ),
+            )
+            .unwrap();
+            name
+        })
+        .collect();
+    give_to_postgres(&base);
+    let backups = c.backups().display().to_string();
+    c.ok(
+        "sh",
+        &[&Cluster::script("base-backup.sh")],
+        &[
+            ("BACKUP_DIR", &backups),
+            ("BASE_BACKUP_RETENTION", "10"),
+            ("BACKUP_RETENTION_DAYS", "3"),
+        ],
+    );
+    let left = base_backups(&c.backups());
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(
+        left[0], old[2],
+        "the newest backup older than 3 days stays: a restore to the window's start needs it"
+    );
+    assert!(left[1] > old[2], "and the new one: {left:?}");
+    // Days that are not a positive number are refused.
+    let out = c.run(
+        "sh",
+        &[&Cluster::script("base-backup.sh")],
+        &[("BACKUP_DIR", &backups), ("BACKUP_RETENTION_DAYS", "x")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(base_backups(&c.backups()), left);
 }

@@ -432,6 +432,14 @@ pub struct BackupSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub retention: i32,
 
+    /// Also prune backups older than this many days: dumps (on the volume and in S3) and, with
+    /// WAL archiving, base backups with the WAL only they need. The newest backup of each kind is
+    /// always kept, and of the base backups also the newest one older than this, so that every
+    /// point of the last `retentionDays` stays recoverable. Unset: by count (`retention`) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: Option<i32>,
+
     /// Pause the schedule without deleting the CronJob.
     #[serde(default)]
     pub suspend: bool,
@@ -622,6 +630,7 @@ impl Default for BackupSpec {
             schedule: defaults::backup_schedule(),
             time_zone: None,
             retention: defaults::backup_retention(),
+            retention_days: None,
             suspend: false,
             storage: VolumeSpec::default(),
             s3: None,

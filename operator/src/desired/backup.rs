@@ -8,7 +8,8 @@ use super::common::{
     Component, LABEL_COMPONENT, child_name, container_security_context, labels, meta, pod_template,
     resources, scratch_volume,
 };
-use super::common::{SecretFile, content_hash, env_value, secret_files_mount, secret_files_volume};
+use super::common::{SecretFile, content_hash, env_value, retention_days_env};
+use super::common::{secret_files_mount, secret_files_volume};
 use super::managed::volume_claim;
 use super::secrets::{self, url_file};
 use super::{chroma, postgres, redis};
@@ -119,10 +120,12 @@ pub fn job_spec(p: &OylPlatform) -> JobSpec {
 
 /// Environment every dump script reads: where the backups go and how many to keep.
 fn dump_env(p: &OylPlatform) -> Vec<EnvVar> {
-    vec![
+    let mut env = vec![
         env_value("BACKUP_DIR", "/backups"),
         env_value("BACKUP_RETENTION", &p.spec.backup.retention.to_string()),
-    ]
+    ];
+    env.extend(retention_days_env(p));
+    env
 }
 
 /// The PostgreSQL image carries pg_dump of the server's major version; the dump containers run
@@ -289,6 +292,7 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         env_value("AWS_DEFAULT_REGION", &s3.region),
         env_value("HOME", "/tmp"),
     ];
+    env.extend(retention_days_env(p));
     env.extend(s3_key_files(s3).iter().map(file_env));
     if let Some(endpoint) = &s3.endpoint {
         env.push(env_value("S3_ENDPOINT_URL", endpoint));
@@ -686,5 +690,56 @@ mod tests {
                 .required_during_scheduling_ignored_during_execution
                 .is_none()
         );
+    }
+    /// `retentionDays` reaches every script that prunes (each dump, the bucket's copy, the base
+    /// backups beside PostgreSQL), and no restore; unset, none of them gets it.
+    #[test]
+    fn retention_by_age_reaches_every_script_that_prunes() {
+        let days = |c: &Container| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "BACKUP_RETENTION_DAYS")
+                .and_then(|e| e.value.clone())
+        };
+        let spec = "  backup: {retentionDays: 14, walArchiving: {}, s3: {bucket: b, credentialsSecret: s}}\n  restore: {file: latest}";
+        for (spec, want) in [(spec, Some("14")), ("  backup: {walArchiving: {}}", None)] {
+            let p = platform(spec);
+            let c = children(&p);
+            let pod = backup_pod(cronjob(&c));
+            let scripts: Vec<_> = pod
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(&pod.containers)
+                .collect();
+            assert!(scripts.len() >= 3, "{spec}");
+            for ctr in scripts {
+                assert_eq!(days(ctr).as_deref(), want, "{spec}: {}", ctr.name);
+            }
+            let postgres = deployment_pod(&c, "acme-postgres");
+            let sidecar = postgres
+                .containers
+                .iter()
+                .find(|c| c.name == "base-backup")
+                .unwrap();
+            assert_eq!(days(sidecar).as_deref(), want, "{spec}: base-backup");
+        }
+        let p = platform(spec);
+        let restore = restore::job(&p)
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        for ctr in restore
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&restore.containers)
+        {
+            assert_eq!(days(ctr), None, "{}", ctr.name);
+        }
     }
 }

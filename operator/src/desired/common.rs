@@ -390,6 +390,13 @@ pub fn env_value(name: &str, value: &str) -> EnvVar {
     }
 }
 
+/// `BACKUP_RETENTION_DAYS` for the scripts that prune backups, when `spec.backup.retentionDays`
+/// asks for retention by age.
+pub fn retention_days_env(p: &OylPlatform) -> Option<EnvVar> {
+    let days = p.spec.backup.retention_days?;
+    Some(env_value("BACKUP_RETENTION_DAYS", &days.to_string()))
+}
+
 pub fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),

@@ -3,7 +3,9 @@
 use super::common::secret_files_volume;
 use super::common::{Component, LIVENESS, READINESS, STARTUP, exec_probe, resources};
 use super::common::{POSTGRES_ADMIN_PASSWORD, POSTGRES_PASSWORD, credentials_name};
-use super::common::{SecretFile, child_name, env_value, meta, secret_files_mount};
+use super::common::{
+    SecretFile, child_name, env_value, meta, retention_days_env, secret_files_mount,
+};
 use super::managed::{self, ServiceShape, host};
 use crate::crd::{ManagedSpec, OylPlatform, WalArchivingSpec};
 use crate::kinds::Child;
@@ -172,7 +174,7 @@ pub fn shape(spec: &ManagedSpec, p: &OylPlatform, stopped: bool) -> ServiceShape
             ]
             .to_vec(),
         );
-        sidecars.push(base_backup_container(spec, archiving));
+        sidecars.push(base_backup_container(p, spec, archiving));
     }
     ServiceShape {
         component: Component::Postgres,
@@ -221,7 +223,11 @@ fn backups_volume(p: &OylPlatform) -> (Volume, VolumeMount) {
 }
 
 /// Takes the base backups, next to PostgreSQL, over the pod's Unix socket.
-fn base_backup_container(spec: &ManagedSpec, archiving: &WalArchivingSpec) -> Container {
+fn base_backup_container(
+    p: &OylPlatform,
+    spec: &ManagedSpec,
+    archiving: &WalArchivingSpec,
+) -> Container {
     let interval = i64::from(archiving.base_backup_interval_hours) * 3600;
     Container {
         name: "base-backup".to_string(),
@@ -230,18 +236,23 @@ fn base_backup_container(spec: &ManagedSpec, archiving: &WalArchivingSpec) -> Co
             "/bin/sh".to_string(),
             format!("{SCRIPTS_PATH}/base-backup.sh"),
         ]),
-        env: Some(vec![
-            env_value("BACKUP_DIR", BACKUPS_PATH),
-            env_value(
-                "BASE_BACKUP_RETENTION",
-                &archiving.base_backup_retention.to_string(),
-            ),
-            env_value("BASE_BACKUP_INTERVAL_SECONDS", &interval.to_string()),
-            env_value("PGHOST", SOCKET_PATH),
-            env_value("PGUSER", SUPERUSER),
-            env_value("HOME", "/tmp"),
-            env_value("HEARTBEAT_FILE", HEARTBEAT),
-        ]),
+        env: Some(
+            vec![
+                env_value("BACKUP_DIR", BACKUPS_PATH),
+                env_value(
+                    "BASE_BACKUP_RETENTION",
+                    &archiving.base_backup_retention.to_string(),
+                ),
+                env_value("BASE_BACKUP_INTERVAL_SECONDS", &interval.to_string()),
+                env_value("PGHOST", SOCKET_PATH),
+                env_value("PGUSER", SUPERUSER),
+                env_value("HOME", "/tmp"),
+                env_value("HEARTBEAT_FILE", HEARTBEAT),
+            ]
+            .into_iter()
+            .chain(retention_days_env(p))
+            .collect(),
+        ),
         resources: Some(resources(None, "50m", "64Mi", "256Mi")),
         // Ready once the loop runs; alive while it beats (a backup in progress beats too). A
         // failing base backup is retried by the loop and must not take PostgreSQL out of its

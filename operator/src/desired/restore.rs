@@ -115,7 +115,7 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
                 SCRIPT.to_string(),
             ]);
             if let Some(env) = c.env.as_mut() {
-                env.retain(|e| e.name != "BACKUP_RETENTION");
+                env.retain(|e| !e.name.starts_with("BACKUP_RETENTION"));
                 env.push(env_value("BACKUP_FILE", &r.file));
             }
         }
