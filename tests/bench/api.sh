@@ -9,7 +9,8 @@
 # teammate, assistant, document (authenticated GET of one by id: /api/v1/workspaces/{id} etc.), list (GET
 # /api/v1/tenants/{id}/workspaces?limit=20&offset=20 over 100 workspaces), post (POST
 # /api/v1/tenants/{id}/workspaces), rag (POST /api/v1/teammates/{id}/query over 10 000 chunks,
-# built-in hashing embedder, embedded vector store, extractive answer).
+# built-in hashing embedder, embedded vector store, extractive answer; beside it an exact search
+# by brute-force scan of as many vectors in one process, the memory-bandwidth reference).
 # Each cell: WARMUP s unrecorded, then DURATION s measured, RUNS times; the table shows medians.
 # Peak RSS is the server's VmHWM during the measured runs of that cell (reset before each one).
 # "other CPU" is the machine's busy CPU not used by oyl-server or wrk during the measurement, in
@@ -102,6 +103,7 @@ for backend in $BACKENDS; do
     upload_dir "$CORPUS" 4
     process_batch >/dev/null
     chunks=$(wait_processed 600)
+    RAG_CHUNKS=$chunks
     log "$backend: $chunks chunks indexed"
     echo "$chunks" >"$work/chunks"
   fi
@@ -139,6 +141,16 @@ for backend in $BACKENDS; do
   stop_server
   drop_bench_database "$url"
 done
+
+# The RAG cells' reference: an exact search by brute-force scan of as many f32 vectors, in one
+# process (tests/bench/src/bin/scan_floor.rs), at the same connection counts (threads).
+if [ -n "${RAG_CHUNKS:-}" ]; then
+  log "brute-force scan of $RAG_CHUNKS x 384 f32 vectors (the RAG reference)"
+  for run in $(seq 1 "$RUNS"); do
+    "$BENCH_BIN/scan_floor" --rows "$RAG_CHUNKS" --dim 384 --conns "$CONNS" \
+      --seconds "$DURATION" --run "$run" >>"$RESULTS"
+  done
+fi
 
 if [ "$CEILING" = 1 ]; then
   port=$(free_port)

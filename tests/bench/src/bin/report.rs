@@ -155,6 +155,23 @@ fn api(dir: &str) {
             );
         }
     }
+    // Issue 19, target 6: each RAG cell against an exact brute-force scan of as many vectors in
+    // one process (scan_floor), at the same concurrency.
+    for ((target, backend, endpoint, c), (rps, p50, _)) in &med {
+        if target != "oyl-server" || endpoint != "rag" {
+            continue;
+        }
+        if let Some((scan_rps, scan_p50, _)) = get("brute-force-scan", "none", "rag", *c) {
+            println!(
+                "- RAG {backend}, {c} connection(s): p50 {} ms, {} queries/s; brute-force scan p50 {} ms, {} queries/s: ratio {:.2} (p50, server / scan)",
+                fmt_ms(*p50),
+                fmt_rps(*rps),
+                fmt_ms(scan_p50),
+                fmt_rps(scan_rps),
+                p50 / scan_p50
+            );
+        }
+    }
 }
 
 /// ingest.sh: store database docs chunks upload_s process_s embed_s total_s peak_rss_mb load other_cpu run
