@@ -272,6 +272,11 @@ async fn invalid_objects_are_rejected_naming_the_field() {
             "set by the operator",
         ),
         ("  bogus: 1", "spec.bogus", "unknown field"),
+        (
+            "  backup: {retentionDays: 0}",
+            "spec.backup.retentionDays",
+            "greater than or equal to 1",
+        ),
     ];
     for (spec, field, message) in cases {
         let out = ns.kubectl_apply(&manifest("bad", spec));
