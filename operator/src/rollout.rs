@@ -63,6 +63,8 @@ pub struct RestoreTarget {
     /// `spec.restore.targetTime`: a point-in-time restore, which replaces PostgreSQL's data
     /// directory while its Deployment (this one) has no pod.
     pub point_in_time: Option<(String, String)>,
+    /// `spec.restore.source`, recorded with the restore.
+    pub source: Option<crate::crd::RestoreSource>,
 }
 
 /// What the rollout adds to a pass: something it waits for, a failure a human must look at,
@@ -221,6 +223,7 @@ fn restore_gate(
                     claim_name: r.claim_name.clone(),
                     file: r.file.clone(),
                     target_time: r.point_in_time.as_ref().map(|(t, _)| t.clone()),
+                    source: r.source,
                     job: job.clone(),
                     time,
                 });

@@ -121,6 +121,14 @@ pub fn backup_pod(cron: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
         .unwrap()
 }
 
+/// The pod of the restore Job `spec.restore` asks for.
+pub fn restore_pod(p: &OylPlatform) -> k8s_openapi::api::core::v1::PodSpec {
+    restore::job(p)
+        .and_then(|j| j.spec)
+        .and_then(|s| s.template.spec)
+        .expect("a restore Job")
+}
+
 /// The first container of the Deployment `name`.
 pub fn first_container(children: &[Child], name: &str) -> Container {
     deployment(children, name)

@@ -7,9 +7,10 @@
 
 use crate::crd::rules::{
     Cel, MANAGED_OR_EXTERNAL, MAX_NAME_LENGTH, MIN_NOT_ABOVE_MAX, NAME_LENGTH, NO_RESERVED_LABELS,
-    TARGET_TIME_NEEDS_MANAGED_POSTGRES, WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES,
+    S3_RESTORE_NEEDS_THE_BUCKET, TARGET_TIME_NEEDS_MANAGED_POSTGRES,
+    WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES,
 };
-use crate::crd::{OylPlatform, PodOverrides};
+use crate::crd::{OylPlatform, PodOverrides, RestoreSource};
 use kube::ResourceExt;
 use std::collections::BTreeMap;
 
@@ -129,6 +130,18 @@ const CHECKS: &[Check] = &[
                 && p.spec.postgres.external.is_some()
         },
     },
+    Check {
+        at: "spec",
+        cel: &S3_RESTORE_NEEDS_THE_BUCKET,
+        violated: |p| {
+            p.spec.restore.as_ref().is_some_and(|r| {
+                r.source == Some(RestoreSource::S3)
+                    && (p.spec.backup.s3.is_none()
+                        || r.target_time.is_some()
+                        || r.claim_name.is_some())
+            })
+        },
+    },
 ];
 
 fn reserved(pod: &PodOverrides) -> bool {
@@ -208,6 +221,9 @@ mod tests {
             }
             r if r == TARGET_TIME_NEEDS_MANAGED_POSTGRES.rule => {
                 json!({"postgres": external, "restore": {"targetTime": "latest"}})
+            }
+            r if r == S3_RESTORE_NEEDS_THE_BUCKET.rule => {
+                json!({"restore": {"source": "S3"}})
             }
             _ => return violating(at),
         };

@@ -24,9 +24,14 @@ fn database_url(name: &str) -> String {
 }
 
 fn psql(sql: &str) {
+    psql_at(&admin_url(), sql);
+}
+
+/// Runs `sql` on the database at `url`; its output, trimmed.
+fn psql_at(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .arg(admin_url())
-        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
         .output()
         .expect("psql");
     assert!(
@@ -34,6 +39,12 @@ fn psql(sql: &str) {
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `sql` in the database `name`; its output, trimmed.
+fn psql_in(name: &str, sql: &str) -> String {
+    psql_at(&database_url(name), sql)
 }
 
 fn fresh_database(prefix: &str) -> String {
@@ -888,6 +899,189 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A local S3-compatible server (moto) with the bucket `oyl-backups`, stopped when dropped.
+struct Moto {
+    _server: KillOnDrop,
+    endpoint: String,
+    /// PATH with the venv's `aws` first, for the scripts.
+    path: String,
+    venv: PathBuf,
+}
+
+const S3_CREDS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+];
+
+impl Moto {
+    async fn start() -> Self {
+        let venv = s3_venv();
+        let port = free_port();
+        let child = Command::new(venv.join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(Duration::from_secs(30), "moto_server", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let moto = Moto {
+            _server: KillOnDrop(child),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            path,
+            venv,
+        };
+        assert!(moto.aws(&["s3", "mb", "s3://oyl-backups"]).status.success());
+        moto
+    }
+
+    fn aws(&self, args: &[&str]) -> Output {
+        Command::new(self.venv.join("bin/aws"))
+            .arg("--endpoint-url")
+            .arg(&self.endpoint)
+            .args(args)
+            .envs(S3_CREDS)
+            .output()
+            .unwrap()
+    }
+
+    /// What the S3 scripts get as the operator runs them (keys here in the environment).
+    fn script_env(&self) -> Vec<(&str, &str)> {
+        let mut env = S3_CREDS.to_vec();
+        env.extend([
+            ("S3_BUCKET", "oyl-backups"),
+            ("S3_PREFIX", "team-a/acme"),
+            ("S3_ENDPOINT_URL", self.endpoint.as_str()),
+            ("PATH", self.path.as_str()),
+        ]);
+        env
+    }
+}
+
+/// A child process, killed (and reaped) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
+async fn a_restore_from_s3_needs_no_backup_volume() {
+    let moto = Moto::start().await;
+    // A backup (two dumps, the newer with a row more), uploaded; then the volume is gone.
+    let source = fresh_database("bk_s3r");
+    psql_in(
+        &source,
+        "create table probe(x int); insert into probe values (1)",
+    );
+    let dir = backup_dir();
+    let dir_s = dir.to_str().unwrap().to_string();
+    let url = database_url(&source);
+    let backup = || {
+        let out = script(
+            "backup.sh",
+            &[("DATABASE_URL", &url), ("BACKUP_DIR", &dir_s)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    backup();
+    let first = dumps(&dir).pop().unwrap();
+    // The next dump in a later second (names are by the second).
+    while format!("postgres-{}.dump", stamp_days_ago(0)) <= first {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    psql_in(&source, "insert into probe values (2)");
+    backup();
+    let mut env = moto.script_env();
+    env.push(("BACKUP_DIR", dir_s.as_str()));
+    let out = script("backup-s3.sh", &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Fetched into empty scratch space, then restored by restore.sh as the Job does.
+    let restore = |file: &str| {
+        let scratch = backup_dir();
+        let scratch_s = scratch.to_str().unwrap().to_string();
+        let target = fresh_database("bk_s3t");
+        let mut env = moto.script_env();
+        env.extend([("BACKUP_DIR", scratch_s.as_str()), ("BACKUP_FILE", file)]);
+        let fetched = script("restore-s3-fetch.sh", &env);
+        let target_url = database_url(&target);
+        let restored = fetched.status.success().then(|| {
+            script(
+                "restore.sh",
+                &[
+                    ("DATABASE_URL", target_url.as_str()),
+                    ("BACKUP_DIR", scratch_s.as_str()),
+                    ("BACKUP_FILE", file),
+                ],
+            )
+        });
+        let _ = std::fs::remove_dir_all(&scratch);
+        (fetched, restored, target)
+    };
+    let (fetched, restored, target) = restore("latest");
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let restored = restored.unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(
+        psql_in(
+            &target,
+            "select string_agg(x::text, ',' order by x) from probe"
+        ),
+        "1,2"
+    );
+    let (fetched, restored, target) = restore(&first);
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    assert!(restored.unwrap().status.success());
+    assert_eq!(
+        psql_in(
+            &target,
+            "select string_agg(x::text, ',' order by x) from probe"
+        ),
+        "1"
+    );
+    // A dump the bucket does not have: refused, saying so.
+    let (fetched, restored, _) = restore("postgres-20000101T000000Z.dump");
+    assert!(!fetched.status.success() && restored.is_none());
+    assert!(String::from_utf8_lossy(&fetched.stderr).contains("restore refused"));
+}
+
 /// `moto_server` and the `aws` CLI from PyPI (installed by tests/setup.sh into this venv).
 fn s3_venv() -> PathBuf {
     let dir = std::env::var("OYL_S3_VENV")
@@ -911,42 +1105,9 @@ fn s3_venv() -> PathBuf {
 #[tokio::test]
 #[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
 async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
-    let venv = s3_venv();
-    let port = free_port();
-    let mut moto = Command::new(venv.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    wait_for(Duration::from_secs(30), "moto_server", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap()
-    );
-    let creds = [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ];
-    let aws = |args: &[&str]| {
-        Command::new(venv.join("bin/aws"))
-            .arg("--endpoint-url")
-            .arg(&endpoint)
-            .args(args)
-            .envs(creds)
-            .output()
-            .unwrap()
-    };
-    assert!(aws(&["s3", "mb", "s3://oyl-backups"]).status.success());
+    let moto = Moto::start().await;
+    let (endpoint, path, creds) = (&moto.endpoint, &moto.path, S3_CREDS);
+    let aws = |args: &[&str]| moto.aws(args);
 
     let dir = backup_dir();
     let dir_s = dir.to_str().unwrap().to_string();
@@ -1132,8 +1293,6 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("BACKUP_RETENTION"));
-    let _ = moto.kill();
-    let _ = moto.wait();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&key_files);
 }

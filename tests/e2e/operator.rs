@@ -273,6 +273,11 @@ async fn invalid_objects_are_rejected_naming_the_field() {
         ),
         ("  bogus: 1", "spec.bogus", "unknown field"),
         (
+            "  restore: {source: S3}",
+            "spec.restore.source",
+            "needs backup.s3",
+        ),
+        (
             "  backup: {retentionDays: 0}",
             "spec.backup.retentionDays",
             "greater than or equal to 1",

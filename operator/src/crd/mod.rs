@@ -72,6 +72,7 @@ pub const GROUP: &str = "oyl.dev";
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = rules::WAL_ARCHIVING_NEEDS_MANAGED_POSTGRES.rule())]
 #[x_kube(validation = rules::TARGET_TIME_NEEDS_MANAGED_POSTGRES.rule())]
+#[x_kube(validation = rules::S3_RESTORE_NEEDS_THE_BUCKET.rule())]
 pub struct OylPlatformSpec {
     /// Platform version. The default image of the Oyl API (and its migration job) is
     /// `ghcr.io/oyl-dev/oyl-server:<version>`.
@@ -143,6 +144,21 @@ pub struct RestoreSpec {
         r"^(latest|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
     ))]
     pub target_time: Option<String>,
+
+    /// Where the dump comes from: `Volume` (the backup volume, `claimName`; the default) or
+    /// `S3`: straight from the bucket of `spec.backup.s3` (its newest dump, or `file`), so a lost
+    /// or new backup volume does not matter. Point-in-time restores read the backup volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RestoreSource>,
+}
+
+/// Where a restore reads the dump from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The backup volume (`claimName`, else this platform's).
+    Volume,
+    /// The bucket of `spec.backup.s3`.
+    S3,
 }
 
 /// The Oyl API server.

@@ -59,3 +59,9 @@ pub const TARGET_TIME_NEEDS_MANAGED_POSTGRES: Cel = Cel {
     message: "a point-in-time restore replaces the managed PostgreSQL's data: it cannot be used with postgres.external",
     field_path: Some(".restore.targetTime"),
 };
+
+pub const S3_RESTORE_NEEDS_THE_BUCKET: Cel = Cel {
+    rule: "!has(self.restore) || !has(self.restore.source) || self.restore.source != 'S3' || (has(self.backup) && has(self.backup.s3) && !has(self.restore.targetTime) && !has(self.restore.claimName))",
+    message: "a restore from S3 reads a dump from the bucket of backup.s3: it needs backup.s3 and cannot be used with targetTime or claimName",
+    field_path: Some(".restore.source"),
+};

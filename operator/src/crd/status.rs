@@ -80,6 +80,9 @@ pub struct RestoreRecord {
     /// The point in time as requested (`spec.restore.targetTime`), for a point-in-time restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_time: Option<String>,
+    /// Where the dump came from, when not the volume (`spec.restore.source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::RestoreSource>,
     /// The Job that restored it.
     pub job: String,
     /// When the Job finished.

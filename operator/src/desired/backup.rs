@@ -726,13 +726,7 @@ mod tests {
             assert_eq!(days(sidecar).as_deref(), want, "{spec}: base-backup");
         }
         let p = platform(spec);
-        let restore = restore::job(&p)
-            .unwrap()
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let restore = restore_pod(&p);
         for ctr in restore
             .init_containers
             .iter()

@@ -5,17 +5,23 @@ use super::backup::job_spec as backup_job_spec;
 use super::common::{Component, LABEL_COMPONENT, child_name, labels, meta};
 use super::common::{SECRETS_VOLUME, content_hash, env_value, secret_files_volume};
 use super::postgres;
-use crate::crd::OylPlatform;
+use crate::crd::{OylPlatform, RestoreSource, RestoreSpec};
 use crate::kinds::Child;
 use crate::rollout::{Restore, RestoreTarget, Rollout};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, PodSpec, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
+};
+use k8s_openapi::api::core::v1::{PodSpec, Volume, VolumeMount};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 pub const SCRIPT: &str = include_str!("../../scripts/restore.sh");
 /// The point-in-time restore (`spec.restore.targetTime`).
 pub const PITR_SCRIPT: &str = include_str!("../../scripts/restore-pitr.sh");
+pub const S3_FETCH_SCRIPT: &str = include_str!("../../scripts/restore-s3-fetch.sh");
+/// The backup Job's volume of the backups (mounted at `/backups`).
+const BACKUPS_VOLUME: &str = "backups";
 /// Value of `app.kubernetes.io/component` on restore Jobs (NetworkPolicies admit it).
 pub const COMPONENT: &str = "restore";
 
@@ -36,8 +42,42 @@ pub fn requested(p: &OylPlatform) -> bool {
     };
     let done = p.status.as_ref().and_then(|s| s.restored.as_ref());
     !done.is_some_and(|d| {
-        d.claim_name == claim && d.file == r.file && d.target_time == r.target_time
+        d.claim_name == claim
+            && d.file == r.file
+            && d.target_time == r.target_time
+            && d.source == from_s3(r)
     })
+}
+
+/// A restore from the bucket: an init container (the bucket copy's image, keys and settings)
+/// fetches the dump and its checksum into scratch space mounted where the backup volume would
+/// be, so the restore needs no backup volume.
+fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, file: &str) {
+    fetch.name = "fetch".to_string();
+    fetch.command = Some(vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        S3_FETCH_SCRIPT.to_string(),
+    ]);
+    if let Some(env) = fetch.env.as_mut() {
+        env.retain(|e| !e.name.starts_with("BACKUP_RETENTION"));
+        env.push(env_value("BACKUP_FILE", file));
+    }
+    pod.init_containers = Some(vec![fetch]);
+    for v in pod.volumes.iter_mut().flatten() {
+        if v.name == BACKUPS_VOLUME {
+            *v = Volume {
+                name: BACKUPS_VOLUME.to_string(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            };
+        }
+    }
+}
+
+/// `Some(S3)` for a restore from the bucket; `None` (recorded as such) for the volume.
+fn from_s3(r: &RestoreSpec) -> Option<RestoreSource> {
+    r.source.filter(|s| *s == RestoreSource::S3)
 }
 
 /// The requested restore's target time, when it is a point-in-time restore.
@@ -81,32 +121,39 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
         claim_name: claim(p)?,
         file: p.spec.restore.as_ref()?.file.clone(),
         point_in_time: target_time(p).map(|t| (t.to_string(), child_name(p, Component::Postgres))),
+        source: from_s3(p.spec.restore.as_ref()?),
     })
 }
 
 /// The restore Job: the backup Job's pod (same image, user, volumes, scheduling) running
-/// restore.sh, with the backup volume being the claim to restore from.
+/// restore.sh, with the backup volume being the claim to restore from (or, from S3, scratch
+/// space the dump is fetched into first).
 pub fn job(p: &OylPlatform) -> Option<Job> {
     let r = p.spec.restore.as_ref()?;
     let mut spec: JobSpec = backup_job_spec(p);
     spec.backoff_limit = Some(3);
     let pod = spec.template.spec.as_mut()?;
+    // With S3 the dump containers run as init containers, before the bucket copy.
+    let mut bucket_copy = None;
     if let Some(dumps) = pod.init_containers.take() {
-        pod.containers = dumps; // with S3 the dump containers run as init containers
+        bucket_copy = Some(std::mem::replace(&mut pod.containers, dumps).remove(0));
     }
     pod.containers.truncate(1); // the PostgreSQL container only
     pod.affinity = p.spec.backup.pod.affinity.clone();
     if let Some(volumes) = pod.volumes.as_mut() {
         volumes.retain(|v| v.name != "chroma-data");
     }
-    let c = &mut pod.containers[0];
-    c.name = "restore".to_string();
+    pod.containers[0].name = "restore".to_string();
     for v in pod.volumes.iter_mut().flatten() {
         if let Some(pvc) = v.persistent_volume_claim.as_mut() {
             pvc.claim_name = claim(p)?;
             pvc.read_only = Some(true);
         }
     }
+    if from_s3(r).is_some() {
+        fetch_from_the_bucket(pod, bucket_copy?, &r.file);
+    }
+    let c = &mut pod.containers[0];
     match &r.target_time {
         None => {
             c.command = Some(vec![
@@ -257,6 +304,75 @@ mod tests {
             job.metadata.labels.as_ref().unwrap()[LABEL_COMPONENT],
             "restore"
         );
+    }
+
+    /// From S3: the bucket copy's container (image, keys, settings) fetches the dump into
+    /// scratch space first; no backup volume is mounted, so a lost one does not matter.
+    #[test]
+    fn a_restore_from_s3_fetches_the_dump_from_the_bucket_and_needs_no_volume() {
+        let p = platform(
+            "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {source: S3}",
+        );
+        let pod = restore_pod(&p);
+        let init = pod.init_containers.clone().unwrap();
+        assert_eq!(init.len(), 1);
+        let fetch = &init[0];
+        assert_eq!(fetch.name, "fetch");
+        assert_eq!(fetch.command.as_ref().unwrap()[2], restore::S3_FETCH_SCRIPT);
+        for (name, value) in [
+            ("BACKUP_FILE", "latest"),
+            ("S3_BUCKET", "oyl-backups"),
+            ("S3_PREFIX", "team-a/acme"),
+            ("S3_ENDPOINT_URL", "https://minio.example:9000"),
+        ] {
+            assert_eq!(env_source(fetch, name).0.as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(
+            container_file_source(&pod, fetch, "AWS_SECRET_ACCESS_KEY"),
+            ("s3-creds".into(), "AWS_SECRET_ACCESS_KEY".into())
+        );
+        assert_eq!(pod.containers.len(), 1);
+        assert_eq!(
+            pod.containers[0].command.as_ref().unwrap()[2],
+            restore::SCRIPT
+        );
+        let volumes = pod.volumes.unwrap();
+        assert!(
+            volumes.iter().all(|v| v.persistent_volume_claim.is_none()),
+            "{volumes:?}"
+        );
+        let scratch = volumes.iter().find(|v| v.name == "backups").unwrap();
+        assert!(scratch.empty_dir.is_some());
+        for ctr in [fetch, &pod.containers[0]] {
+            assert!(
+                ctr.volume_mounts
+                    .iter()
+                    .flatten()
+                    .any(|m| m.name == "backups" && m.mount_path == "/backups"),
+                "{}",
+                ctr.name
+            );
+        }
+        // The same dump from the volume is another restore: the record tells them apart.
+        let mut done = p;
+        done.status = Some(
+            serde_json::from_value(serde_json::json!({"restored": {
+            "claimName": "acme-backup", "file": "latest", "job": "j",
+            "time": "2026-12-05T01:00:00Z"}}))
+            .unwrap(),
+        );
+        assert!(
+            restore::requested(&done),
+            "recorded from the volume, asked from S3"
+        );
+        done.status
+            .as_mut()
+            .unwrap()
+            .restored
+            .as_mut()
+            .unwrap()
+            .source = Some(crate::crd::RestoreSource::S3);
+        assert!(!restore::requested(&done));
     }
 
     #[test]
