@@ -60,9 +60,11 @@ pub struct RestoreTarget {
     pub job: String,
     pub claim_name: String,
     pub file: String,
-    /// `spec.restore.targetTime`: a point-in-time restore, which replaces PostgreSQL's data
-    /// directory while its Deployment (this one) has no pod.
-    pub point_in_time: Option<(String, String)>,
+    /// `spec.restore.targetTime`, for a point-in-time restore.
+    pub target_time: Option<String>,
+    /// The Deployments (PostgreSQL for a point-in-time restore, a managed ChromaDB) whose data
+    /// the Job replaces: it runs only once none of them has a pod.
+    pub stopped: Vec<String>,
     /// `spec.restore.source`, recorded with the restore.
     pub source: Option<crate::crd::RestoreSource>,
 }
@@ -125,9 +127,7 @@ pub fn observe(t: &Targets, observed: &Observed) -> Rollout {
             Some((_, true)) => Restore::Succeeded,
             Some((_, false)) => Restore::Failed,
             None if find_job(observed, &r.job).is_none()
-                && r.point_in_time
-                    .as_ref()
-                    .is_some_and(|(_, postgres)| has_pods(observed, postgres)) =>
+                && r.stopped.iter().any(|d| has_pods(observed, d)) =>
             {
                 Restore::Stopping
             }
@@ -194,7 +194,8 @@ fn restore_gate(
             Some((
                 "Restoring".into(),
                 format!(
-                    "stopping PostgreSQL before restore Job {job} replaces its data; the API is held at zero pods"
+                    "stopping {} before restore Job {job} replaces their data; the API is held at zero pods",
+                    r.stopped.join(", ")
                 ),
             )),
             None,
@@ -222,7 +223,7 @@ fn restore_gate(
                 .map(|(time, _)| RestoreRecord {
                     claim_name: r.claim_name.clone(),
                     file: r.file.clone(),
-                    target_time: r.point_in_time.as_ref().map(|(t, _)| t.clone()),
+                    target_time: r.target_time.clone(),
                     source: r.source,
                     job: job.clone(),
                     time,

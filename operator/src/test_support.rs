@@ -121,6 +121,11 @@ pub fn backup_pod(cron: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
         .unwrap()
 }
 
+/// The replicas the Deployment `name` asks for.
+pub fn replicas(children: &[Child], name: &str) -> Option<i32> {
+    deployment(children, name).spec.as_ref()?.replicas
+}
+
 /// The pod of the restore Job `spec.restore` asks for.
 pub fn restore_pod(p: &OylPlatform) -> k8s_openapi::api::core::v1::PodSpec {
     restore::job(p)

@@ -857,30 +857,105 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     chroma.stop();
     let archive = std::fs::read_dir(&backups)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .find(|n| n.ends_with(".tar.gz"))
         .expect("an archive");
-    let check = Command::new("sh")
+    // Around it, as restore-chroma.sh sees a volume: a dump before it and one after (the next
+    // run), a decoy archive of an older run and one of the next run, each with its checksum.
+    let decoy = root.join("decoy");
+    std::fs::create_dir_all(&decoy).unwrap();
+    std::fs::write(decoy.join("decoy"), "not ChromaDB").unwrap();
+    for name in [
+        "chroma-20000101T000000Z.tar.gz",
+        "chroma-20990102T000000Z.tar.gz",
+    ] {
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&decoy)
+            .arg("-czf")
+            .arg(backups.join(name))
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(tar.success());
+    }
+    for name in [
+        "postgres-20000102T000000Z.dump",
+        "postgres-20990101T000000Z.dump",
+    ] {
+        std::fs::write(backups.join(name), "dump").unwrap();
+    }
+    let sums = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "cd '{}' && sha256sum -c *.sha256",
-            backups.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "checksum: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let untar = Command::new("tar")
-        .arg("-C")
-        .arg(&restored)
-        .arg("-xzf")
-        .arg(&archive)
+        .arg("for f in *.tar.gz; do sha256sum \"$f\" > \"$f.sha256\"; done")
+        .current_dir(&backups)
         .status()
         .unwrap();
-    assert!(untar.success());
+    assert!(sums.success());
+    // What ChromaDB held before the restore is kept aside.
+    std::fs::write(restored.join("old.sqlite3"), "old").unwrap();
+    let restore = |env: &[(&str, &str)]| {
+        let mut all = vec![
+            ("CHROMA_DATA", restored.to_str().unwrap()),
+            ("BACKUP_DIR", backups.to_str().unwrap()),
+        ];
+        all.extend_from_slice(env);
+        script("restore-chroma.sh", &all)
+    };
+    // A point in time before every archive: ChromaDB's data is kept as it is, saying so (the
+    // restore of PostgreSQL goes on).
+    let out = restore(&[("TARGET_SET", "1"), ("TARGET_EPOCH", "946000000")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kept as it is"));
+    assert!(restored.join("old.sqlite3").exists() && !restored.join(".before-restore").exists());
+    // A corrupt archive: refused, nothing changed.
+    let corrupt = backups.join("chroma-20000101T000000Z.tar.gz");
+    let good = std::fs::read(&corrupt).unwrap();
+    std::fs::write(&corrupt, &good[..good.len() / 2]).unwrap();
+    let out = restore(&[("TARGET_SET", "1"), ("TARGET_EPOCH", "946771200")]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"));
+    assert!(restored.join("old.sqlite3").exists());
+    std::fs::write(&corrupt, good).unwrap();
+    // A point in time after the archive (and before the next run's): that archive.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let restored_from_the_archive = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&archive),
+            "{out:?}"
+        );
+    };
+    restored_from_the_archive(restore(&[
+        ("TARGET_SET", "1"),
+        ("TARGET_EPOCH", &now.to_string()),
+    ]));
+    // The dump of the archive's run: the same archive (not the older run's, nor the next one's).
+    restored_from_the_archive(restore(&[(
+        "BACKUP_FILE",
+        "postgres-20000102T000000Z.dump",
+    )]));
+    assert!(
+        restored.join(".before-restore").is_dir() && !restored.join("old.sqlite3").exists(),
+        "the data before it moved aside"
+    );
 
     let again = Chroma::start(&restored).await;
     let coll = again

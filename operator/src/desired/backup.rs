@@ -639,7 +639,13 @@ mod tests {
         ))
         .unwrap();
         let pod = job.spec.unwrap().template.spec.unwrap();
-        assert!(pod.init_containers.is_none());
+        let init: Vec<_> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| &c.name)
+            .collect();
+        assert_eq!(init, ["chroma"], "only ChromaDB's restore runs before it");
         assert_eq!(
             pod.containers[0].command.as_ref().unwrap()[2],
             restore::SCRIPT

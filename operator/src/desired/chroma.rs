@@ -22,7 +22,7 @@ pub fn endpoint(p: &OylPlatform) -> (String, i32) {
     }
 }
 
-pub fn shape(spec: &ManagedSpec) -> ServiceShape {
+pub fn shape(spec: &ManagedSpec, stopped: bool) -> ServiceShape {
     ServiceShape {
         component: Component::Chroma,
         uid: UID,
@@ -55,13 +55,14 @@ pub fn shape(spec: &ManagedSpec) -> ServiceShape {
             ..Container::default()
         },
         sidecars: Vec::new(),
-        stopped: false,
+        stopped,
     }
 }
 
-pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
+/// ChromaDB's children; `stopped` while a restore replaces its data.
+pub fn children(p: &OylPlatform, stopped: bool, out: &mut Vec<Child>) {
     if let Some(spec) = p.spec.chroma.managed() {
-        let shape = shape(&spec);
+        let shape = shape(&spec, stopped);
         out.push(Child::Deployment(managed::deployment(p, &spec, &shape)));
         out.push(Child::PersistentVolumeClaim(managed::pvc(p, &spec, &shape)));
         out.push(Child::Service(managed::service(p, &shape)));

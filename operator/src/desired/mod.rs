@@ -35,7 +35,7 @@ pub fn children(
     let mut out = vec![Child::Secret(secrets::secret(p, credentials))];
     postgres::children(p, restore::holds_postgres(p, rollout), &mut out);
     redis::children(p, &mut out);
-    chroma::children(p, &mut out);
+    chroma::children(p, restore::holds_chroma(p, rollout), &mut out);
     api::children(p, rollout, &mut out);
     migrate::children(p, rollout, &mut out);
     restore::children(p, rollout, &mut out);

@@ -4,7 +4,7 @@
 use super::backup::job_spec as backup_job_spec;
 use super::common::{Component, LABEL_COMPONENT, child_name, labels, meta};
 use super::common::{SECRETS_VOLUME, content_hash, env_value, secret_files_volume};
-use super::postgres;
+use super::{chroma, postgres};
 use crate::crd::{OylPlatform, RestoreSource, RestoreSpec};
 use crate::kinds::Child;
 use crate::rollout::{Restore, RestoreTarget, Rollout};
@@ -20,6 +20,9 @@ pub const SCRIPT: &str = include_str!("../../scripts/restore.sh");
 /// The point-in-time restore (`spec.restore.targetTime`).
 pub const PITR_SCRIPT: &str = include_str!("../../scripts/restore-pitr.sh");
 pub const S3_FETCH_SCRIPT: &str = include_str!("../../scripts/restore-s3-fetch.sh");
+pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/restore-chroma.sh");
+/// ChromaDB's volume in the restore Job (mounted at `/chroma-data`).
+const CHROMA_VOLUME: &str = "chroma-data";
 /// The backup Job's volume of the backups (mounted at `/backups`).
 const BACKUPS_VOLUME: &str = "backups";
 /// Value of `app.kubernetes.io/component` on restore Jobs (NetworkPolicies admit it).
@@ -47,6 +50,54 @@ pub fn requested(p: &OylPlatform) -> bool {
             && d.target_time == r.target_time
             && d.source == from_s3(r)
     })
+}
+
+/// Runs restore-chroma.sh before PostgreSQL's restore: the backup container's image, with the
+/// backup volume and ChromaDB's (writable), as ChromaDB's user (its files are that user's).
+fn chroma_restore(restore: &Container, r: &RestoreSpec) -> Container {
+    let mut env = vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("CHROMA_DATA", "/chroma-data"),
+    ];
+    match &r.target_time {
+        Some(time) => {
+            env.push(env_value("TARGET_SET", "1"));
+            env.push(env_value(
+                "TARGET_EPOCH",
+                &target_env(time).map(|(epoch, _)| epoch).unwrap_or_default(),
+            ));
+        }
+        None => env.push(env_value("BACKUP_FILE", &r.file)),
+    }
+    let mut security = restore.security_context.clone().unwrap_or_default();
+    security.run_as_user = Some(chroma::UID);
+    security.run_as_group = Some(chroma::UID);
+    Container {
+        name: "chroma".to_string(),
+        image: restore.image.clone(),
+        command: Some(vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            CHROMA_SCRIPT.to_string(),
+        ]),
+        env: Some(env),
+        resources: restore.resources.clone(),
+        security_context: Some(security),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: BACKUPS_VOLUME.to_string(),
+                mount_path: "/backups".to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: CHROMA_VOLUME.to_string(),
+                mount_path: "/chroma-data".to_string(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    }
 }
 
 /// A restore from the bucket: an init container (the bucket copy's image, keys and settings)
@@ -95,6 +146,26 @@ pub fn holds_postgres(p: &OylPlatform, rollout: &Rollout) -> bool {
         )
 }
 
+/// True when the restore also brings back the managed ChromaDB's data (from the archive that
+/// goes with what PostgreSQL is restored to), so that the vectors match the documents: with a
+/// managed ChromaDB, from the backup volume.
+pub fn restores_chroma(p: &OylPlatform) -> bool {
+    p.spec
+        .restore
+        .as_ref()
+        .is_some_and(|r| from_s3(r).is_none())
+        && p.spec.chroma.managed().is_some()
+}
+
+/// True while a restore must keep ChromaDB at zero pods (see [`holds_postgres`]).
+pub fn holds_chroma(p: &OylPlatform, rollout: &Rollout) -> bool {
+    restores_chroma(p)
+        && matches!(
+            rollout.restore,
+            Restore::Stopping | Restore::Running | Restore::Failed
+        )
+}
+
 /// The target as the restore script reads it: seconds since the epoch (rounded down) and the
 /// same instant as PostgreSQL reads it, in UTC; `None` for `latest`. An unreadable time (the
 /// CRD's pattern lets few through) gives an empty epoch, which the script refuses.
@@ -120,7 +191,14 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
         job: job(p)?.metadata.name?,
         claim_name: claim(p)?,
         file: p.spec.restore.as_ref()?.file.clone(),
-        point_in_time: target_time(p).map(|t| (t.to_string(), child_name(p, Component::Postgres))),
+        target_time: target_time(p).map(str::to_string),
+        stopped: [
+            target_time(p).map(|_| child_name(p, Component::Postgres)),
+            restores_chroma(p).then(|| child_name(p, Component::Chroma)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         source: from_s3(p.spec.restore.as_ref()?),
     })
 }
@@ -141,7 +219,7 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     pod.containers.truncate(1); // the PostgreSQL container only
     pod.affinity = p.spec.backup.pod.affinity.clone();
     if let Some(volumes) = pod.volumes.as_mut() {
-        volumes.retain(|v| v.name != "chroma-data");
+        volumes.retain(|v| v.name != CHROMA_VOLUME); // the backup's, read-only
     }
     pod.containers[0].name = "restore".to_string();
     for v in pod.volumes.iter_mut().flatten() {
@@ -152,6 +230,20 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
     }
     if from_s3(r).is_some() {
         fetch_from_the_bucket(pod, bucket_copy?, &r.file);
+    }
+    if restores_chroma(p) {
+        let chroma = chroma_restore(&pod.containers[0], r);
+        pod.init_containers
+            .get_or_insert_with(Vec::new)
+            .push(chroma);
+        pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: CHROMA_VOLUME.to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: child_name(p, Component::Chroma),
+                read_only: None,
+            }),
+            ..Volume::default()
+        });
     }
     let c = &mut pod.containers[0];
     match &r.target_time {
@@ -412,6 +504,79 @@ mod tests {
         assert!(restore::requested(&p));
     }
 
+    /// A restore brings the managed ChromaDB's data back with PostgreSQL's: ChromaDB is held at
+    /// zero, the Job waits until it has no pod, and restore-chroma.sh runs first, as ChromaDB's
+    /// user, with its volume writable and the backups read-only; it picks the archive by the dump
+    /// or, for a point in time, by the target. An external ChromaDB or a restore from S3 is left
+    /// alone.
+    #[test]
+    fn a_restore_brings_chroma_back_with_postgres_while_chroma_has_no_pod() {
+        let p = platform("  restore: {file: postgres-20261127T020000Z.dump}");
+        assert!(restore::restores_chroma(&p));
+        let targets = rollout_targets(&p);
+        let mut chroma = deployment(&children(&p), "acme-chroma").clone();
+        chroma.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+            replicas: Some(1),
+            ..Default::default()
+        });
+        let observed = crate::kinds::Observed {
+            deployments: vec![chroma],
+            ..Default::default()
+        };
+        let rollout = crate::rollout::observe(&targets, &observed);
+        assert_eq!(rollout.restore, Restore::Stopping);
+        let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
+        assert!(names(&c, "Job").is_empty(), "no Job while ChromaDB runs");
+        for name in ["acme-chroma", "acme-api"] {
+            assert_eq!(replicas(&c, name), Some(0), "{name}");
+        }
+        assert_eq!(
+            replicas(&c, "acme-postgres"),
+            Some(1),
+            "a dump restore needs PostgreSQL running"
+        );
+        let pod = restore_pod(&p);
+        let init = pod.init_containers.clone().unwrap();
+        assert_eq!(init.len(), 1);
+        let ctr = &init[0];
+        assert_eq!(ctr.command.as_ref().unwrap()[2], restore::CHROMA_SCRIPT);
+        assert_eq!(
+            env_source(ctr, "BACKUP_FILE").0.as_deref(),
+            Some("postgres-20261127T020000Z.dump")
+        );
+        let security = ctr.security_context.clone().unwrap();
+        assert_eq!(security.run_as_user, Some(chroma::UID));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        let (mount, volume) = mounted_volume(&pod, ctr, "/chroma-data");
+        assert_ne!(mount.read_only, Some(true));
+        let claim = volume.persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(
+            (claim.claim_name.as_str(), claim.read_only),
+            ("acme-chroma", None)
+        );
+        let (mount, _) = mounted_volume(&pod, ctr, "/backups");
+        assert_eq!(mount.read_only, Some(true));
+
+        let pitr = platform(
+            "  backup: {walArchiving: {}}\n  restore: {targetTime: '2026-12-04T17:00:00Z'}",
+        );
+        let ctr = restore_pod(&pitr).init_containers.unwrap().remove(0);
+        assert_eq!(env_source(&ctr, "TARGET_SET").0.as_deref(), Some("1"));
+        assert_eq!(
+            env_source(&ctr, "TARGET_EPOCH").0.as_deref(),
+            Some("1796403600")
+        );
+        for spec in [
+            "  chroma: {external: {host: c}}\n  restore: {file: latest}",
+            "  backup: {s3: {bucket: b, credentialsSecret: s}}\n  restore: {source: S3}",
+        ] {
+            let p = platform(spec);
+            assert!(!restore::restores_chroma(&p), "{spec}");
+            let init = restore_pod(&p).init_containers.unwrap_or_default();
+            assert!(init.iter().all(|c| c.name != "chroma"), "{spec}");
+        }
+    }
+
     /// A point-in-time restore stops PostgreSQL first: until its Deployment has no pod there is
     /// no Job (two servers must never open one data directory), then the Job replaces the data
     /// directory with the base backup and the WAL up to the target, and PostgreSQL comes back.
@@ -433,14 +598,14 @@ mod tests {
         let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
         assert!(names(&c, "Job").is_empty(), "no Job while PostgreSQL runs");
         for name in ["acme-postgres", "acme-api"] {
-            assert_eq!(
-                deployment(&c, name).spec.as_ref().unwrap().replicas,
-                Some(0),
-                "{name}"
-            );
+            assert_eq!(replicas(&c, name), Some(0), "{name}");
         }
         let gates = crate::rollout::gates(&targets, &rollout, &observed(&postgres));
-        assert!(gates.waiting.unwrap().1.contains("stopping PostgreSQL"));
+        let waiting = gates.waiting.unwrap().1;
+        assert!(
+            waiting.contains("stopping acme-postgres, acme-chroma before"),
+            "{waiting}"
+        );
 
         // Scaled down, but a pod is still there: still stopping.
         postgres.spec.as_mut().unwrap().replicas = Some(0);
@@ -456,14 +621,7 @@ mod tests {
         assert_eq!(rollout.restore, Restore::Running);
         let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
         assert_eq!(names(&c, "Job"), std::slice::from_ref(&job_name));
-        assert_eq!(
-            deployment(&c, "acme-postgres")
-                .spec
-                .as_ref()
-                .unwrap()
-                .replicas,
-            Some(0)
-        );
+        assert_eq!(replicas(&c, "acme-postgres"), Some(0));
         let job = c
             .iter()
             .find_map(|c| match c {
@@ -518,14 +676,7 @@ mod tests {
 
         // Done: PostgreSQL and the API come back, and the record names the target.
         let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Succeeded)).unwrap();
-        assert_eq!(
-            deployment(&c, "acme-postgres")
-                .spec
-                .as_ref()
-                .unwrap()
-                .replicas,
-            Some(1)
-        );
+        assert_eq!(replicas(&c, "acme-postgres"), Some(1));
         let mut p = p;
         p.status = Some(serde_json::from_value(serde_json::json!({"restored": {
             "claimName": "acme-backup", "file": "latest", "targetTime": "2026-12-04T18:30:00.25+01:00",
@@ -549,14 +700,7 @@ mod tests {
     fn a_dump_restore_keeps_postgres_running() {
         let p = platform("  backup: {walArchiving: {}}\n  restore: {file: latest}");
         let c = crate::desired::children(&p, &creds(), &with_restore(Restore::Running)).unwrap();
-        assert_eq!(
-            deployment(&c, "acme-postgres")
-                .spec
-                .as_ref()
-                .unwrap()
-                .replicas,
-            Some(1)
-        );
+        assert_eq!(replicas(&c, "acme-postgres"), Some(1));
         assert_eq!(names(&c, "Job").len(), 1);
     }
 }
