@@ -56,6 +56,9 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
     )
     .await;
     log(t0, "rows deleted: the teammate answers 404");
+    // And the vector store is lost: only the restore's ChromaDB step brings the vectors back.
+    wipe_chroma(&ns.name).await;
+    assert_eq!(chroma_vectors(&ns.name).await, 0, "ChromaDB wiped");
 
     patch_platform(
         &ns.name,
@@ -74,6 +77,10 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
         "status.restored names what was restored: {record:?}"
     );
     log(t0, &format!("restored by Job {}", record.job));
+    assert!(
+        chroma_vectors(&ns.name).await > 0,
+        "ChromaDB's vectors are back with the restore"
+    );
 
     let teammate = trip
         .api

@@ -654,6 +654,18 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
         "keys in Redis: {keys}"
     );
     // Vectors in the real ChromaDB: a collection holds the document's chunks.
+    let vectors = chroma_vectors(ns).await;
+    assert!(vectors > 0, "vectors in ChromaDB");
+    RoundTrip {
+        api,
+        teammate,
+        question,
+        answer,
+    }
+}
+
+/// The platform's ChromaDB (its Service's address) and the path of its databases.
+async fn chroma_databases(ns: &str) -> (String, &'static str, Vec<String>) {
     let chroma: Service = Api::namespaced(client().await, ns)
         .get("demo-chroma")
         .await
@@ -664,9 +676,21 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
     let (status, dbs) = get(&chroma, base).await.expect("ChromaDB answers");
     assert_eq!(status, 200, "{dbs}");
     let dbs: serde_json::Value = serde_json::from_str(&dbs).unwrap();
+    let names = dbs
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|db| db["name"].as_str().map(str::to_string))
+        .collect();
+    (chroma, base, names)
+}
+
+/// How many vectors the platform's ChromaDB holds, over every database and collection.
+pub async fn chroma_vectors(ns: &str) -> u64 {
+    let (chroma, base, dbs) = chroma_databases(ns).await;
     let mut vectors = 0;
-    for db in dbs.as_array().cloned().unwrap_or_default() {
-        let db = db["name"].as_str().unwrap_or_default().to_string();
+    for db in dbs {
         let Some((200, cs)) = get(&chroma, &format!("{base}/{db}/collections")).await else {
             continue;
         };
@@ -680,12 +704,18 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
             }
         }
     }
-    assert!(vectors > 0, "vectors in ChromaDB: {dbs}");
-    RoundTrip {
-        api,
-        teammate,
-        question,
-        answer,
+    vectors
+}
+
+/// Deletes every Oyl tenant's database of the platform's ChromaDB (a lost vector store).
+pub async fn wipe_chroma(ns: &str) {
+    let (chroma, base, dbs) = chroma_databases(ns).await;
+    for db in dbs.into_iter().filter(|db| db.starts_with("oyl_")) {
+        let deleted = request(&chroma, "DELETE", &format!("{base}/{db}"), &[], None).await;
+        assert!(
+            matches!(deleted, Some((200..=299, _))),
+            "DELETE database {db}: {deleted:?}"
+        );
     }
 }
 
