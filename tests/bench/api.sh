@@ -70,6 +70,9 @@ measure() {
       "$(echo "$json" | jq -r '.non2xx + .connect_errors + .read_errors + .write_errors + .timeouts')" \
       "$(rss_peak_mb "$pid")" "$load" "$other" >>"$RESULTS"
     log "$target/$backend $endpoint c=$conns run $run: $(echo "$json" | jq -c '{rps, p50_ms: (.p50_us/1000), p99_ms: (.p99_us/1000), non2xx}') other CPU ${other}%"
+    # A figure of failed requests is no figure (e.g. 429s from a budget the bench forgot).
+    [ "$(echo "$json" | jq -r '.non2xx + .connect_errors + .read_errors + .write_errors + .timeouts')" = 0 ] \
+      || die "$target/$backend $endpoint c=$conns: failed requests (see the line above)"
   done
 }
 

@@ -117,7 +117,10 @@ drop_bench_database() { # drop_bench_database URL
 server_env() { # server_env DATABASE_URL WORKDIR -> exports
   export DATABASE_URL=$1 UPLOAD_DIR=$2/uploads
   export SECRET_KEY="${BENCH_SECRET_KEY:-oyl-benchmark-secret-key-0123456789abcdef}"
+  # Both budgets (work and reads) on, as deployed, but far above what a benchmark sends: the
+  # limiter's cost is measured, never its 429s.
   export RATE_LIMIT_REQUESTS_PER_MINUTE=1000000000 RATE_LIMIT_BURST=1000000000
+  export RATE_LIMIT_READS_PER_MINUTE=1000000000 RATE_LIMIT_READ_BURST=1000000000
   export LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" ACCESS_TOKEN_EXPIRE_MINUTES=1440
   unset REDIS_URL CHROMA_HOST CHROMA_PORT
 }

@@ -163,12 +163,13 @@ fn api(dir: &str) {
         }
         if let Some((scan_rps, scan_p50, _)) = get("brute-force-scan", "none", "rag", *c) {
             println!(
-                "- RAG {backend}, {c} connection(s): p50 {} ms, {} queries/s; brute-force scan p50 {} ms, {} queries/s: ratio {:.2} (p50, server / scan)",
+                "- RAG {backend}, {c} connection(s): p50 {} ms, {} queries/s; brute-force scan p50 {} ms, {} queries/s: p50 ratio {:.2}, throughput ratio {:.2} (server / scan; at more connections than cores the scan's p50 leaves out the queueing the server's includes: compare throughput)",
                 fmt_ms(*p50),
                 fmt_rps(*rps),
                 fmt_ms(scan_p50),
                 fmt_rps(scan_rps),
-                p50 / scan_p50
+                p50 / scan_p50,
+                rps / scan_rps
             );
         }
     }
