@@ -464,6 +464,7 @@ pub async fn ready_platform_with(prefix: &str, spec: serde_json::Value) -> Restr
 pub struct RoundTrip {
     pub api: Api2,
     pub teammate: String,
+    pub assistant: String,
     pub question: serde_json::Value,
     pub answer: serde_json::Value,
 }
@@ -659,6 +660,7 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
     RoundTrip {
         api,
         teammate,
+        assistant,
         question,
         answer,
     }
