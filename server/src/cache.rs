@@ -258,8 +258,14 @@ impl RedisCache {
 }
 
 impl RedisCache {
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    /// `key` in this server's namespace: borrowed as it is without one (the default), so the
+    /// prefix costs nothing on the hot path then.
+    fn key<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        if self.prefix.is_empty() {
+            std::borrow::Cow::Borrowed(key)
+        } else {
+            std::borrow::Cow::Owned(format!("{}{key}", self.prefix))
+        }
     }
 }
 
@@ -268,7 +274,7 @@ impl Cache for RedisCache {
         Box::pin(async move {
             let mut c = self.connection.clone();
             redis::cmd("GET")
-                .arg(self.key(key))
+                .arg(&*self.key(key))
                 .query_async(&mut c)
                 .await
                 .map_err(redis_error)
@@ -284,7 +290,7 @@ impl Cache for RedisCache {
             let mut c = self.connection.clone();
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             redis::cmd("SET")
-                .arg(self.key(key))
+                .arg(&*self.key(key))
                 .arg(value)
                 .arg("PX")
                 .arg(millis)
@@ -303,8 +309,8 @@ impl Cache for RedisCache {
             let (before, after) = key_parts(tenant_id, what);
             let (generation, entry): (String, Option<String>) = self
                 .current
-                .key(self.key(&generation_key(tenant_id)))
-                .arg(self.key(&before))
+                .key(&*self.key(&generation_key(tenant_id)))
+                .arg(&*self.key(&before))
                 .arg(after)
                 .invoke_async(&mut c)
                 .await
@@ -319,7 +325,7 @@ impl Cache for RedisCache {
         Box::pin(async move {
             let mut c = self.connection.clone();
             redis::cmd("INCR")
-                .arg(self.key(key))
+                .arg(&*self.key(key))
                 .query_async(&mut c)
                 .await
                 .map_err(redis_error)

@@ -3,7 +3,9 @@
 //! fill a database through the API, back it up, restore it into an empty database, serve that
 //! and compare every resource through the API.
 
-use oyl_e2e::{free_port, http, http_raw, repo_root, wait_for, workspace_bin};
+use oyl_e2e::{
+    free_port, http, http_raw, repo_root, text_upload, unix_now, utc, wait_for, workspace_bin,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -238,20 +240,14 @@ impl Server {
         name: &str,
         text: &str,
     ) -> Value {
-        let boundary = "oylboundary7d1c";
-        let body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
-        );
+        let (content_type, body) = text_upload(name, text);
         let auth = format!("Bearer {token}");
         let (status, out) = http_raw(
             self.port,
             "POST",
             &format!("/api/v1/assistants/{assistant}/knowledge/upload"),
             &[("Authorization", &auth), ("X-Tenant-ID", tenant)],
-            Some((
-                &format!("multipart/form-data; boundary={boundary}"),
-                body.as_bytes(),
-            )),
+            Some((&content_type, &body)),
         )
         .await;
         assert_eq!(status, 201, "upload: {out}");
@@ -647,21 +643,8 @@ async fn retention_keeps_exactly_the_newest_backups() {
 }
 
 /// A backup name's time part for `days_ago` days before now (UTC), as the scripts write it.
-fn stamp_days_ago(days_ago: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let out = Command::new("date")
-        .args([
-            "-u",
-            "-d",
-            &format!("@{}", now - days_ago * 86_400),
-            "+%Y%m%dT%H%M%SZ",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+fn stamp_days_ago(days_ago: i64) -> String {
+    utc(unix_now() - days_ago * 86_400, "%Y%m%dT%H%M%SZ")
 }
 
 #[tokio::test]
@@ -927,11 +910,7 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     assert!(restored.join("old.sqlite3").exists());
     std::fs::write(&corrupt, good).unwrap();
     // A point in time after the archive (and before the next run's): that archive.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
+    let now = unix_now() + 3600;
     let restored_from_the_archive = |out: Output| {
         assert!(
             out.status.success(),

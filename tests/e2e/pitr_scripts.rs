@@ -5,7 +5,7 @@
 //! the recoverable window, which leave the data directory as it was. The same files run in the
 //! PostgreSQL pod and the restore Job; `real_node_data` runs them there.
 
-use oyl_e2e::{free_port, repo_root};
+use oyl_e2e::{free_port, repo_root, unix_now, utc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -301,13 +301,7 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
 
     // After the archive's end (nothing archived since): replayed, refused, put back. The
     // script refuses a target in the future first: wait until it is not.
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    };
-    while now() < after_all {
+    while unix_now() < after_all {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let after = c.restore(Some((after_all, &format!("{}+00", c_time(after_all)))));
@@ -342,11 +336,7 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
 
 /// `epoch` as PostgreSQL reads a time, in UTC, without the zone.
 fn c_time(epoch: i64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%d %H:%M:%S"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    utc(epoch, "%Y-%m-%d %H:%M:%S")
 }
 
 #[test]
@@ -422,19 +412,12 @@ fn base_backups_older_than_the_retention_days_go_but_the_newest_of_them() {
     let base = c.backups().join("base");
     std::fs::create_dir_all(&base).unwrap();
     // Three older base backups (only their names and info matter to the pruning).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = unix_now();
     let old: Vec<String> = [10, 5, 4]
         .iter()
         .map(|days| {
             let epoch = now - days * 86_400;
-            let out = Command::new("date")
-                .args(["-u", "-d", &format!("@{epoch}"), "+%Y%m%dT%H%M%SZ"])
-                .output()
-                .unwrap();
-            let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let name = utc(epoch, "%Y%m%dT%H%M%SZ");
             std::fs::create_dir(base.join(&name)).unwrap();
             std::fs::write(
                 base.join(&name).join("info"),

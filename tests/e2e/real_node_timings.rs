@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use oyl_e2e::real_node::*;
-use oyl_e2e::wait_for;
+use oyl_e2e::{text_upload, wait_for};
 
 /// Seconds from `from` to the RFC 3339 time `to`.
 fn since(from: Timestamp, to: &serde_json::Value) -> f64 {
@@ -100,13 +100,8 @@ async fn timings_from_apply_to_ready_to_answer_and_a_restore_of_ten_thousand_chu
     let tenant = trip.api.tenant.clone().unwrap();
     let docs = chunks.div_ceil(100) as usize;
     for i in 0..docs {
-        let boundary = "oylboundary7d1c";
-        let body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"doc-{i}.txt\"\r\nContent-Type: text/plain\r\n\r\n{}\r\n--{boundary}--\r\n",
-            document(i)
-        );
+        let (content_type, body) = text_upload(&format!("doc-{i}.txt"), &document(i));
         let path = format!("/api/v1/assistants/{}/knowledge/upload", trip.assistant);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
         // The platform's default work budget (30 at once, 120 a minute) answers 429 to a
         // burst of uploads (before reading the body, so the connection may close under the
         // upload: no answer): each is retried until the budget has room.
@@ -116,7 +111,7 @@ async fn timings_from_apply_to_ready_to_answer_and_a_restore_of_ten_thousand_chu
                 "POST",
                 &path,
                 &[("Authorization", &auth), ("X-Tenant-ID", &tenant)],
-                Some((&content_type, body.as_bytes())),
+                Some((&content_type, &body)),
             )
             .await;
             match answer {

@@ -54,6 +54,32 @@ pub fn versions_env(key: &str) -> String {
 }
 
 /// The repository root (for `crds/`, `config/`).
+/// Seconds since the epoch, now.
+pub fn unix_now() -> i64 {
+    k8s_openapi::jiff::Timestamp::now().as_second()
+}
+
+/// `epoch` (seconds) in UTC as `format` (strftime): `%Y%m%dT%H%M%SZ` is how the backup scripts
+/// name what they write, `%Y-%m-%d %H:%M:%S` how PostgreSQL reads a time.
+pub fn utc(epoch: i64, format: &str) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(epoch)
+        .expect("a time")
+        .strftime(format)
+        .to_string()
+}
+
+/// A text file as the API's upload endpoint takes it: the multipart content type and body.
+pub fn text_upload(file_name: &str, text: &str) -> (String, Vec<u8>) {
+    let boundary = "oylboundary7d1c";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    );
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -583,10 +583,9 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
         serde_json::json!({"system_prompt": "Answer from the documents. Quote 'sources'."}),
     )
     .await;
-    let boundary = "oylboundary7d1c";
-    let text = "The lighthouse keeper's cat is called Biscuit and sleeps on the lamp.";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    let (content_type, body) = crate::text_upload(
+        "notes.txt",
+        "The lighthouse keeper's cat is called Biscuit and sleeps on the lamp.",
     );
     let auth = format!("Bearer {}", api.token);
     let (status, out) = request(
@@ -594,10 +593,7 @@ pub async fn rag_round_trip(ns: &str, addr: &str) -> RoundTrip {
         "POST",
         &format!("/api/v1/assistants/{assistant}/knowledge/upload"),
         &[("Authorization", &auth), ("X-Tenant-ID", &tid)],
-        Some((
-            &format!("multipart/form-data; boundary={boundary}"),
-            body.as_bytes(),
-        )),
+        Some((&content_type, &body)),
     )
     .await
     .expect("upload answers");

@@ -170,7 +170,7 @@ async fn scan(
     query: &[f32],
     k: usize,
 ) -> Result<Vec<ScoredChunk>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, i32, String, Vec<u8>)> = with_pool!(db, pool => {
+    let rows: Vec<ChunkRow> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT c.document_id, d.file_name, c.chunk_index, c.content, c.embedding FROM chunks c \
              JOIN documents d ON d.id = c.document_id \
@@ -181,6 +181,15 @@ async fn scan(
         .fetch_all(pool)
         .await
     })?;
+    Ok(best(query, rows, k))
+}
+
+/// A chunk as the searches read it: document, file name, index, text and stored embedding.
+type ChunkRow = (Uuid, String, i32, String, Vec<u8>);
+
+/// The `k` of `rows` most similar to `query`, scored exactly by cosine from their stored
+/// embeddings (the scan scores every chunk so, the index its candidates), best first.
+fn best(query: &[f32], rows: Vec<ChunkRow>, k: usize) -> Vec<ScoredChunk> {
     let mut scored: Vec<ScoredChunk> = rows
         .into_iter()
         .map(
@@ -200,7 +209,7 @@ async fn scan(
         )
     });
     scored.truncate(k);
-    Ok(scored)
+    scored
 }
 
 /// The `k` chunks of a knowledge base most similar to `query`: a cheap version query on the
@@ -259,13 +268,13 @@ async fn search_indexed(
     // JOIN and tens of ids it walks every completed document's chunks instead (a scan, 300 ms at
     // 100 000 chunks). PostgreSQL plans both the same.
     let sql = format!(
-        "SELECT c.id, c.document_id, d.file_name, c.chunk_index, c.content, c.embedding FROM chunks c \
+        "SELECT c.document_id, d.file_name, c.chunk_index, c.content, c.embedding FROM chunks c \
          CROSS JOIN documents d \
          WHERE d.id = c.document_id AND c.tenant_id = $1 AND d.processed_status = 'completed' \
          AND c.id IN ({})",
         placeholders.join(", ")
     );
-    let rows: Vec<(Uuid, Uuid, String, i32, String, Vec<u8>)> = with_pool!(db, pool => {
+    let rows: Vec<ChunkRow> = with_pool!(db, pool => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(scope.tenant_id());
         for i in &candidates {
             q = q.bind(index.rows[*i].chunk_id);
@@ -280,26 +289,7 @@ async fn search_indexed(
         return scan(db, scope, knowledge_base_id, query, k).await;
     }
     // The candidates scored exactly, as the scan scores every chunk.
-    let mut scored: Vec<ScoredChunk> = rows
-        .into_iter()
-        .map(
-            |(_, document_id, file_name, chunk_index, content, embedding)| ScoredChunk {
-                score: cosine(query, &from_bytes(&embedding)),
-                document_id,
-                file_name,
-                chunk_index,
-                content,
-            },
-        )
-        .collect();
-    scored.sort_by(|a, b| {
-        rank(
-            (a.score, a.chunk_index, a.document_id),
-            (b.score, b.chunk_index, b.document_id),
-        )
-    });
-    scored.truncate(k);
-    Ok(scored)
+    Ok(best(query, rows, k))
 }
 
 /// How many candidates the index proposes for the `k` best: enough that the exact top `k` is

@@ -6,17 +6,10 @@
 //!
 //!   chroma_floor --url http://127.0.0.1:28000 [--records 2000] [--batch 100] [--clients 1]
 
+use oyl_bench::{arg, xorshift};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
     let response = client
@@ -34,14 +27,9 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
 
 /// Deterministic pseudo-random vector (xorshift), so every run sends the same data.
 fn vector(seed: u64, dim: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = xorshift(seed);
     (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 10_000) as f32 / 10_000.0 - 0.5
-        })
+        .map(|_| (next() % 10_000) as f32 / 10_000.0 - 0.5)
         .collect()
 }
 

@@ -9,27 +9,15 @@
 //!
 //!   scan_floor --rows 100000 [--dim 384] [--conns "1 16"] [--seconds 10] [--run 1]
 
+use oyl_bench::{arg, xorshift};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
 /// Deterministic values in [-1, 1) (xorshift), so every run scans the same data.
 fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = xorshift(seed);
     (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
+        .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect()
 }
 
