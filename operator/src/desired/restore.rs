@@ -139,11 +139,8 @@ fn target_time(p: &OylPlatform) -> Option<&str> {
 /// True while a point-in-time restore must keep PostgreSQL at zero pods: from the request until
 /// its Job succeeded (a failed one keeps it there too, for a human to look at).
 pub fn holds_postgres(p: &OylPlatform, rollout: &Rollout) -> bool {
-    target_time(p).is_some()
-        && matches!(
-            rollout.restore,
-            Restore::Stopping | Restore::Running | Restore::Failed
-        )
+    // The restore holds it down exactly while it holds the API down.
+    target_time(p).is_some() && rollout.holds_api()
 }
 
 /// True when the restore also brings back the managed ChromaDB's data (from the archive that
@@ -159,11 +156,7 @@ pub fn restores_chroma(p: &OylPlatform) -> bool {
 
 /// True while a restore must keep ChromaDB at zero pods (see [`holds_postgres`]).
 pub fn holds_chroma(p: &OylPlatform, rollout: &Rollout) -> bool {
-    restores_chroma(p)
-        && matches!(
-            rollout.restore,
-            Restore::Stopping | Restore::Running | Restore::Failed
-        )
+    restores_chroma(p) && rollout.holds_api()
 }
 
 /// The target as the restore script reads it: seconds since the epoch (rounded down) and the
