@@ -1189,9 +1189,10 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
     )
     .await;
     wait_for(
-        Duration::from_secs(30),
-        "Progressing=Restoring with the API at zero",
+        Duration::from_secs(60),
+        "Progressing=Restoring with the API at zero and the restore Job created",
         || async {
+            // The Job comes once no pod of what it replaces (ChromaDB) is left.
             let p = api.get("rs").await.ok()?;
             let c = p
                 .status
@@ -1201,10 +1202,12 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
                 .find(|c| c.type_ == "Progressing")?
                 .clone();
             let replicas = deployments.get("rs-api").await.ok()?.spec?.replicas;
+            let created = !jobs.list(&restore_jobs).await.ok()?.items.is_empty();
             (c.reason == "Restoring"
                 && c.observed_generation == p.metadata.generation
-                && replicas == Some(0))
-            .then_some(())
+                && replicas == Some(0)
+                && created)
+                .then_some(())
         },
     )
     .await;
