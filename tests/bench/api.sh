@@ -18,7 +18,8 @@
 #
 # Environment: DURATION (10), WARMUP (2), RUNS (3), CONNS ("1 16 64"), BACKENDS ("sqlite
 # postgres"; a "+redis" suffix, e.g. "postgres+redis", gives the server REDIS_URL as the operator
-# does: the rate limiter and the cache in Redis, tests/services/redis.sh), ENDPOINTS ("health get
+# does: the rate limiter and the cache in Redis, tests/services/redis.sh; a "+chroma" suffix
+# keeps the vectors in ChromaDB, tests/services/chroma.sh, as the operator deploys it), ENDPOINTS ("health get
 # workspace teammate assistant document list rag post": post last, its thousands of rows
 # would slow the SQLite scans of the others), CEILING (1), WRK_THREADS (2),
 # OYL_SERVER_BIN (skip the release build and use this binary), OUT (results directory),
@@ -82,9 +83,17 @@ CORPUS="$OYL_CACHE/bench-corpus/rag-$RAG_DOCS-$RAG_CHARS"
 
 for backend in $BACKENDS; do
   work="$OUT/$backend"; mkdir -p "$work"
-  url="$(bench_database "${backend%+redis}" "$work")"
+  url="$(bench_database "${backend%%+*}" "$work")"
   server_env "$url" "$work"
-  if [[ "$backend" == *+redis ]]; then
+  if [[ "$backend" == *+chroma* ]]; then
+    if [ -z "${TEST_CHROMA_URL:-}" ]; then
+      line="$("$REPO_ROOT/tests/services/chroma.sh" | tail -n1)" || die "chroma.sh failed"
+      export "${line?}"
+    fi
+    hostport=${TEST_CHROMA_URL#*://}; hostport=${hostport%%/*}
+    export CHROMA_HOST=${hostport%:*} CHROMA_PORT=${hostport##*:}
+  fi
+  if [[ "$backend" == *+redis* ]]; then
     if [ -z "${TEST_REDIS_URL:-}" ]; then
       line="$("$REPO_ROOT/tests/services/redis.sh" | tail -n1)" || die "redis.sh failed"
       export "${line?}"
@@ -141,6 +150,10 @@ for backend in $BACKENDS; do
   done
   sleep 2
   printf 'idle\t%s\tafter load\t0\t0\t0\t0\t0\t0\t%s\t%s\t0\n' "$backend" "$(rss_now_mb "$SERVER_PID")" "$(loadavg)" >>"$RESULTS"
+  if [[ "$backend" == *+chroma* ]]; then # drop the run's vectors (a database per tenant in ChromaDB)
+    curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $("$SERVER_BIN" token --admin 2>/dev/null)" \
+      -H "X-Tenant-ID: $TENANT_ID" "$BASE/api/v1/tenants/$TENANT_ID" || log "could not delete the run's tenant"
+  fi
   stop_server
   drop_bench_database "$url"
 done

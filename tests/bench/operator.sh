@@ -2,9 +2,14 @@
 # Operator benchmark on the local control plane (tests/cluster/up.sh: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok): time from `kubectl apply` to every child
 # created and to Ready, for 1 platform and for PLATFORMS (100) at once; the API requests the
-# operator makes in steady state over STEADY (300) s; operator peak RSS and CPU time.
+# operator makes in steady state over STEADY (300) s and in RESTART (120) s after a restart;
+# operator peak RSS and CPU time. Beside it, the baseline of issue 19 (item 5): the same children
+# of PLATFORMS platforms, rendered by `oyl-operator render` and server-side applied directly by a
+# plain client (src/bin/kapply.rs, 16 requests at a time), until kwok has made every Deployment
+# ready: how long the control plane alone needs for them, and the ratio of the two.
 #
 #   tests/bench/operator.sh
+#   PLATFORMS=1000 tests/bench/operator.sh                         # issue 19, item 5
 #   PLATFORMS=20 STEADY=60 RUNS_ONE=1 tests/bench/operator.sh     # a quicker look
 #
 # How it measures: the operator (release build, its own namespace, the shipped ClusterRole bound
@@ -17,8 +22,13 @@
 # steady-state window starts SETTLE (30) s after the last platform is Ready.
 # Peak RSS is the operator's VmHWM; CPU time its utime+stime from /proc.
 #
-# Environment: PLATFORMS (100), STEADY (300; 0 skips the steady state), SETTLE (30), RUNS_ONE (3: runs of the 1-platform
-# case), OYL_OPERATOR_BIN (skip the release build), OUT, KEEP_NAMESPACES (0).
+# The platforms themselves are applied with the same client (as many at a time), so the two
+# paths differ only in who makes the children.
+#
+# Environment: PLATFORMS (100), STEADY (300; 0 skips the steady state and the restart), SETTLE
+# (30), RESTART (120), RUNS_ONE (3: runs of the 1-platform case), DIRECT (1; 0 skips the
+# baseline), DEADLINE (600 + 2 s per platform), OYL_OPERATOR_BIN (skip the release build), OUT,
+# KEEP_NAMESPACES (0).
 # The control plane is started if needed and left running (other users share it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +37,9 @@ PLATFORMS=${PLATFORMS:-100}
 STEADY=${STEADY:-300}
 SETTLE=${SETTLE:-30}
 RUNS_ONE=${RUNS_ONE:-3}
+RESTART=${RESTART:-120}
+DIRECT=${DIRECT:-1}
+DEADLINE=${DEADLINE:-$((600 + 2 * PLATFORMS))}
 KEEP_NAMESPACES=${KEEP_NAMESPACES:-0}
 start_results operator
 
@@ -38,6 +51,10 @@ KUBECONFIG="$("$REPO_ROOT/tests/cluster/up.sh" | tail -n1)"; export KUBECONFIG
 export PATH="$TOOLS_PATH:$PATH"
 machine_facts | tee "$OUT/machine.txt" >&2
 echo "control plane: Kubernetes $K8S_VERSION, kwok $KWOK_VERSION (simulated pods), etcd $ETCD_VERSION" | tee -a "$OUT/machine.txt" >&2
+
+SERVER=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+CA="$OUT/ca.crt"
+kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$CA"
 
 record() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; log "$1: $2"; }
 now() { date +%s.%N; }
@@ -75,24 +92,44 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A namespace with the operator's ServiceAccount bound to the shipped ClusterRole, the counting
-# proxy and the operator (through the proxy, with the ServiceAccount's token).
-start_operator() { # start_operator NAMESPACE
-  local ns=$1 token server ca proxy_port metrics_port
+# A namespace for the bench, with a client ServiceAccount (cluster-admin, in this namespace only) whose token
+# kapply uses: CLIENT_TOKEN is its file.
+bench_namespace() { # bench_namespace NAMESPACE
+  local ns=$1
   NAMESPACES+=("$ns")
   kubectl create namespace "$ns" >/dev/null
   kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted \
     pod-security.kubernetes.io/enforce-version=latest oyl.dev/bench=true >/dev/null
+  kubectl -n "$ns" create serviceaccount bench-client >/dev/null
+  kubectl -n "$ns" create rolebinding bench-client --clusterrole=cluster-admin --serviceaccount="$ns:bench-client" >/dev/null
+  CLIENT_TOKEN="$OUT/$ns.client-token"
+  kubectl -n "$ns" create token bench-client --duration=4h >"$CLIENT_TOKEN"
+}
+
+# kapply NAMESPACE FILE: server-side applies FILE's objects as the bench client; prints kapply's JSON.
+kapply() {
+  "$BENCH_BIN/kapply" --server "$SERVER" --ca "$CA" --token-file "$CLIENT_TOKEN" --namespace "$1" \
+    --objects "$2" --concurrency 16 --deadline "$DEADLINE"
+}
+
+# A namespace with the operator's ServiceAccount bound to the shipped ClusterRole, the counting
+# proxy and the operator (through the proxy, with the ServiceAccount's token).
+start_operator() { # start_operator NAMESPACE
+  local ns=$1
+  bench_namespace "$ns"
   kubectl -n "$ns" create serviceaccount oyl-operator >/dev/null
   kubectl -n "$ns" create rolebinding oyl-operator --clusterrole=oyl-operator --serviceaccount="$ns:oyl-operator" >/dev/null
-  token=$(kubectl -n "$ns" create token oyl-operator --duration=4h)
-  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-  ca="$OUT/ca.crt"
-  kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$ca"
-  proxy_port=$(free_port)
   PROXY_LOG="$OUT/$ns.requests.jsonl"
-  "$BENCH_BIN/kproxy" serve --listen "127.0.0.1:$proxy_port" --upstream "$server" --ca "$ca" --log "$PROXY_LOG" \
-    2>"$OUT/$ns.kproxy.log" & PROXY_PID=$!
+  run_operator "$ns"
+}
+
+# The proxy and the operator in an existing namespace (again after stop_operator: a restart).
+run_operator() { # run_operator NAMESPACE
+  local ns=$1 token proxy_port metrics_port
+  token=$(kubectl -n "$ns" create token oyl-operator --duration=4h)
+  proxy_port=$(free_port)
+  "$BENCH_BIN/kproxy" serve --listen "127.0.0.1:$proxy_port" --upstream "$SERVER" --ca "$CA" --log "$PROXY_LOG" \
+    2>>"$OUT/$ns.kproxy.log" & PROXY_PID=$!
   cat >"$OUT/$ns.kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -104,7 +141,7 @@ KC
   metrics_port=$(free_port)
   OPERATOR_METRICS="http://127.0.0.1:$metrics_port/metrics"
   KUBECONFIG="$OUT/$ns.kubeconfig" "$OPERATOR_BIN" run --namespace "$ns" --metrics-addr "127.0.0.1:$metrics_port" \
-    2>"$OUT/$ns.operator.log" & OPERATOR_PID=$!
+    2>>"$OUT/$ns.operator.log" & OPERATOR_PID=$!
   wait_http "http://127.0.0.1:$metrics_port/readyz" 60 || { tail "$OUT/$ns.operator.log" >&2; die "the operator did not become ready"; }
   sleep 1
 }
@@ -127,13 +164,13 @@ apply_and_wait() {
   local n=$1 label=$2 t0 timings deadline
   manifests "$n" >"$OUT/platforms-$n.yaml"
   t0=$(now)
-  kubectl -n "$NS" apply -f "$OUT/platforms-$n.yaml" >/dev/null
-  record "$label: kubectl apply itself (s)" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')"
-  deadline=$(( $(date +%s) + 600 ))
+  kapply "$NS" "$OUT/platforms-$n.yaml" >/dev/null || die "applying the platforms failed"
+  record "$label: the apply itself (s)" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}')"
+  deadline=$(( $(date +%s) + DEADLINE ))
   while :; do
     timings=$("$BENCH_BIN/kproxy" timings --log "$PROXY_LOG" --since "$t0" --children "$CHILDREN" --platforms "$n")
     [ "$(echo "$timings" | jq -r .all_ready_s)" != null ] && break
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "$timings" >&2; kubectl -n "$NS" get oylplatforms >&2; die "platforms not Ready after 600 s"; }
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "$timings" >&2; kubectl -n "$NS" get oylplatforms >&2; die "platforms not Ready after $DEADLINE s"; }
     sleep 1
   done
   echo "$timings" >"$OUT/$NS.timings.json"
@@ -175,12 +212,34 @@ for ((run = 1; run <= RUNS_ONE; run++)); do
   wait_namespaces_gone
 done
 
-# 2. PLATFORMS platforms at once, then the steady state.
+# 2. The control plane alone: the same children, rendered and applied directly (no operator).
+if [ "$DIRECT" = 1 ]; then
+  wait_namespaces_gone
+  NS="oyl-bench-direct-$PLATFORMS-$(suffix)"
+  bench_namespace "$NS"
+  log "rendering the children of $PLATFORMS platforms"
+  for ((i = 0; i < PLATFORMS; i++)); do
+    printf 'apiVersion: oyl.dev/v1alpha1\nkind: OylPlatform\nmetadata:\n  name: p%03d\nspec: {}\n' "$i" |
+      "$OPERATOR_BIN" render -f - -n "$NS"
+  done >"$OUT/direct-children.yaml"
+  direct=$(kapply "$NS" "$OUT/direct-children.yaml") || { echo "$direct" >&2; die "the direct apply failed or was not ready after $DEADLINE s"; }
+  echo "$direct" >"$OUT/direct.json"
+  record "direct, $PLATFORMS platforms: objects applied" "$(echo "$direct" | jq -r .objects)"
+  record "direct, $PLATFORMS platforms: start -> all children applied (s)" "$(echo "$direct" | jq -r .all_applied_s)"
+  record "direct, $PLATFORMS platforms: start -> all Deployments ready (s)" "$(echo "$direct" | jq -r .all_ready_s)"
+  [ "$KEEP_NAMESPACES" = 1 ] || kubectl delete namespace "$NS" --wait=false >/dev/null
+fi
+
+# 3. PLATFORMS platforms at once through the operator, then the steady state and a restart.
 wait_namespaces_gone
 NS="oyl-bench-$PLATFORMS-$(suffix)"
 start_operator "$NS"
 cpu0=$(cpu_seconds "$OPERATOR_PID")
 apply_and_wait "$PLATFORMS" "$PLATFORMS platforms"
+if [ "$DIRECT" = 1 ]; then
+  record "ratio: operator all Ready / direct all ready" "$(awk -v a="$(jq -r .all_ready_s "$OUT/$NS.timings.json")" \
+    -v b="$(echo "$direct" | jq -r .all_ready_s)" 'BEGIN {printf "%.2f", a / b}')"
+fi
 record "$PLATFORMS platforms: operator CPU time, apply -> all Ready (s)" "$(awk -v a="$cpu0" -v b="$(cpu_seconds "$OPERATOR_PID")" 'BEGIN {printf "%.2f", b - a}')"
 record "$PLATFORMS platforms: operator peak RSS until all Ready (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
 if [ "$STEADY" = 0 ]; then
@@ -212,6 +271,19 @@ record "operator peak RSS, whole run with $PLATFORMS platforms (MiB)" "$(awk -v 
 record "operator total CPU time with $PLATFORMS platforms (s)" "$(cpu_seconds "$OPERATOR_PID")"
 curl -fs "$OPERATOR_METRICS" | grep -E '^(controller_runtime_reconcile_total|oyl_operator_children_applied_total)' >"$OUT/operator-metrics.txt" || true
 echo "steady-state requests by verb and resource (all $PLATFORMS platforms, ${STEADY}s):" >&2
+echo "$summary" | jq -r '.by_verb_resource | to_entries[] | "  \(.value)\t\(.key)"' >&2
+stop_operator
+
+# A restart: a new operator process on the same platforms (leader election, the caches filled
+# again, every platform reconciled) writes nothing in its first RESTART seconds.
+t_r=$(now)
+run_operator "$NS"
+sleep "$RESTART"
+summary=$("$BENCH_BIN/kproxy" summary --log "$PROXY_LOG" --from "$t_r" --to "$(now)")
+echo "$summary" | jq . >"$OUT/restart.json"
+record "restart: requests in ${RESTART} s (all platforms)" "$(echo "$summary" | jq .total)"
+record "restart: writes in ${RESTART} s (all platforms)" "$(echo "$summary" | jq .writes)"
+record "restart: operator peak RSS (MiB)" "$(rss_peak_mb "$OPERATOR_PID")"
 echo "$summary" | jq -r '.by_verb_resource | to_entries[] | "  \(.value)\t\(.key)"' >&2
 stop_operator
 

@@ -255,6 +255,25 @@ fn operator(dir: &str) {
             verdict(v <= 50.0)
         );
     }
+    println!("\nTargets (issue 19, item 5; meant for PLATFORMS=1000):");
+    if let Some(v) = m("ratio: operator all Ready / direct all ready") {
+        println!(
+            "- through the operator / the control plane alone: {v:.2} (target <= 1.5): {}",
+            verdict(v <= 1.5)
+        );
+    }
+    let starting = |prefix: &str| {
+        values
+            .iter()
+            .find(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), median(v.clone())))
+    };
+    if let Some((k, v)) = starting("restart: writes in") {
+        println!("- {k}: {v} (target 0): {}", verdict(v == 0.0));
+    }
+    if let Some((k, v)) = starting("operator peak RSS, whole run with") {
+        println!("- {k}: {v:.1} (target <= 150 MB): {}", verdict(v <= 143.0));
+    }
 }
 
 fn main() {
