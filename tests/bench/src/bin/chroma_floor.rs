@@ -5,6 +5,10 @@
 //! this measures is ChromaDB on this machine.
 //!
 //!   chroma_floor --url http://127.0.0.1:28000 [--records 2000] [--batch 100] [--clients 1]
+//!                [--hnsw-batch 100] [--sync-threshold 1000]
+//!
+//! `--hnsw-batch` and `--sync-threshold` set the collection's `hnsw:batch_size` and
+//! `hnsw:sync_threshold` (ChromaDB's defaults: 100 and 1 000), to see whether they move the floor.
 
 use oyl_bench::{arg, xorshift};
 use std::time::Instant;
@@ -39,6 +43,10 @@ async fn main() {
     let records: usize = arg("--records", "2000").parse().expect("--records");
     let batch: usize = arg("--batch", "100").parse().expect("--batch");
     let clients: usize = arg("--clients", "1").parse().expect("--clients");
+    let hnsw_batch: u64 = arg("--hnsw-batch", "100").parse().expect("--hnsw-batch");
+    let sync_threshold: u64 = arg("--sync-threshold", "1000")
+        .parse()
+        .expect("--sync-threshold");
     // reqwest is built without a TLS provider of its own; plain HTTP needs none, but the client
     // insists on one being installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -53,7 +61,11 @@ async fn main() {
     let collection = post(
         &client,
         &format!("{databases}/{db}/collections"),
-        &json!({ "name": "floor", "metadata": { "hnsw:space": "cosine" } }),
+        &json!({ "name": "floor", "metadata": {
+            "hnsw:space": "cosine",
+            "hnsw:batch_size": hnsw_batch,
+            "hnsw:sync_threshold": sync_threshold,
+        } }),
     )
     .await["id"]
         .as_str()
@@ -98,6 +110,8 @@ async fn main() {
             "records": records,
             "batch": batch,
             "clients": clients,
+            "hnsw_batch_size": hnsw_batch,
+            "hnsw_sync_threshold": sync_threshold,
             "seconds": seconds,
             "records_per_second": records as f64 / seconds,
         })
