@@ -227,6 +227,7 @@ if [ "$DIRECT" = 1 ]; then
   record "direct, $PLATFORMS platforms: objects applied" "$(echo "$direct" | jq -r .objects)"
   record "direct, $PLATFORMS platforms: start -> all children applied (s)" "$(echo "$direct" | jq -r .all_applied_s)"
   record "direct, $PLATFORMS platforms: start -> all Deployments ready (s)" "$(echo "$direct" | jq -r .all_ready_s)"
+  record "direct, $PLATFORMS platforms: requests retried (429 from the apiserver)" "$(echo "$direct" | jq -r .retries)"
   [ "$KEEP_NAMESPACES" = 1 ] || kubectl delete namespace "$NS" --wait=false >/dev/null
 fi
 

@@ -78,6 +78,49 @@ async fn wait_ready(
     None
 }
 
+/// Server-side applies one object; like client-go, retries what the apiserver asks to be retried
+/// (429 from its priority and fairness, with Retry-After) and dropped connections. 0 when
+/// applied, 1 when refused.
+async fn apply(client: &reqwest::Client, url: &str, token: &str, body: String) -> usize {
+    for attempt in 1..=20u32 {
+        let answer = client
+            .patch(url)
+            .header("Authorization", token)
+            .header("Content-Type", "application/apply-patch+yaml")
+            .body(body.clone())
+            .send()
+            .await;
+        let wait = match answer {
+            Ok(a) if a.status().is_success() => return 0,
+            Ok(a) if a.status() == 429 || a.status().is_server_error() => a
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1u64),
+            Ok(a) => {
+                let status = a.status();
+                eprintln!("{status}: {}", a.text().await.unwrap_or_default());
+                return 1;
+            }
+            Err(e) if attempt < 20 => {
+                eprintln!("retrying after: {e}");
+                1
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        };
+        RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    eprintln!("{url}: still refused after 20 attempts");
+    1
+}
+
+/// How many requests were retried.
+static RETRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -125,25 +168,7 @@ async fn main() {
                     "{server}{}?fieldManager=oyl-direct&force=true",
                     path(&object, namespace)
                 );
-                let answer = client
-                    .patch(url)
-                    .header("Authorization", token)
-                    .header("Content-Type", "application/apply-patch+yaml")
-                    .body(object.to_string())
-                    .send()
-                    .await;
-                match answer {
-                    Ok(a) if a.status().is_success() => 0,
-                    Ok(a) => {
-                        let status = a.status();
-                        eprintln!("{status}: {}", a.text().await.unwrap_or_default());
-                        1
-                    }
-                    Err(e) => {
-                        eprintln!("{e}");
-                        1
-                    }
-                }
+                apply(&client, &url, token, object.to_string()).await
             }
         })
         .buffer_unordered(concurrency)
@@ -163,6 +188,7 @@ async fn main() {
             "objects": objects.len(),
             "deployments": deployments.len(),
             "errors": errors,
+            "retries": RETRIES.load(std::sync::atomic::Ordering::Relaxed),
             "all_applied_s": all_applied_s,
             "all_ready_s": all_ready_s,
         })
