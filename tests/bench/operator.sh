@@ -179,6 +179,12 @@ apply_and_wait() {
   record "$label: apply -> first Ready (s)" "$(echo "$timings" | jq -r .first_ready_s)"
   record "$label: apply -> all Ready (s)" "$(echo "$timings" | jq -r .all_ready_s)"
   T_READY=$(awk -v a="$t0" -v r="$(echo "$timings" | jq -r .all_ready_s)" 'BEGIN {printf "%.3f", a + r}')
+  # The operator's requests from the apply to the last Ready, per platform.
+  local ramp
+  ramp=$("$BENCH_BIN/kproxy" summary --log "$PROXY_LOG" --from "$t0" --to "$T_READY")
+  echo "$ramp" | jq . >"$OUT/$NS.ramp.json"
+  record "$label: operator requests per platform, apply -> all Ready" "$(echo "$ramp" | jq --argjson n "$n" '.total / $n')"
+  record "$label: operator writes per platform, apply -> all Ready" "$(echo "$ramp" | jq --argjson n "$n" '.writes / $n')"
   # Cross-check with the API: every platform says Ready.
   local ready
   ready=$(kubectl -n "$NS" get oylplatforms -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Ready$' || true)
