@@ -82,6 +82,8 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
         "ChromaDB's vectors are back with the restore"
     );
 
+    // Scaled back up from zero: the Service answers once kube-proxy has the new endpoints.
+    wait_until_served(&trip.api.addr).await;
     let teammate = trip
         .api
         .try_call("GET", &teammate_path, serde_json::Value::Null)

@@ -259,9 +259,11 @@ impl Api2 {
         }
         let payload = body.to_string();
         let b = (method != "GET").then_some(("application/json", payload.as_bytes()));
+        // No answer (refused, reset, timed out) is status 0: right after a Deployment turns
+        // available, kube-proxy may not have its endpoints yet, and callers wait on that.
         let (status, text) = request(&self.addr, method, path, &headers, b)
             .await
-            .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+            .unwrap_or((0, "no answer".to_string()));
         if !(200..300).contains(&status) {
             return Err((status, text));
         }
@@ -513,11 +515,25 @@ pub async fn api_addr(ns: &str) -> String {
         .await
         .unwrap();
     let spec = svc.spec.unwrap();
-    format!(
+    let addr = format!(
         "{}:{}",
         spec.cluster_ip.unwrap(),
         spec.ports.unwrap()[0].port
+    );
+    // Ready means the Deployment is available; kube-proxy programs the Service's endpoints
+    // moments later. Wait for an answer through the Service, not for a clock.
+    wait_until_served(&addr).await;
+    addr
+}
+
+/// Waits (up to 60 s) until the API answers `/health` through its Service address.
+pub async fn wait_until_served(addr: &str) {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("an answer from http://{addr}/health"),
+        || async { get(addr, "/health").await.filter(|(s, _)| *s == 200) },
     )
+    .await;
 }
 
 /// Tenant, workspace, teammate, assistant, upload, process, and a query whose answer cites the
