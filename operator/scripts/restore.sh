@@ -8,7 +8,8 @@ set -eu
 # The connection URL: from $DATABASE_URL_FILE (the mounted Secret, as the operator runs this) or
 # $DATABASE_URL. libpq gets it without its password, which goes through PGPASSWORD (percent-
 # decoded): an argv is visible to `ps` on the node, this process's environment only to its user.
-# (The same block is in backup.sh and restore.sh; tests/e2e/backup_scripts.rs keeps them equal.)
+# (The same block is in backup.sh, restore.sh and wal-check.sh; tests/e2e/backup_scripts.rs keeps
+# them equal.)
 if [ -n "${DATABASE_URL_FILE:-}" ]; then DATABASE_URL="$(cat "$DATABASE_URL_FILE")"; fi
 : "${DATABASE_URL:?DATABASE_URL or DATABASE_URL_FILE must be set}"
 case "$DATABASE_URL" in

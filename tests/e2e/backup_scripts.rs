@@ -1451,13 +1451,18 @@ fn connection_block(script: &str) -> String {
     text[start..start + end].to_string()
 }
 
-/// backup.sh and restore.sh read the URL from the mounted Secret file and hand libpq a URL
+/// backup.sh, restore.sh and wal-check.sh read the URL from the mounted Secret file and hand libpq a URL
 /// without the password (argv is visible to `ps` on the node), the password percent-decoded in
-/// PGPASSWORD; a URL without a password passes unchanged. Both scripts carry the same block.
+/// PGPASSWORD; a URL without a password passes unchanged. The scripts carry the same block.
 #[test]
 fn the_database_password_reaches_libpq_through_the_environment_not_argv() {
     let block = connection_block("backup.sh");
     assert_eq!(block, connection_block("restore.sh"), "the blocks drifted");
+    assert_eq!(
+        block,
+        connection_block("wal-check.sh"),
+        "the blocks drifted"
+    );
     let dir = std::env::temp_dir().join(format!("oyl-conn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let run = |url: &str| {

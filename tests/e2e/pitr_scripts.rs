@@ -457,3 +457,117 @@ fn base_backups_older_than_the_retention_days_go_but_the_newest_of_them() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(base_backups(&c.backups()), left);
 }
+
+/// `wal-check.sh`, as the wal-check CronJob runs it (a role that is not a superuser, over the
+/// network URL's shape): no window before a base backup; then the oldest base backup's end to
+/// the newest archived segment; an archive that cannot be written (the volume unwritable)
+/// reported as a failure naming the segment, exit 1, the window kept; fixed, healthy again.
+#[test]
+#[ignore = "needs PostgreSQL's server binaries: tests/run.sh installs them"]
+fn the_wal_check_reports_the_recoverable_window_and_a_failing_archive() {
+    let c = Cluster::new();
+    c.init();
+    c.start(true);
+    c.sql("create role checker login password 'p@ss'");
+    c.sql("create table t(x int)");
+    let backups = c.backups().display().to_string();
+    let report = c.dir.join("report");
+    let url = format!(
+        "postgresql://checker:p%40ss@/postgres?host={}&port={}",
+        c.dir.display(),
+        c.port
+    );
+    let check = || {
+        let _ = std::fs::remove_file(&report);
+        let out = c.run(
+            "sh",
+            &[&Cluster::script("wal-check.sh")],
+            &[
+                ("DATABASE_URL", &url),
+                ("BACKUP_DIR", &backups),
+                ("REPORT_FILE", &report.display().to_string()),
+            ],
+        );
+        let written = std::fs::read_to_string(&report).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(written.trim())
+            .unwrap_or_else(|e| panic!("report {written:?}: {e}; {}", text(&out)));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            written.trim(),
+            "the same line printed and written"
+        );
+        (out, json)
+    };
+
+    c.sql("insert into t values (1)");
+    c.archive_now();
+    let (out, r) = check();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        r["first"].is_null() && r["last"].is_null() && r["failure"].is_null(),
+        "no base backup, no window: {r}"
+    );
+
+    c.ok(
+        "sh",
+        &[&Cluster::script("base-backup.sh")],
+        &[("BACKUP_DIR", &backups)],
+    );
+    let base = base_backups(&c.backups());
+    let info =
+        std::fs::read_to_string(c.backups().join("base").join(&base[0]).join("info")).unwrap();
+    let end: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("end_epoch="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    c.sql("insert into t values (2)");
+    c.archive_now();
+    let (out, r) = check();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(r["first"], end, "the oldest base backup's end: {r}");
+    let last = r["last"].as_i64().unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        last > end && last <= oyl_e2e::unix_now(),
+        "the newest archived segment, after the base backup: {r}"
+    );
+    assert!(r["failure"].is_null(), "{r}");
+
+    // The archive volume turns unwritable: PostgreSQL keeps the segment and reports the failure.
+    let wal = c.backups().join("wal");
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(0o555);
+    let stuck = c.sql("select pg_walfile_name(pg_current_wal_insert_lsn())");
+    c.sql("insert into t values (3)");
+    c.sql("select pg_switch_wal()");
+    for _ in 0..600 {
+        if c.sql("select failed_count from pg_stat_archiver") != "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (out, r) = check();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let failure = r["failure"].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        failure.contains(&stuck) && failure.contains("failed"),
+        "the failure names the segment: {r}"
+    );
+    assert_eq!(r["first"], end, "the window is still reported: {r}");
+    assert!(text(&out).contains(&stuck), "and logged: {}", text(&out));
+
+    // Writable again: the next segment wakes the archiver, which archives the stuck one first.
+    mode(0o755);
+    c.sql("insert into t values (4)");
+    c.archive_now();
+    assert!(wal.join(format!("{stuck}.gz")).exists(), "{stuck} archived");
+    let (out, r) = check();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(r["failure"].is_null(), "healthy again: {r}");
+    assert!(r["last"].as_i64().unwrap() >= last, "{r}");
+}
