@@ -530,7 +530,7 @@ fn the_wal_check_reports_the_recoverable_window_and_a_failing_archive() {
     assert_eq!(r["first"], end, "the oldest base backup's end: {r}");
     let last = r["last"].as_i64().unwrap_or_else(|| panic!("{r}"));
     assert!(
-        last > end && last <= oyl_e2e::unix_now(),
+        last > end && last <= unix_now(),
         "the newest archived segment, after the base backup: {r}"
     );
     assert!(r["failure"].is_null(), "{r}");
