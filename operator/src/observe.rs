@@ -3,7 +3,8 @@
 //! Secrets the platform references but does not own, and the pods of a component that is not
 //! available, to say why).
 
-use crate::crd::OylPlatform;
+use crate::crd::{OylPlatform, WalArchiveStatus};
+use crate::desired::backup::{WAL_CHECK_CONTAINER, is_wal_check_job};
 use crate::kinds::{ChildStores, Observed};
 use crate::ownership::{LABEL_COMPONENT, LABEL_INSTANCE};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -91,6 +92,99 @@ pub fn job_outcome(j: &Job) -> Option<(Time, bool)> {
     finished("Failed")
         .and_then(|c| c.last_transition_time.clone())
         .map(|t| (t, false))
+}
+
+/// The newest finished WAL archive check among `jobs`, with when it finished.
+pub fn newest_wal_check(jobs: &[Job]) -> Option<(&Job, Time)> {
+    jobs.iter()
+        .filter(|j| is_wal_check_job(j))
+        .filter_map(|j| Some((j, job_outcome(j)?.0)))
+        .max_by_key(|(_, t)| t.0)
+}
+
+/// The WAL archive as the newest finished check Job reported it (with WAL archiving on): the
+/// status's record when that Job was read before, else the termination message of its pod (one
+/// list of that Job's pods per check, so a settled platform reads nothing more).
+pub async fn wal_archive(
+    client: &Client,
+    ns: &str,
+    p: &OylPlatform,
+    observed: &Observed,
+) -> Result<Option<WalArchiveStatus>, kube::Error> {
+    let previous = p.status.as_ref().and_then(|s| s.wal_archive.as_ref());
+    if p.spec.wal_archiving().is_none() {
+        return Ok(None);
+    }
+    let Some((job, finished)) = newest_wal_check(&observed.jobs) else {
+        return Ok(previous.cloned());
+    };
+    let name = job.name_any();
+    if previous.is_some_and(|w| w.job == name) {
+        return Ok(previous.cloned());
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await?;
+    let report = pods.items.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        let check = statuses.iter().find(|c| c.name == WAL_CHECK_CONTAINER)?;
+        check.state.as_ref()?.terminated.as_ref()?.message.clone()
+    });
+    Ok(Some(wal_archive_from(
+        name,
+        finished,
+        report.as_deref(),
+        previous,
+    )))
+}
+
+/// The report `wal-check.sh` writes, one JSON line: the window in seconds since the epoch.
+#[derive(serde::Deserialize)]
+struct WalCheckReport {
+    first: Option<i64>,
+    last: Option<i64>,
+    failure: Option<String>,
+}
+
+/// `status.walArchive` from a check Job's termination message. A message that is no report
+/// (the check could not run: PostgreSQL unreachable, the pod gone) keeps the window seen
+/// before and says why in `checkError`, without claiming archiving fails.
+pub fn wal_archive_from(
+    job: String,
+    checked_at: Time,
+    message: Option<&str>,
+    previous: Option<&WalArchiveStatus>,
+) -> WalArchiveStatus {
+    let time = |e: Option<i64>| {
+        e.and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+            .map(Time)
+    };
+    match message.and_then(|m| serde_json::from_str::<WalCheckReport>(m.trim()).ok()) {
+        Some(r) => WalArchiveStatus {
+            job,
+            checked_at,
+            first_recoverable_time: time(r.first),
+            last_recoverable_time: time(r.last),
+            failure: r.failure,
+            check_error: None,
+        },
+        None => {
+            let detail = message.map(str::trim).filter(|m| !m.is_empty());
+            let detail: String = detail
+                .unwrap_or("no report in its pod's termination message")
+                .chars()
+                .take(512)
+                .collect();
+            WalArchiveStatus {
+                job: job.clone(),
+                checked_at,
+                first_recoverable_time: previous.and_then(|w| w.first_recoverable_time.clone()),
+                last_recoverable_time: previous.and_then(|w| w.last_recoverable_time.clone()),
+                failure: None,
+                check_error: Some(format!("check Job {job} did not report: {detail}")),
+            }
+        }
+    }
 }
 
 /// The image the `api` container of a Deployment runs.

@@ -46,11 +46,14 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         Some(problem) => Some(problem),
         None => why_not_running(p, ctx, &ns, &observed).await,
     };
+    let wal_archive = wal_archive(p, ctx, &ns, &observed).await;
+    let degraded = degraded.or_else(|| status::archive_failing(wal_archive.as_ref()));
     let outcome = PassOutcome {
         applied,
         degraded,
         waiting: gates.waiting,
         restored: gates.restored,
+        wal_archive,
     };
     let status = status::compute(p, &observed, &outcome, now());
     record_metrics(p, ctx, &ns, &status, &observed);
@@ -87,6 +90,22 @@ async fn why_not_running(
         .unwrap_or_else(|e| {
             warn!(platform = %status::platform_ref(p), error = %e, "cannot read the pods");
             None
+        })
+}
+
+/// The WAL archive's newest check; a failure to read its pod is logged and leaves the status's
+/// record as it was.
+async fn wal_archive(
+    p: &OylPlatform,
+    ctx: &Context,
+    ns: &str,
+    observed: &Observed,
+) -> Option<crate::crd::WalArchiveStatus> {
+    observe::wal_archive(&ctx.client, ns, p, observed)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(platform = %status::platform_ref(p), error = %e, "cannot read the WAL check's pod");
+            p.status.as_ref().and_then(|s| s.wal_archive.clone())
         })
 }
 

@@ -1,6 +1,6 @@
 //! Status computed from what was observed, never from what was hoped for.
 
-use crate::crd::BackupRecord;
+use crate::crd::{BackupRecord, WalArchiveStatus};
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
 use crate::desired::backup::{BACKUP_NOW, is_backup_job, on_demand_job_name};
 use crate::desired::common::{Component, child_name};
@@ -23,6 +23,8 @@ pub struct PassOutcome {
     pub waiting: Option<(String, String)>,
     /// A restore that completed in this pass.
     pub restored: Option<crate::crd::RestoreRecord>,
+    /// The WAL archive as its newest check reported it, when read in this pass.
+    pub wal_archive: Option<WalArchiveStatus>,
 }
 
 /// The components whose workloads the operator runs for this spec.
@@ -182,7 +184,23 @@ pub fn compute(
             .restored
             .clone()
             .or_else(|| p.status.as_ref().and_then(|s| s.restored.clone())),
+        wal_archive: p.spec.wal_archiving().and_then(|_| {
+            outcome
+                .wal_archive
+                .clone()
+                .or_else(|| p.status.as_ref().and_then(|s| s.wal_archive.clone()))
+        }),
     }
+}
+
+/// A failing WAL archive as a Degraded (reason, message): every minute it fails, the recovery
+/// point falls further behind.
+pub fn archive_failing(wal: Option<&WalArchiveStatus>) -> Option<(String, String)> {
+    let failure = wal?.failure.as_ref()?;
+    Some((
+        "WalArchiveFailing".to_string(),
+        format!("WAL archiving fails: {failure}"),
+    ))
 }
 
 /// What a condition says: its status (`None` is Unknown), reason and message.
@@ -428,5 +446,130 @@ mod tests {
         // Without autoscaling there is no such condition.
         let p = platform("  api: {autoscaling: {enabled: false}}");
         assert!(autoscaling(&p, vec![]).is_none());
+    }
+
+    fn check_job(name: &str, component: &str, finished: &str, ok: bool) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
+            "status": {"conditions": [{"type": if ok { "Complete" } else { "Failed" },
+                "status": "True", "lastTransitionTime": finished}],
+                "completionTime": if ok { Some(finished) } else { None }}
+        }))
+        .unwrap()
+    }
+
+    /// The check's report becomes `status.walArchive` (the window as times); a failure makes the
+    /// platform Degraded with reason WalArchiveFailing and the report's words; a check that could
+    /// not run keeps the window and does not claim a failure; without WAL archiving there is no
+    /// such status.
+    #[test]
+    fn the_wal_checks_report_is_the_window_and_a_failure_is_degraded() {
+        use crate::observe::{newest_wal_check, wal_archive_from};
+        let jobs = [
+            check_job(
+                "acme-wal-check-1",
+                "wal-check",
+                "2026-12-05T07:00:00Z",
+                true,
+            ),
+            check_job(
+                "acme-wal-check-2",
+                "wal-check",
+                "2026-12-05T07:05:00Z",
+                false,
+            ),
+            check_job(
+                "acme-wal-check-3",
+                "wal-check",
+                "2026-12-05T07:03:00Z",
+                true,
+            ),
+            check_job("acme-backup-9", "backup", "2026-12-05T07:09:00Z", true),
+        ];
+        let (newest, at) = newest_wal_check(&jobs).unwrap();
+        assert_eq!(
+            newest.name_any(),
+            "acme-wal-check-2",
+            "the newest check, not a backup"
+        );
+
+        let report = r#"{"first":1796450000,"last":1796453000,"failure":"archiving WAL segment 000000010000000000000007 failed at 2026-12-05T07:04:59Z"}"#;
+        let wal = wal_archive_from(newest.name_any(), at.clone(), Some(report), None);
+        assert_eq!(
+            wal.first_recoverable_time.as_ref().unwrap().0.to_string(),
+            "2026-12-05T05:53:20Z"
+        );
+        assert_eq!(
+            wal.last_recoverable_time.as_ref().unwrap().0.to_string(),
+            "2026-12-05T06:43:20Z"
+        );
+        let p = platform("  backup: {walArchiving: {}}");
+        let outcome = PassOutcome {
+            degraded: archive_failing(Some(&wal)),
+            wal_archive: Some(wal.clone()),
+            ..PassOutcome::default()
+        };
+        let s = compute(&p, &Observed::default(), &outcome, at.clone());
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let degraded = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::DEGRADED)
+            .unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "WalArchiveFailing")
+        );
+        assert!(
+            degraded.message.contains("000000010000000000000007"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(s.wal_archive.as_ref(), Some(&wal));
+
+        // A healthy report: nothing degraded.
+        let healthy = wal_archive_from(
+            "acme-wal-check-3".into(),
+            at.clone(),
+            Some("{\"first\":1796450000,\"last\":1796453100,\"failure\":null}\n"),
+            Some(&wal),
+        );
+        assert!(healthy.failure.is_none() && healthy.check_error.is_none());
+        assert!(archive_failing(Some(&healthy)).is_none());
+
+        // No report (PostgreSQL unreachable: the logs as the message): the window seen before,
+        // no failure claimed, the reason kept.
+        let blind = wal_archive_from(
+            "acme-wal-check-4".into(),
+            at.clone(),
+            Some("psql: error: connection to server failed\n"),
+            Some(&healthy),
+        );
+        assert_eq!(blind.first_recoverable_time, healthy.first_recoverable_time);
+        assert_eq!(blind.last_recoverable_time, healthy.last_recoverable_time);
+        assert!(blind.failure.is_none());
+        assert!(
+            blind
+                .check_error
+                .as_deref()
+                .unwrap()
+                .contains("connection to server failed"),
+            "{blind:?}"
+        );
+        assert!(archive_failing(Some(&blind)).is_none());
+
+        // The status keeps the record between checks, and drops it without WAL archiving.
+        let mut p = p;
+        p.status = Some(s);
+        let kept = compute(
+            &p,
+            &Observed::default(),
+            &PassOutcome::default(),
+            at.clone(),
+        );
+        assert_eq!(kept.wal_archive.as_ref(), Some(&wal));
+        p.spec.backup.wal_archiving = None;
+        let off = compute(&p, &Observed::default(), &PassOutcome::default(), at);
+        assert!(off.wal_archive.is_none());
     }
 }

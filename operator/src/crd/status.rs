@@ -67,6 +67,36 @@ pub struct OylPlatformStatus {
     /// The restore that completed (see `spec.restore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<RestoreRecord>,
+
+    /// The WAL archive as its newest check saw it (with `spec.backup.walArchiving`): the points
+    /// in time a restore can reach, and why archiving fails when it does (the platform is then
+    /// Degraded, reason `WalArchiveFailing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_archive: Option<WalArchiveStatus>,
+}
+
+/// What the newest WAL archive check (the `<name>-wal-check` CronJob) reported.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WalArchiveStatus {
+    /// The check Job.
+    pub job: String,
+    /// When it finished.
+    pub checked_at: Time,
+    /// The earliest point a point-in-time restore can reach: the end of the oldest base backup
+    /// (absent before the first base backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverable_time: Option<Time>,
+    /// The latest point a restore is known to reach: the newest archived WAL segment's archive
+    /// time (a restore to `latest` replays everything archived, possibly more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recoverable_time: Option<Time>,
+    /// Why archiving fails: PostgreSQL's last attempt to archive a segment failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Why the check itself could not run (the window is then the one seen before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_error: Option<String>,
 }
 
 /// A completed restore.

@@ -13,7 +13,7 @@ use super::common::{secret_files_mount, secret_files_volume};
 use super::managed::volume_claim;
 use super::secrets::{self, url_file};
 use super::{chroma, postgres, redis};
-use crate::crd::{OylPlatform, S3Spec};
+use crate::crd::{OylPlatform, S3Spec, WalArchivingSpec};
 use crate::kinds::Child;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
@@ -27,11 +27,16 @@ pub const POSTGRES_SCRIPT: &str = include_str!("../../scripts/backup.sh");
 pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
 pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/backup-chroma.sh");
 pub const S3_SCRIPT: &str = include_str!("../../scripts/backup-s3.sh");
+pub const WAL_CHECK_SCRIPT: &str = include_str!("../../scripts/wal-check.sh");
 pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
 /// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
 /// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
 pub const JOB_COMPONENT: &str = "backup";
+/// Value of `app.kubernetes.io/component` on the WAL archive check (CronJob, Jobs and pods).
+pub const WAL_CHECK_COMPONENT: &str = "wal-check";
+/// The WAL check's container, whose termination message is the check's report.
+pub const WAL_CHECK_CONTAINER: &str = "check";
 
 fn script_container(
     name: &str,
@@ -354,6 +359,100 @@ pub fn on_demand_job(p: &OylPlatform, request: &str) -> Job {
     }
 }
 
+/// The CronJob schedule of the WAL check: every `archiveTimeoutSeconds` rounded up to whole
+/// minutes, hourly from an hour on (a segment is archived at least that often with writes).
+pub fn wal_check_schedule(archive_timeout_seconds: i32) -> String {
+    match (archive_timeout_seconds.max(1) + 59) / 60 {
+        1 => "* * * * *".to_string(),
+        m if m < 60 => format!("*/{m} * * * *"),
+        _ => "0 * * * *".to_string(),
+    }
+}
+
+pub fn wal_check_name(p: &OylPlatform) -> String {
+    format!("{}-{WAL_CHECK_COMPONENT}", p.name_any())
+}
+
+/// The WAL archive check: `wal-check.sh` with the platform's database URL and the backup volume
+/// read-only, on PostgreSQL's node (the volume is ReadWriteOnce and mounted there), one pod per
+/// run whose termination message is the report the operator turns into `status.walArchive`.
+pub fn wal_check_cronjob(p: &OylPlatform, archiving: &WalArchivingSpec) -> CronJob {
+    let mut check_labels = labels(p, Component::Backup);
+    check_labels.insert(LABEL_COMPONENT.to_string(), WAL_CHECK_COMPONENT.to_string());
+    let env = vec![
+        file_env(&database_url_file(p)),
+        env_value("BACKUP_DIR", "/backups"),
+    ];
+    let mut check = with_credentials(script_container(
+        WAL_CHECK_CONTAINER,
+        postgres_image(p),
+        UID,
+        WAL_CHECK_SCRIPT,
+        env,
+    ));
+    check.resources = Some(resources(None, "10m", "32Mi", "128Mi"));
+    check.termination_message_policy = Some("FallbackToLogsOnError".to_string());
+    for m in check.volume_mounts.iter_mut().flatten() {
+        if m.name == "backups" {
+            m.read_only = Some(true);
+        }
+    }
+    let volumes = vec![
+        backups_volume(p),
+        scratch_volume("tmp"),
+        secret_files_volume(&[database_url_file(p)]),
+    ];
+    let c = Component::Backup;
+    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, vec![check], volumes);
+    if let Some(m) = template.metadata.as_mut() {
+        m.labels
+            .get_or_insert_with(Default::default)
+            .extend(check_labels.clone());
+    }
+    if let Some(pod) = template.spec.as_mut() {
+        pod.restart_policy = Some("Never".to_string());
+        pod.affinity
+            .get_or_insert_with(Affinity::default)
+            .pod_affinity
+            .get_or_insert_with(PodAffinity::default)
+            .required_during_scheduling_ignored_during_execution =
+            Some(vec![on_the_node_of(p, Component::Postgres)]);
+    }
+    let mut metadata = meta(p, c, wal_check_name(p));
+    metadata.labels = Some(check_labels.clone());
+    CronJob {
+        metadata,
+        spec: CronJobSpec {
+            schedule: wal_check_schedule(archiving.archive_timeout_seconds),
+            suspend: Some(p.spec.backup.suspend),
+            concurrency_policy: Some("Forbid".to_string()),
+            starting_deadline_seconds: Some(60),
+            successful_jobs_history_limit: Some(1),
+            failed_jobs_history_limit: Some(1),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(check_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(JobSpec {
+                    // A failed check is the signal, not something to retry.
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: Some(300),
+                    template,
+                    ..JobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        },
+        ..CronJob::default()
+    }
+}
+
+/// Whether `j` is a WAL archive check Job.
+pub fn is_wal_check_job(j: &Job) -> bool {
+    j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(WAL_CHECK_COMPONENT)
+}
+
 pub fn is_backup_job(j: &Job) -> bool {
     j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(JOB_COMPONENT)
 }
@@ -369,6 +468,9 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
             &p.spec.backup.storage,
             "20Gi",
         )));
+        if let Some(archiving) = p.spec.wal_archiving() {
+            out.push(Child::CronJob(wal_check_cronjob(p, archiving)));
+        }
         let served = p.status.as_ref().and_then(|s| s.backup_request.as_deref());
         if let Some(request) = p
             .annotations()
@@ -740,6 +842,97 @@ mod tests {
             .chain(&restore.containers)
         {
             assert_eq!(days(ctr), None, "{}", ctr.name);
+        }
+    }
+
+    /// With WAL archiving a check CronJob runs `wal-check.sh` every archive timeout (in whole
+    /// minutes): the platform's database URL as a file, the backup volume read-only on
+    /// PostgreSQL's node, no retry, its report in the termination message, labelled apart from
+    /// backups (BackupHealthy must not count it) and admitted by the data services' policies.
+    #[test]
+    fn with_wal_archiving_a_check_cronjob_reports_the_archive() {
+        use super::*;
+        let wal_check = |p: &OylPlatform| {
+            crate::test_support::children(p)
+                .into_iter()
+                .find_map(|c| match c {
+                    Child::CronJob(j) if j.name_any() == wal_check_name(p) => Some(j),
+                    _ => None,
+                })
+        };
+        let p = platform("  backup: {walArchiving: {archiveTimeoutSeconds: 90}}");
+        let cron = wal_check(&p).expect("the wal-check CronJob");
+        assert_eq!(cron.name_any(), "acme-wal-check");
+        assert_eq!(cron.spec.schedule, "*/2 * * * *", "90 s rounded up");
+        assert_eq!(cron.spec.concurrency_policy.as_deref(), Some("Forbid"));
+        let job = cron.spec.job_template.spec.clone().unwrap();
+        assert_eq!(job.backoff_limit, Some(0), "a failed check is not retried");
+        let template_labels = |l: Option<&std::collections::BTreeMap<String, String>>| {
+            l.unwrap()["app.kubernetes.io/component"].clone()
+        };
+        assert_eq!(template_labels(cron.metadata.labels.as_ref()), "wal-check");
+        let job_meta = cron.spec.job_template.metadata.unwrap();
+        assert_eq!(template_labels(job_meta.labels.as_ref()), "wal-check");
+        let pod_meta = job.template.metadata.clone().unwrap();
+        assert_eq!(template_labels(pod_meta.labels.as_ref()), "wal-check");
+        assert!(network::CLIENTS.contains(&WAL_CHECK_COMPONENT));
+        let pod = job.template.spec.unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let check = &pod.containers[0];
+        assert_eq!(check.name, WAL_CHECK_CONTAINER);
+        assert_eq!(check.command.as_ref().unwrap()[2], WAL_CHECK_SCRIPT);
+        assert_eq!(
+            check.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        assert_eq!(
+            container_file_source(&pod, check, "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
+        );
+        let backups = check
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "backups")
+            .unwrap();
+        assert_eq!(backups.read_only, Some(true), "the check only reads");
+        let required = pod
+            .affinity
+            .unwrap()
+            .pod_affinity
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .unwrap();
+        assert_eq!(
+            required[0]
+                .label_selector
+                .clone()
+                .unwrap()
+                .match_labels
+                .unwrap()["app.kubernetes.io/component"],
+            "postgres"
+        );
+        // Its Jobs are not backups.
+        let j = Job {
+            metadata: job_meta,
+            ..Job::default()
+        };
+        assert!(is_wal_check_job(&j) && !is_backup_job(&j));
+
+        for (secs, schedule) in [
+            (10, "* * * * *"),
+            (60, "* * * * *"),
+            (61, "*/2 * * * *"),
+            (300, "*/5 * * * *"),
+            (3540, "*/59 * * * *"),
+            (3600, "0 * * * *"),
+            (86400, "0 * * * *"),
+        ] {
+            assert_eq!(wal_check_schedule(secs), schedule, "{secs} s");
+        }
+        // (With an external PostgreSQL walArchiving is refused by validation.)
+        for spec in ["", "  backup: {enabled: false, walArchiving: {}}"] {
+            assert!(wal_check(&platform(spec)).is_none(), "{spec}");
         }
     }
 }

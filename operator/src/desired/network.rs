@@ -1,5 +1,5 @@
 //! Network isolation and disruption budgets: PostgreSQL, Redis and ChromaDB accept traffic only
-//! from this platform's API, worker, backup, migration and restore pods; the API keeps at least
+//! from this platform's API, worker, backup, WAL check, migration and restore pods; the API keeps at least
 //! one pod through voluntary disruptions when it runs more than one.
 
 use super::common::{
@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 /// The components whose pods may talk to the platform's data services.
-pub const CLIENTS: &[&str] = &["api", "worker", "backup", "migrate", "restore"];
+pub const CLIENTS: &[&str] = &["api", "worker", "backup", "wal-check", "migrate", "restore"];
 
 pub fn network_policy(p: &OylPlatform, c: Component, port: i32) -> NetworkPolicy {
     let clients = LabelSelector {
