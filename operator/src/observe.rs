@@ -3,8 +3,10 @@
 //! Secrets the platform references but does not own, and the pods of a component that is not
 //! available, to say why).
 
-use crate::crd::{OylPlatform, WalArchiveStatus};
-use crate::desired::backup::{WAL_CHECK_CONTAINER, is_wal_check_job};
+use crate::crd::{FailedVerification, OylPlatform, VerifiedBackup, WalArchiveStatus};
+use crate::desired::backup::{
+    VERIFY_COMPONENT, VERIFY_CONTAINER, WAL_CHECK_COMPONENT, WAL_CHECK_CONTAINER,
+};
 use crate::kinds::{ChildStores, Observed};
 use crate::ownership::{LABEL_COMPONENT, LABEL_INSTANCE};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -94,12 +96,34 @@ pub fn job_outcome(j: &Job) -> Option<(Time, bool)> {
         .map(|t| (t, false))
 }
 
-/// The newest finished WAL archive check among `jobs`, with when it finished.
-pub fn newest_wal_check(jobs: &[Job]) -> Option<(&Job, Time)> {
+/// The newest finished Job of `component` among `jobs`: the Job, when it finished, and whether
+/// it succeeded.
+pub fn newest_finished<'a>(jobs: &'a [Job], component: &str) -> Option<(&'a Job, Time, bool)> {
     jobs.iter()
-        .filter(|j| is_wal_check_job(j))
-        .filter_map(|j| Some((j, job_outcome(j)?.0)))
-        .max_by_key(|(_, t)| t.0)
+        .filter(|j| j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(component))
+        .filter_map(|j| {
+            let (at, ok) = job_outcome(j)?;
+            Some((j, at, ok))
+        })
+        .max_by_key(|(_, t, _)| t.0)
+}
+
+/// The termination message of `container` in the pods of the Job `job` (its report): one list
+/// of that Job's pods.
+async fn job_report(
+    client: &Client,
+    ns: &str,
+    job: &str,
+    container: &str,
+) -> Result<Option<String>, kube::Error> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await?;
+    Ok(pods.items.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        let c = statuses.iter().find(|c| c.name == container)?;
+        c.state.as_ref()?.terminated.as_ref()?.message.clone()
+    }))
 }
 
 /// The WAL archive as the newest finished check Job reported it (with WAL archiving on): the
@@ -115,27 +139,119 @@ pub async fn wal_archive(
     if p.spec.wal_archiving().is_none() {
         return Ok(None);
     }
-    let Some((job, finished)) = newest_wal_check(&observed.jobs) else {
+    let Some((job, finished, _)) = newest_finished(&observed.jobs, WAL_CHECK_COMPONENT) else {
         return Ok(previous.cloned());
     };
     let name = job.name_any();
     if previous.is_some_and(|w| w.job == name) {
         return Ok(previous.cloned());
     }
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
-        .await?;
-    let report = pods.items.iter().find_map(|pod| {
-        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-        let check = statuses.iter().find(|c| c.name == WAL_CHECK_CONTAINER)?;
-        check.state.as_ref()?.terminated.as_ref()?.message.clone()
-    });
+    let report = job_report(client, ns, &name, WAL_CHECK_CONTAINER).await?;
     Ok(Some(wal_archive_from(
         name,
         finished,
         report.as_deref(),
         previous,
     )))
+}
+
+/// What a restore verification Job found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verification {
+    Verified(VerifiedBackup),
+    Failed(FailedVerification),
+}
+
+/// The newest finished restore verification, when it is not in the status yet: read from its
+/// pod's termination message (one list of that Job's pods per verification).
+pub async fn verification(
+    client: &Client,
+    ns: &str,
+    p: &OylPlatform,
+    observed: &Observed,
+) -> Result<Option<Verification>, kube::Error> {
+    let Some((job, finished, ok)) = newest_finished(&observed.jobs, VERIFY_COMPONENT) else {
+        return Ok(None);
+    };
+    let name = job.name_any();
+    let status = p.status.as_ref();
+    let recorded = status.is_some_and(|s| {
+        s.last_verified_backup
+            .as_ref()
+            .is_some_and(|v| v.job == name)
+            || s.last_failed_verification
+                .as_ref()
+                .is_some_and(|f| f.job == name)
+    });
+    if recorded {
+        return Ok(None);
+    }
+    let report = job_report(client, ns, &name, VERIFY_CONTAINER).await?;
+    Ok(Some(verification_from(
+        name,
+        finished,
+        ok,
+        report.as_deref(),
+    )))
+}
+
+/// The report `verify-backup.sh` writes, one JSON line.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyReport {
+    dump: Option<String>,
+    schema_version: i64,
+    tables: i64,
+    rows: i64,
+    failure: Option<String>,
+}
+
+/// A verification from its Job's outcome and its pod's termination message: verified only when
+/// the Job succeeded and its report names the dump and no failure.
+pub fn verification_from(
+    job: String,
+    time: Time,
+    succeeded: bool,
+    message: Option<&str>,
+) -> Verification {
+    let report = message.and_then(|m| serde_json::from_str::<VerifyReport>(m.trim()).ok());
+    match report {
+        Some(VerifyReport {
+            dump: Some(dump),
+            schema_version,
+            tables,
+            rows,
+            failure: None,
+        }) if succeeded => Verification::Verified(VerifiedBackup {
+            job,
+            time,
+            dump,
+            schema_version,
+            tables,
+            rows,
+        }),
+        Some(r) => Verification::Failed(FailedVerification {
+            reason: r.failure.unwrap_or_else(|| format!("Job {job} failed")),
+            job,
+            time,
+            dump: r.dump,
+        }),
+        None => {
+            let detail: String = message
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("no report in its pod's termination message")
+                .chars()
+                .take(512)
+                .collect();
+            Verification::Failed(FailedVerification {
+                reason: format!("Job {job} did not report: {detail}"),
+                job,
+                time,
+                dump: None,
+            })
+        }
+    }
 }
 
 /// The report `wal-check.sh` writes, one JSON line: the window in seconds since the epoch.
@@ -233,7 +349,9 @@ pub async fn pod_problem(
     Ok(first_pod_problem(&pods.items, now))
 }
 
-/// The first stuck container or long-unschedulable pod among `pods`, named by component.
+/// The first stuck container or long-unschedulable pod among `pods`, named by component. The
+/// WAL check's pods are not the platform's: they report through `status.walArchive` (and wait
+/// for PostgreSQL's node, so they cannot be scheduled while a restore holds PostgreSQL at zero).
 pub fn first_pod_problem(pods: &[Pod], now: &Time) -> Option<(String, String)> {
     pods.iter().find_map(|pod| {
         let who = pod
@@ -241,6 +359,9 @@ pub fn first_pod_problem(pods: &[Pod], now: &Time) -> Option<(String, String)> {
             .get(LABEL_COMPONENT)
             .cloned()
             .unwrap_or_else(|| pod.name_any());
+        if who == WAL_CHECK_COMPONENT {
+            return None;
+        }
         let status = pod.status.as_ref()?;
         let containers = status
             .init_container_statuses
@@ -424,6 +545,16 @@ mod pod_tests {
             json!({"conditions": [{"type": "PodScheduled", "status": "False",
                 "reason": "Unschedulable", "message": "0/1 nodes are available",
                 "lastTransitionTime": at(0)}]}),
+        );
+        let mut check = p.clone();
+        check.metadata.labels.as_mut().unwrap().insert(
+            "app.kubernetes.io/component".into(),
+            WAL_CHECK_COMPONENT.into(),
+        );
+        assert_eq!(
+            first_pod_problem(&[check], &at(45)),
+            None,
+            "a WAL check waiting for PostgreSQL's node is not a platform problem"
         );
         let pods = [p];
         assert_eq!(

@@ -46,7 +46,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         Some(problem) => Some(problem),
         None => why_not_running(p, ctx, &ns, &observed).await,
     };
-    let wal_archive = wal_archive(p, ctx, &ns, &observed).await;
+    let (wal_archive, verification) = job_reports(p, ctx, &ns, &observed).await;
     let degraded = degraded.or_else(|| status::archive_failing(wal_archive.as_ref()));
     let outcome = PassOutcome {
         applied,
@@ -54,6 +54,7 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
         waiting: gates.waiting,
         restored: gates.restored,
         wal_archive,
+        verification,
     };
     let status = status::compute(p, &observed, &outcome, now());
     record_metrics(p, ctx, &ns, &status, &observed);
@@ -93,20 +94,34 @@ async fn why_not_running(
         })
 }
 
-/// The WAL archive's newest check; a failure to read its pod is logged and leaves the status's
-/// record as it was.
-async fn wal_archive(
+/// What the newest WAL archive check and restore verification reported (their pods' termination
+/// messages, read once per finished Job). A failure to read a pod is logged and leaves the
+/// status's records as they were.
+async fn job_reports(
     p: &OylPlatform,
     ctx: &Context,
     ns: &str,
     observed: &Observed,
-) -> Option<crate::crd::WalArchiveStatus> {
-    observe::wal_archive(&ctx.client, ns, p, observed)
+) -> (
+    Option<crate::crd::WalArchiveStatus>,
+    Option<observe::Verification>,
+) {
+    let unread = |e: kube::Error| {
+        warn!(platform = %status::platform_ref(p), error = %e, "cannot read a report Job's pod");
+    };
+    let wal_archive = observe::wal_archive(&ctx.client, ns, p, observed)
         .await
         .unwrap_or_else(|e| {
-            warn!(platform = %status::platform_ref(p), error = %e, "cannot read the WAL check's pod");
+            unread(e);
             p.status.as_ref().and_then(|s| s.wal_archive.clone())
-        })
+        });
+    let verification = observe::verification(&ctx.client, ns, p, observed)
+        .await
+        .unwrap_or_else(|e| {
+            unread(e);
+            None
+        });
+    (wal_archive, verification)
 }
 
 pub async fn reconcile(p: Arc<OylPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -1,11 +1,11 @@
 //! Status computed from what was observed, never from what was hoped for.
 
-use crate::crd::{BackupRecord, WalArchiveStatus};
+use crate::crd::{BackupRecord, FailedVerification, VerifiedBackup, WalArchiveStatus};
 use crate::crd::{ComponentStatus, OylPlatform, OylPlatformStatus, Phase, condition};
 use crate::desired::backup::{BACKUP_NOW, is_backup_job, on_demand_job_name};
 use crate::desired::common::{Component, child_name};
 use crate::kinds::Observed;
-use crate::observe::job_outcome;
+use crate::observe::{Verification, job_outcome};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -25,6 +25,8 @@ pub struct PassOutcome {
     pub restored: Option<crate::crd::RestoreRecord>,
     /// The WAL archive as its newest check reported it, when read in this pass.
     pub wal_archive: Option<WalArchiveStatus>,
+    /// A restore verification that finished and is not in the status yet.
+    pub verification: Option<Verification>,
 }
 
 /// The components whose workloads the operator runs for this spec.
@@ -161,8 +163,17 @@ pub fn compute(
         cond(condition::DEGRADED, degraded),
     ];
     let (last_backup, last_failed_backup) = backups(p, &observed.jobs);
+    let previous = p.status.as_ref();
+    let mut last_verified_backup = previous.and_then(|s| s.last_verified_backup.clone());
+    let mut last_failed_verification = previous.and_then(|s| s.last_failed_verification.clone());
+    match outcome.verification.clone() {
+        Some(Verification::Verified(v)) => last_verified_backup = Some(v),
+        Some(Verification::Failed(f)) => last_failed_verification = Some(f),
+        None => {}
+    }
     if p.spec.backup.enabled {
-        let healthy = backup_healthy(&last_backup, &last_failed_backup);
+        let healthy = backup_healthy(&last_backup, &last_failed_backup)
+            .or_verification(&last_verified_backup, &last_failed_verification);
         conditions.push(cond(condition::BACKUP_HEALTHY, healthy));
     }
     if p.spec.api.autoscaling.enabled {
@@ -179,6 +190,8 @@ pub fn compute(
         api_url: Some(crate::desired::api::url(p)),
         last_backup,
         last_failed_backup,
+        last_verified_backup,
+        last_failed_verification,
         backup_request: backup_request(p, &observed.jobs),
         restored: outcome
             .restored
@@ -335,6 +348,42 @@ fn backup_healthy(ok: &Option<BackupRecord>, failed: &Option<BackupRecord>) -> V
     }
 }
 
+impl Verdict {
+    /// `BackupHealthy` with the restore verification taken in: a verification that failed
+    /// after the last successful one makes a healthy (or not yet known) verdict False; a
+    /// verified dump is named beside a healthy one. A failed backup stays the verdict.
+    fn or_verification(
+        self,
+        verified: &Option<VerifiedBackup>,
+        failed: &Option<FailedVerification>,
+    ) -> Verdict {
+        if self.status == Some(false) {
+            return self;
+        }
+        match (verified, failed) {
+            (v, Some(f)) if v.as_ref().is_none_or(|v| v.time.0 < f.time.0) => Verdict::new(
+                Some(false),
+                "VerificationFailed",
+                format!(
+                    "restore verification Job {} of {} failed: {}",
+                    f.job,
+                    f.dump.as_deref().unwrap_or("the newest dump"),
+                    f.reason
+                ),
+            ),
+            (Some(v), _) if self.status == Some(true) => Verdict::new(
+                self.status,
+                &self.reason,
+                format!(
+                    "{}; {} verified restorable by Job {} ({} rows in {} tables, schema version {})",
+                    self.message, v.dump, v.job, v.rows, v.tables, v.schema_version
+                ),
+            ),
+            _ => self,
+        }
+    }
+}
+
 /// What the API's HPA says about itself (`ScalingActive`), with its reason and message.
 fn autoscaling_active(hpa: Option<&HorizontalPodAutoscaler>) -> Verdict {
     let active = hpa
@@ -464,7 +513,7 @@ mod tests {
     /// such status.
     #[test]
     fn the_wal_checks_report_is_the_window_and_a_failure_is_degraded() {
-        use crate::observe::{newest_wal_check, wal_archive_from};
+        use crate::observe::{newest_finished, wal_archive_from};
         let jobs = [
             check_job(
                 "acme-wal-check-1",
@@ -486,7 +535,8 @@ mod tests {
             ),
             check_job("acme-backup-9", "backup", "2026-12-05T07:09:00Z", true),
         ];
-        let (newest, at) = newest_wal_check(&jobs).unwrap();
+        let (newest, at, ok) = newest_finished(&jobs, "wal-check").unwrap();
+        assert!(!ok);
         assert_eq!(
             newest.name_any(),
             "acme-wal-check-2",
@@ -571,5 +621,130 @@ mod tests {
         p.spec.backup.wal_archiving = None;
         let off = compute(&p, &Observed::default(), &PassOutcome::default(), at);
         assert!(off.wal_archive.is_none());
+    }
+
+    /// A verification report becomes `status.lastVerifiedBackup`; a failed one (a report with
+    /// its reason, or none at all) `status.lastFailedVerification` and `BackupHealthy` False
+    /// until a later verification succeeds; a failed backup stays the verdict.
+    #[test]
+    fn a_failed_restore_verification_makes_backup_healthy_false_with_the_reason() {
+        use crate::crd::{BackupRecord, OylPlatformStatus};
+        use crate::observe::verification_from;
+        let at =
+            |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(1_796_450_000 + s).unwrap());
+        let ok = verification_from(
+            "acme-backup-verify-1".into(),
+            at(10),
+            true,
+            Some(
+                r#"{"dump":"postgres-20261205T020000Z.dump","schemaVersion":2,"tables":11,"rows":10045,"failure":null}"#,
+            ),
+        );
+        let Verification::Verified(v) = &ok else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(
+            (v.dump.as_str(), v.schema_version, v.tables, v.rows),
+            ("postgres-20261205T020000Z.dump", 2, 11, 10045)
+        );
+        let bad = verification_from(
+            "acme-backup-verify-2".into(),
+            at(20),
+            false,
+            Some(
+                r#"{"dump":"postgres-20261206T020000Z.dump","schemaVersion":0,"tables":0,"rows":0,"failure":"public.chunks: 9 rows restored from postgres-20261206T020000Z.dump, which holds 10"}"#,
+            ),
+        );
+        let Verification::Failed(f) = &bad else {
+            panic!("{bad:?}")
+        };
+        assert!(f.reason.contains("which holds 10"), "{f:?}");
+        // No report: the pod's logs instead, or nothing.
+        let blind = verification_from(
+            "j".into(),
+            at(30),
+            false,
+            Some("initdb: error: out of memory\n"),
+        );
+        assert!(
+            matches!(&blind, Verification::Failed(f) if f.reason.contains("out of memory") && f.dump.is_none()),
+            "{blind:?}"
+        );
+        let silent = verification_from("j".into(), at(30), true, None);
+        assert!(
+            matches!(silent, Verification::Failed(_)),
+            "a success must report its dump"
+        );
+
+        let mut p = platform("");
+        p.status = Some(OylPlatformStatus {
+            last_backup: Some(BackupRecord {
+                time: at(0),
+                job: "acme-backup-1".into(),
+            }),
+            ..OylPlatformStatus::default()
+        });
+        let healthy = |p: &OylPlatform, verification: Option<Verification>| {
+            let outcome = PassOutcome {
+                verification,
+                ..PassOutcome::default()
+            };
+            let s = compute(p, &Observed::default(), &outcome, at(40));
+            let c = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition::BACKUP_HEALTHY)
+                .unwrap()
+                .clone();
+            (s, c)
+        };
+        let (s, c) = healthy(&p, Some(ok.clone()));
+        assert_eq!(c.status, "True");
+        assert!(
+            c.message
+                .contains("postgres-20261205T020000Z.dump verified restorable"),
+            "{}",
+            c.message
+        );
+        assert_eq!(s.last_verified_backup.as_ref(), Some(v));
+        p.status = Some(s);
+        let (s, c) = healthy(&p, Some(bad));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "VerificationFailed")
+        );
+        assert!(
+            c.message.contains("which holds 10") && c.message.contains("acme-backup-verify-2"),
+            "{}",
+            c.message
+        );
+        assert_eq!(
+            s.last_verified_backup.as_ref(),
+            Some(v),
+            "the last success is kept"
+        );
+        p.status = Some(s);
+        // Kept between passes, until a later verification succeeds.
+        let (s, c) = healthy(&p, None);
+        assert_eq!(c.reason, "VerificationFailed");
+        p.status = Some(s);
+        let later = verification_from(
+            "acme-backup-verify-3".into(),
+            at(50),
+            true,
+            Some(
+                r#"{"dump":"postgres-20261207T020000Z.dump","schemaVersion":2,"tables":11,"rows":10050,"failure":null}"#,
+            ),
+        );
+        let (_, c) = healthy(&p, Some(later));
+        assert_eq!(c.status, "True", "{}", c.message);
+        // A failed backup is the verdict, whatever the verification.
+        let mut failed_backup = p;
+        failed_backup.status.as_mut().unwrap().last_failed_backup = Some(BackupRecord {
+            time: at(45),
+            job: "acme-backup-2".into(),
+        });
+        let (_, c) = healthy(&failed_backup, None);
+        assert_eq!(c.reason, "BackupFailed");
     }
 }

@@ -571,3 +571,147 @@ fn the_wal_check_reports_the_recoverable_window_and_a_failing_archive() {
     assert!(r["failure"].is_null(), "healthy again: {r}");
     assert!(r["last"].as_i64().unwrap() >= last, "{r}");
 }
+
+/// `verify-backup.sh` (the scheduled restore verification) on a dump `backup.sh` wrote: the
+/// newest dump restored into a throwaway server of its own, every table's rows as the dump
+/// recorded them, the schema version; the live server untouched and the scratch space left
+/// empty. Refused, with the reason in the report and exit 1: a corrupt dump, a dump that is no
+/// archive (with a matching checksum), and a database with no migrations.
+#[test]
+#[ignore = "needs PostgreSQL's server binaries: tests/run.sh installs them"]
+fn the_newest_dump_is_restored_into_a_throwaway_server_and_checked() {
+    let c = Cluster::new();
+    c.init();
+    c.start(false);
+    c.sql(
+        "create table _sqlx_migrations(version bigint primary key, description text);
+         insert into _sqlx_migrations values (1, 'initial'), (2, 'document queue');
+         create table tenants(id int primary key, name text);
+         insert into tenants select g, 'tenant ' || g from generate_series(1, 3) g;
+         create table workspaces(id int primary key, tenant_id int not null references tenants(id),
+           note text);
+         insert into workspaces values (1, 1, e'two\\nlines'), (2, 1, 'tab\there'), (3, 2, null),
+           (4, 3, '\\.'), (5, 3, 'x');
+         create table empty_t(x int)",
+    );
+    let backups = c.backups().display().to_string();
+    let scratch = c.dir.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    give_to_postgres(&scratch);
+    let url = |db: &str| {
+        format!(
+            "postgresql://postgres@/{db}?host={}&port={}",
+            c.dir.display(),
+            c.port
+        )
+    };
+    let backup = |db: &str, dir: &str| {
+        c.ok(
+            "sh",
+            &[&Cluster::script("backup.sh")],
+            &[("DATABASE_URL", &url(db)), ("BACKUP_DIR", dir)],
+        )
+    };
+    let report = c.dir.join("report");
+    let verify = |dir: &str| {
+        let _ = std::fs::remove_file(&report);
+        let out = c.run(
+            "sh",
+            &[&Cluster::script("verify-backup.sh")],
+            &[
+                ("BACKUP_DIR", dir),
+                ("SCRATCH", &scratch.display().to_string()),
+                ("REPORT_FILE", &report.display().to_string()),
+            ],
+        );
+        let written = std::fs::read_to_string(&report).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(written.trim())
+            .unwrap_or_else(|e| panic!("report {written:?}: {e}; {}", text(&out)));
+        (out, json)
+    };
+
+    backup("postgres", &backups);
+    let dump = std::fs::read_dir(c.backups())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.ends_with(".dump"))
+        .unwrap();
+    let (out, r) = verify(&backups);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(r["dump"], dump.as_str(), "{r}");
+    assert_eq!(r["schemaVersion"], 2, "{r}");
+    assert_eq!(
+        r["tables"], 4,
+        "_sqlx_migrations, tenants, workspaces, empty_t: {r}"
+    );
+    assert_eq!(r["rows"], 2 + 3 + 5, "{r}");
+    assert!(r["failure"].is_null(), "{r}");
+    assert_eq!(
+        c.sql("select count(*) from workspaces"),
+        "5",
+        "the live server untouched"
+    );
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "the throwaway server is gone"
+    );
+
+    // A newer dump that is no archive, its checksum matching: refused at the first read.
+    let bogus = "postgres-29991231T000000Z.dump";
+    std::fs::write(c.backups().join(bogus), b"not a dump").unwrap();
+    c.ok(
+        "sh",
+        &[
+            "-c",
+            &format!("cd {backups} && sha256sum {bogus} > {bogus}.sha256"),
+        ],
+        &[],
+    );
+    let (out, r) = verify(&backups);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(r["dump"], bogus, "the newest dump is the one verified: {r}");
+    assert!(
+        r["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("not a readable pg_dump archive")),
+        "{r}"
+    );
+    // Corrupt (the checksum no longer matches).
+    std::fs::write(c.backups().join(bogus), b"not a dump either").unwrap();
+    let (out, r) = verify(&backups);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        r["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("does not match its checksum")),
+        "{r}"
+    );
+
+    // A database without sqlx's migrations restores, but is not an Oyl database.
+    c.sql("create database other");
+    c.ok(
+        "psql",
+        &[
+            "-XtAq",
+            "-d",
+            "other",
+            "-c",
+            "create table t(x int); insert into t values (1)",
+        ],
+        &[],
+    );
+    let other = c.dir.join("other-backups");
+    std::fs::create_dir_all(&other).unwrap();
+    give_to_postgres(&other);
+    backup("other", &other.display().to_string());
+    let (out, r) = verify(&other.display().to_string());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        r["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("no _sqlx_migrations")),
+        "{r}"
+    );
+    assert_eq!(r["tables"], 1, "its one table checked first: {r}");
+}

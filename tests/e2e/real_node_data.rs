@@ -28,6 +28,26 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
     let trip = rag_round_trip(&ns.name, &addr).await;
     backup(&ns.name).await;
     log(t0, "round trip done and backed up");
+    // The weekly restore verification, run now: the dump just taken restores into a throwaway
+    // PostgreSQL in the Job's own pod, every table's rows and the schema version as recorded.
+    let dump = std::fs::read_dir(backup_volume_dir(&ns.name))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("postgres-") && n.ends_with(".dump"))
+        .max()
+        .unwrap();
+    let verified = verify_now(&ns.name, "verify-now-1", "lastVerifiedBackup").await;
+    assert_eq!(verified["dump"], dump.as_str(), "{verified}");
+    assert_eq!(
+        verified["schemaVersion"].to_string(),
+        psql(&ns.name, "select max(version) from _sqlx_migrations").trim(),
+        "{verified}"
+    );
+    assert!(
+        verified["tables"].as_i64() >= Some(10) && verified["rows"].as_i64() > Some(0),
+        "{verified}"
+    );
+    log(t0, &format!("verified: {verified}"));
 
     // The loss: the teammate and, by cascade, its assistant, knowledge base, document, chunks.
     let deleted = psql(
@@ -106,6 +126,79 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
         "citing the same document: {again}"
     );
     log(t0, "the same question gets the same answer");
+
+    // A newer dump that does not restore (an archive that is no archive, its checksum
+    // matching): the verification fails and BackupHealthy says why.
+    let dir = backup_volume_dir(&ns.name);
+    let bogus = "postgres-29991231T000000Z.dump";
+    std::fs::write(format!("{dir}/{bogus}"), b"not a dump").unwrap();
+    let sum = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("cd {dir} && sha256sum {bogus} > {bogus}.sha256"),
+        ])
+        .status()
+        .unwrap();
+    assert!(sum.success());
+    let failed = verify_now(&ns.name, "verify-now-2", "lastFailedVerification").await;
+    for f in [bogus.to_string(), format!("{bogus}.sha256")] {
+        std::fs::remove_file(format!("{dir}/{f}")).unwrap();
+    }
+    assert_eq!(failed["dump"], bogus, "{failed}");
+    let p = wait_for(Duration::from_secs(30), "BackupHealthy False", || async {
+        let p: OylPlatform = serde_json::from_slice(
+            &kubectl_as(
+                &kubeconfig(),
+                &["get", "oylplatform", "demo", "-n", &ns.name, "-o", "json"],
+                None,
+            )
+            .stdout,
+        )
+        .ok()?;
+        let c = p
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "BackupHealthy")?
+            .clone();
+        (c.status == "False").then_some(c)
+    })
+    .await;
+    assert_eq!(p.reason, "VerificationFailed", "{p:?}");
+    assert!(
+        p.message.contains("not a readable pg_dump archive"),
+        "{p:?}"
+    );
+    log(t0, &format!("verification failed: {}", p.message));
+}
+
+/// `status.walArchive` of the platform `demo` in `ns` once `ok` holds for it.
+async fn wal_archive_status(
+    ns: &str,
+    timeout: Duration,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let ok = &ok;
+    wait_for(timeout, what, || async move {
+        let out = kubectl_as(
+            &kubeconfig(),
+            &[
+                "get",
+                "oylplatform",
+                "demo",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.status.walArchive}",
+            ],
+            None,
+        );
+        let wal: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        ok(&wal).then_some(wal)
+    })
+    .await
 }
 
 fn restored_record(p: &OylPlatform) -> oyl_operator::crd::RestoreRecord {
@@ -312,6 +405,22 @@ async fn a_point_in_time_restore_brings_back_exactly_what_was_there_at_the_targe
     })
     .await;
     log(t0, "base backup taken");
+    // The wal-check CronJob (every minute with this archive timeout) reports the window from it.
+    let wal = wal_archive_status(
+        &n,
+        Duration::from_secs(180),
+        "the recoverable window",
+        |w| w["firstRecoverableTime"].as_str().is_some(),
+    )
+    .await;
+    let first = k8s_openapi::jiff::Timestamp::from_second(end).unwrap();
+    assert_eq!(
+        wal["firstRecoverableTime"].as_str(),
+        Some(first.to_string().as_str()),
+        "the window starts at the base backup's end: {wal}"
+    );
+    assert!(wal["failure"].is_null(), "{wal}");
+    log(t0, &format!("status.walArchive: {wal}"));
     wait_for(
         Duration::from_secs(30),
         "the clock past the base backup",
@@ -426,4 +535,67 @@ async fn a_point_in_time_restore_brings_back_exactly_what_was_there_at_the_targe
         "citing the same document: {again}"
     );
     log(t0, "the same question gets the same answer");
+
+    // The archive turns unwritable (as a full volume would): the next segment cannot be archived,
+    // the check reports it and the platform is Degraded with the reason; writable again, the
+    // stuck segment is archived and the platform Ready.
+    let wal_dir = |mode: &str| {
+        kubectl_as(
+            &kubeconfig(),
+            &[
+                "exec",
+                "-n",
+                &n,
+                "deploy/demo-postgres",
+                "-c",
+                "base-backup",
+                "--",
+                "chmod",
+                mode,
+                "/backups/wal",
+            ],
+            None,
+        )
+    };
+    assert!(
+        wal_dir("0555").status.success(),
+        "the archive made read-only"
+    );
+    let stuck = psql_superuser(&n, "select pg_walfile_name(pg_current_wal_insert_lsn())");
+    psql(&n, "insert into pitr_probe values (7)");
+    psql_superuser(&n, "select pg_switch_wal()");
+    let degraded = match condition(&n, "Degraded", Duration::from_secs(240)).await {
+        Ok(p) => p,
+        Err(conditions) => {
+            dump_state(&n);
+            panic!("not Degraded with the archive unwritable:\n{conditions}");
+        }
+    };
+    let reason = degraded
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+        .map(|c| (c.reason.clone(), c.message.clone()))
+        .unwrap();
+    assert_eq!(reason.0, "WalArchiveFailing", "{reason:?}");
+    assert!(
+        reason.1.contains(stuck.trim()),
+        "the message names the segment: {reason:?}"
+    );
+    log(t0, &format!("Degraded: {}", reason.1));
+    assert!(
+        wal_dir("0755").status.success(),
+        "the archive writable again"
+    );
+    psql(&n, "insert into pitr_probe values (8)");
+    psql_superuser(&n, "select pg_switch_wal()");
+    if let Err(conditions) = condition(&n, "Ready", Duration::from_secs(240)).await {
+        dump_state(&n);
+        panic!("not Ready again once the archive is writable:\n{conditions}");
+    }
+    let wal = wal_archive_status(&n, Duration::from_secs(10), "a healthy check", |w| {
+        w["failure"].is_null()
+    })
+    .await;
+    log(t0, &format!("Ready again: {wal}"));
 }

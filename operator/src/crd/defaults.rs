@@ -44,6 +44,9 @@ pub(super) fn chroma_port() -> i32 {
 pub(super) fn backup_schedule() -> String {
     "0 2 * * *".to_string()
 }
+pub(super) fn verify_schedule() -> String {
+    "0 4 * * 0".to_string()
+}
 pub(super) fn backup_retention() -> i32 {
     7
 }

@@ -478,6 +478,14 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_archiving: Option<WalArchivingSpec>,
 
+    /// Scheduled proof that the backups restore: the newest PostgreSQL dump is restored into a
+    /// throwaway PostgreSQL inside the verification Job's own pod (never the live one) and
+    /// checked: every table holds the rows the dump recorded, the schema version is the dump's,
+    /// and a query over the platform's tables answers. `status.lastVerifiedBackup` records the
+    /// newest success; a failure makes `BackupHealthy` False with the reason.
+    #[serde(default)]
+    pub verify: BackupVerifySpec,
+
     /// Image of the containers that run `pg_dump` (and `pg_restore` for a restore): a PostgreSQL
     /// image whose major version is at least the server's, which matters for an external server
     /// (`pg_dump` refuses to dump a newer one; the backup then fails saying so). Default: the
@@ -489,6 +497,29 @@ pub struct BackupSpec {
     /// Scheduling and pod metadata overrides for backup pods.
     #[serde(default)]
     pub pod: PodOverrides,
+}
+
+/// The scheduled restore verification of the backups (a CronJob per platform).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupVerifySpec {
+    /// Whether the verification CronJob exists (with backups enabled).
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+
+    /// Cron schedule, in the backup schedule's time zone; weekly by default (Sunday 04:00).
+    #[serde(default = "defaults::verify_schedule")]
+    #[schemars(length(min = 9, max = 128))]
+    pub schedule: String,
+}
+
+impl Default for BackupVerifySpec {
+    fn default() -> Self {
+        Self {
+            enabled: defaults::enabled(),
+            schedule: defaults::verify_schedule(),
+        }
+    }
 }
 
 /// Continuous archiving of PostgreSQL's write-ahead log.
@@ -651,6 +682,7 @@ impl Default for BackupSpec {
             storage: VolumeSpec::default(),
             s3: None,
             wal_archiving: None,
+            verify: BackupVerifySpec::default(),
             image: None,
             pod: PodOverrides::default(),
         }

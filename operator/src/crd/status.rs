@@ -68,11 +68,51 @@ pub struct OylPlatformStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<RestoreRecord>,
 
+    /// The newest backup proven restorable by the scheduled verification (`spec.backup.verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_backup: Option<VerifiedBackup>,
+
+    /// The newest verification that failed, with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_verification: Option<FailedVerification>,
+
     /// The WAL archive as its newest check saw it (with `spec.backup.walArchiving`): the points
     /// in time a restore can reach, and why archiving fails when it does (the platform is then
     /// Degraded, reason `WalArchiveFailing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wal_archive: Option<WalArchiveStatus>,
+}
+
+/// A dump restored into a throwaway PostgreSQL and found whole.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedBackup {
+    /// The verification Job.
+    pub job: String,
+    /// When it finished.
+    pub time: Time,
+    /// The dump it restored.
+    pub dump: String,
+    /// The schema version (newest migration) of the restored database.
+    pub schema_version: i64,
+    /// Tables whose rows were counted, and their rows: as many as the dump recorded.
+    pub tables: i64,
+    pub rows: i64,
+}
+
+/// A verification that failed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedVerification {
+    /// The verification Job.
+    pub job: String,
+    /// When it finished.
+    pub time: Time,
+    /// The dump it tried, when it got that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<String>,
+    /// Why it failed.
+    pub reason: String,
 }
 
 /// What the newest WAL archive check (the `<name>-wal-check` CronJob) reported.

@@ -28,6 +28,7 @@ pub const REDIS_SCRIPT: &str = include_str!("../../scripts/backup-redis.sh");
 pub const CHROMA_SCRIPT: &str = include_str!("../../scripts/backup-chroma.sh");
 pub const S3_SCRIPT: &str = include_str!("../../scripts/backup-s3.sh");
 pub const WAL_CHECK_SCRIPT: &str = include_str!("../../scripts/wal-check.sh");
+pub const VERIFY_SCRIPT: &str = include_str!("../../scripts/verify-backup.sh");
 pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
 /// Annotation on an OylPlatform requesting a backup now; each new value runs one Job.
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
@@ -37,6 +38,10 @@ pub const JOB_COMPONENT: &str = "backup";
 pub const WAL_CHECK_COMPONENT: &str = "wal-check";
 /// The WAL check's container, whose termination message is the check's report.
 pub const WAL_CHECK_CONTAINER: &str = "check";
+/// Value of `app.kubernetes.io/component` on the restore verification (CronJob, Jobs, pods).
+pub const VERIFY_COMPONENT: &str = "backup-verify";
+/// The verification's container, whose termination message is its report.
+pub const VERIFY_CONTAINER: &str = "verify";
 
 fn script_container(
     name: &str,
@@ -437,7 +442,9 @@ pub fn wal_check_cronjob(p: &OylPlatform, archiving: &WalArchivingSpec) -> CronJ
                 spec: Some(JobSpec {
                     // A failed check is the signal, not something to retry.
                     backoff_limit: Some(0),
-                    active_deadline_seconds: Some(300),
+                    // (It waits for PostgreSQL's node: while a restore holds PostgreSQL at zero
+                    // its pod cannot be scheduled, and gives up before the next run.)
+                    active_deadline_seconds: Some(120),
                     template,
                     ..JobSpec::default()
                 }),
@@ -446,6 +453,94 @@ pub fn wal_check_cronjob(p: &OylPlatform, archiving: &WalArchivingSpec) -> CronJ
         },
         ..CronJob::default()
     }
+}
+
+pub fn verify_name(p: &OylPlatform) -> String {
+    format!("{}-{VERIFY_COMPONENT}", p.name_any())
+}
+
+/// The scheduled restore verification: `verify-backup.sh` restores the newest dump into a
+/// throwaway PostgreSQL in its own pod (scratch space in an `emptyDir`, a private socket, no
+/// credentials and no network: it never connects to the live database), the backup volume
+/// read-only, one pod per run whose termination message is the report the operator records.
+pub fn verify_cronjob(p: &OylPlatform) -> CronJob {
+    let mut verify_labels = labels(p, Component::Backup);
+    verify_labels.insert(LABEL_COMPONENT.to_string(), VERIFY_COMPONENT.to_string());
+    let env = vec![
+        env_value("BACKUP_DIR", "/backups"),
+        env_value("SCRATCH", "/scratch"),
+    ];
+    let mut verify = script_container(VERIFY_CONTAINER, postgres_image(p), UID, VERIFY_SCRIPT, env);
+    verify.resources = Some(resources(None, "100m", "256Mi", "1Gi"));
+    verify.termination_message_policy = Some("FallbackToLogsOnError".to_string());
+    let mounts = verify.volume_mounts.get_or_insert_with(Vec::new);
+    for m in mounts.iter_mut() {
+        if m.name == "backups" {
+            m.read_only = Some(true);
+        }
+    }
+    mounts.push(VolumeMount {
+        name: "scratch".to_string(),
+        mount_path: "/scratch".to_string(),
+        ..VolumeMount::default()
+    });
+    let volumes = vec![
+        backups_volume(p),
+        scratch_volume("tmp"),
+        scratch_volume("scratch"),
+    ];
+    let c = Component::Backup;
+    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, vec![verify], volumes);
+    if let Some(m) = template.metadata.as_mut() {
+        m.labels
+            .get_or_insert_with(Default::default)
+            .extend(verify_labels.clone());
+    }
+    if let Some(pod) = template.spec.as_mut() {
+        pod.restart_policy = Some("Never".to_string());
+        // As for the backups: with WAL archiving PostgreSQL's pod mounts the backup volume.
+        if p.spec.wal_archiving().is_some() {
+            pod.affinity
+                .get_or_insert_with(Affinity::default)
+                .pod_affinity
+                .get_or_insert_with(PodAffinity::default)
+                .required_during_scheduling_ignored_during_execution =
+                Some(vec![on_the_node_of(p, Component::Postgres)]);
+        }
+    }
+    let mut metadata = meta(p, c, verify_name(p));
+    metadata.labels = Some(verify_labels.clone());
+    CronJob {
+        metadata,
+        spec: CronJobSpec {
+            schedule: p.spec.backup.verify.schedule.clone(),
+            time_zone: p.spec.backup.time_zone.clone(),
+            suspend: Some(p.spec.backup.suspend),
+            concurrency_policy: Some("Forbid".to_string()),
+            starting_deadline_seconds: Some(600),
+            successful_jobs_history_limit: Some(1),
+            failed_jobs_history_limit: Some(1),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(verify_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(JobSpec {
+                    // A failed verification is the finding, not something to retry.
+                    backoff_limit: Some(0),
+                    active_deadline_seconds: Some(3600),
+                    template,
+                    ..JobSpec::default()
+                }),
+            },
+        },
+        ..CronJob::default()
+    }
+}
+
+/// Whether `j` is a restore verification Job.
+pub fn is_verify_job(j: &Job) -> bool {
+    j.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(VERIFY_COMPONENT)
 }
 
 /// Whether `j` is a WAL archive check Job.
@@ -470,6 +565,11 @@ pub fn children(p: &OylPlatform, out: &mut Vec<Child>) {
         )));
         if let Some(archiving) = p.spec.wal_archiving() {
             out.push(Child::CronJob(wal_check_cronjob(p, archiving)));
+        }
+        // Verified once there is something to verify: after the first successful backup.
+        let backed_up = p.status.as_ref().is_some_and(|s| s.last_backup.is_some());
+        if p.spec.backup.verify.enabled && backed_up {
+            out.push(Child::CronJob(verify_cronjob(p)));
         }
         let served = p.status.as_ref().and_then(|s| s.backup_request.as_deref());
         if let Some(request) = p
@@ -933,6 +1033,113 @@ mod tests {
         // (With an external PostgreSQL walArchiving is refused by validation.)
         for spec in ["", "  backup: {enabled: false, walArchiving: {}}"] {
             assert!(wal_check(&platform(spec)).is_none(), "{spec}");
+        }
+    }
+
+    /// Once a backup has succeeded, a weekly CronJob restores the newest dump into a throwaway
+    /// PostgreSQL of its own pod: the backup volume read-only, scratch space in an emptyDir, no
+    /// credentials at all (it never connects to the live database), no retry, its report in the
+    /// termination message, labelled apart from backups. Off with `verify.enabled: false`.
+    #[test]
+    fn a_backup_is_verified_weekly_in_a_throwaway_postgres() {
+        use super::*;
+        use crate::crd::{BackupRecord, OylPlatformStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let verify = |p: &OylPlatform| {
+            crate::test_support::children(p)
+                .into_iter()
+                .find_map(|c| match c {
+                    Child::CronJob(j) if j.name_any() == verify_name(p) => Some(j),
+                    _ => None,
+                })
+        };
+        let backed_up = |mut p: OylPlatform| {
+            p.status = Some(OylPlatformStatus {
+                last_backup: Some(BackupRecord {
+                    time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                    job: "acme-backup-1".into(),
+                }),
+                ..OylPlatformStatus::default()
+            });
+            p
+        };
+        assert!(
+            verify(&platform("")).is_none(),
+            "nothing to verify before the first backup"
+        );
+        let p = backed_up(platform(""));
+        let cron = verify(&p).expect("the verification CronJob");
+        assert_eq!(cron.name_any(), "acme-backup-verify");
+        assert_eq!(cron.spec.schedule, "0 4 * * 0", "weekly by default");
+        let job = cron.spec.job_template.spec.unwrap();
+        assert_eq!(job.backoff_limit, Some(0));
+        let pod_labels = job.template.metadata.unwrap().labels.unwrap();
+        assert_eq!(pod_labels["app.kubernetes.io/component"], VERIFY_COMPONENT);
+        let j = Job {
+            metadata: cron.spec.job_template.metadata.unwrap(),
+            ..Job::default()
+        };
+        assert!(is_verify_job(&j) && !is_backup_job(&j) && !is_wal_check_job(&j));
+        let pod = job.template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.name, VERIFY_CONTAINER);
+        assert_eq!(c.command.as_ref().unwrap()[2], VERIFY_SCRIPT);
+        assert!(
+            c.env
+                .iter()
+                .flatten()
+                .all(|e| e.value_from.is_none() && !e.name.ends_with("_FILE")),
+            "no credentials: {:?}",
+            c.env
+        );
+        assert!(
+            pod.volumes
+                .iter()
+                .flatten()
+                .all(|v| v.projected.is_none() && v.secret.is_none())
+        );
+        let mount = |name: &str| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("{name} mounted"))
+                .clone()
+        };
+        assert_eq!(mount("backups").read_only, Some(true));
+        assert_eq!(mount("scratch").mount_path, "/scratch");
+        let scratch = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "scratch")
+            .unwrap();
+        assert!(scratch.empty_dir.is_some());
+        assert!(
+            pod.affinity.is_none(),
+            "the volume is free without WAL archiving"
+        );
+
+        let p = backed_up(platform(
+            "  backup: {walArchiving: {}, verify: {schedule: '30 5 * * *'}}",
+        ));
+        let cron = verify(&p).unwrap();
+        assert_eq!(cron.spec.schedule, "30 5 * * *");
+        let pod = cron.spec.job_template.spec.unwrap().template.spec.unwrap();
+        assert!(
+            pod.affinity
+                .unwrap()
+                .pod_affinity
+                .unwrap()
+                .required_during_scheduling_ignored_during_execution
+                .is_some(),
+            "on PostgreSQL's node, which mounts the volume with WAL archiving"
+        );
+        for spec in [
+            "  backup: {verify: {enabled: false}}",
+            "  backup: {enabled: false}",
+        ] {
+            assert!(verify(&backed_up(platform(spec))).is_none(), "{spec}");
         }
     }
 }

@@ -782,22 +782,7 @@ pub async fn backup(ns: &str) {
             String::from_utf8_lossy(&logs.stdout)
         );
     }
-    let pv = kubectl(
-        &[
-            "get",
-            "pvc",
-            "-n",
-            ns,
-            "demo-backup",
-            "-o",
-            "jsonpath={.spec.volumeName}",
-        ],
-        None,
-    );
-    let dir = kubectl(
-        &["get", "pv", pv.trim(), "-o", "jsonpath={.spec.local.path}"],
-        None,
-    );
+    let dir = backup_volume_dir(ns);
     let files: Vec<String> = std::fs::read_dir(dir.trim())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -823,4 +808,66 @@ pub async fn backup(ns: &str) {
             String::from_utf8_lossy(&check.stdout)
         );
     }
+}
+
+/// Where the platform `demo`'s backup volume lives on this machine (a local volume).
+pub fn backup_volume_dir(ns: &str) -> String {
+    let pv = kubectl(
+        &[
+            "get",
+            "pvc",
+            "-n",
+            ns,
+            "demo-backup",
+            "-o",
+            "jsonpath={.spec.volumeName}",
+        ],
+        None,
+    );
+    kubectl(
+        &["get", "pv", pv.trim(), "-o", "jsonpath={.spec.local.path}"],
+        None,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Runs the restore verification now, as its CronJob would (`kubectl create job --from`), and
+/// returns `status.<field>` of the platform once it names that Job.
+pub async fn verify_now(ns: &str, job: &str, field: &str) -> serde_json::Value {
+    let cron = "cronjob/demo-backup-verify";
+    wait_for(
+        Duration::from_secs(120),
+        "the verification CronJob",
+        || async {
+            let out = kubectl_as(&kubeconfig(), &["get", "-n", ns, cron], None);
+            out.status.success().then_some(())
+        },
+    )
+    .await;
+    let out = kubectl_as(
+        &kubeconfig(),
+        &["create", "job", "-n", ns, job, &format!("--from={cron}")],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = format!("jsonpath={{.status.{field}}}");
+    wait_for(
+        Duration::from_secs(240),
+        &format!("status.{field} from Job {job}"),
+        || async {
+            let out = kubectl_as(
+                &kubeconfig(),
+                &["get", "oylplatform", "demo", "-n", ns, "-o", &path],
+                None,
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (v["job"] == job).then_some(v)
+        },
+    )
+    .await
 }
