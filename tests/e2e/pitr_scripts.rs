@@ -223,6 +223,16 @@ fn base_backups(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The end of base backup `name` (seconds since the epoch), from its `info`.
+fn base_end(c: &Cluster, name: &str) -> i64 {
+    let info = std::fs::read_to_string(c.backups().join("base").join(name).join("info")).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("end_epoch="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The rows of `t`, in order.
 fn rows(c: &Cluster) -> String {
     c.sql("select coalesce(string_agg(x::text, ',' order by x), '') from t")
@@ -244,14 +254,7 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
     assert!(out.contains("base backup written"), "{out}");
     let base = base_backups(&c.backups());
     assert_eq!(base.len(), 1, "{base:?}");
-    let info =
-        std::fs::read_to_string(c.backups().join("base").join(&base[0]).join("info")).unwrap();
-    let end: i64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("end_epoch="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let end = base_end(&c, &base[0]);
     // The base backup's end is the first recoverable point: write after it.
     while c
         .sql(&format!(
@@ -513,16 +516,14 @@ fn the_wal_check_reports_the_recoverable_window_and_a_failing_archive() {
         &[&Cluster::script("base-backup.sh")],
         &[("BACKUP_DIR", &backups)],
     );
-    let base = base_backups(&c.backups());
-    let info =
-        std::fs::read_to_string(c.backups().join("base").join(&base[0]).join("info")).unwrap();
-    let end: i64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("end_epoch="))
-        .unwrap()
-        .parse()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let end = base_end(&c, &base_backups(&c.backups())[0]);
+    // A whole second past the base backup's end (rounded up), so the next archive is after it.
+    while c.sql(&format!(
+        "select floor(extract(epoch from clock_timestamp())) > {end}"
+    )) != "t"
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     c.sql("insert into t values (2)");
     c.archive_now();
     let (out, r) = check();

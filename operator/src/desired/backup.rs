@@ -382,77 +382,27 @@ pub fn wal_check_name(p: &OylPlatform) -> String {
 /// read-only, on PostgreSQL's node (the volume is ReadWriteOnce and mounted there), one pod per
 /// run whose termination message is the report the operator turns into `status.walArchive`.
 pub fn wal_check_cronjob(p: &OylPlatform, archiving: &WalArchivingSpec) -> CronJob {
-    let mut check_labels = labels(p, Component::Backup);
-    check_labels.insert(LABEL_COMPONENT.to_string(), WAL_CHECK_COMPONENT.to_string());
     let env = vec![
         file_env(&database_url_file(p)),
         env_value("BACKUP_DIR", "/backups"),
     ];
-    let mut check = with_credentials(script_container(
-        WAL_CHECK_CONTAINER,
-        postgres_image(p),
-        UID,
-        WAL_CHECK_SCRIPT,
-        env,
-    ));
+    let image = postgres_image(p);
+    let check = script_container(WAL_CHECK_CONTAINER, image, UID, WAL_CHECK_SCRIPT, env);
+    let mut check = with_credentials(check);
     check.resources = Some(resources(None, "10m", "32Mi", "128Mi"));
-    check.termination_message_policy = Some("FallbackToLogsOnError".to_string());
-    for m in check.volume_mounts.iter_mut().flatten() {
-        if m.name == "backups" {
-            m.read_only = Some(true);
-        }
-    }
-    let volumes = vec![
-        backups_volume(p),
-        scratch_volume("tmp"),
-        secret_files_volume(&[database_url_file(p)]),
-    ];
-    let c = Component::Backup;
-    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, vec![check], volumes);
-    if let Some(m) = template.metadata.as_mut() {
-        m.labels
-            .get_or_insert_with(Default::default)
-            .extend(check_labels.clone());
-    }
-    if let Some(pod) = template.spec.as_mut() {
-        pod.restart_policy = Some("Never".to_string());
-        pod.affinity
-            .get_or_insert_with(Affinity::default)
-            .pod_affinity
-            .get_or_insert_with(PodAffinity::default)
-            .required_during_scheduling_ignored_during_execution =
-            Some(vec![on_the_node_of(p, Component::Postgres)]);
-    }
-    let mut metadata = meta(p, c, wal_check_name(p));
-    metadata.labels = Some(check_labels.clone());
-    CronJob {
-        metadata,
-        spec: CronJobSpec {
+    report_cronjob(
+        p,
+        ReportJob {
+            component: WAL_CHECK_COMPONENT,
+            container: check,
+            volumes: vec![secret_files_volume(&[database_url_file(p)])],
             schedule: wal_check_schedule(archiving.archive_timeout_seconds),
-            suspend: Some(p.spec.backup.suspend),
-            concurrency_policy: Some("Forbid".to_string()),
-            starting_deadline_seconds: Some(60),
-            successful_jobs_history_limit: Some(1),
-            failed_jobs_history_limit: Some(1),
-            job_template: JobTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(check_labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(JobSpec {
-                    // A failed check is the signal, not something to retry.
-                    backoff_limit: Some(0),
-                    // (It waits for PostgreSQL's node: while a restore holds PostgreSQL at zero
-                    // its pod cannot be scheduled, and gives up before the next run.)
-                    active_deadline_seconds: Some(120),
-                    template,
-                    ..JobSpec::default()
-                }),
-            },
-            ..CronJobSpec::default()
+            starting_deadline_seconds: 60,
+            // (It waits for PostgreSQL's node: while a restore holds PostgreSQL at zero its pod
+            // cannot be scheduled, and gives up before the next run.)
+            active_deadline_seconds: 120,
         },
-        ..CronJob::default()
-    }
+    )
 }
 
 pub fn verify_name(p: &OylPlatform) -> String {
@@ -464,41 +414,70 @@ pub fn verify_name(p: &OylPlatform) -> String {
 /// credentials and no network: it never connects to the live database), the backup volume
 /// read-only, one pod per run whose termination message is the report the operator records.
 pub fn verify_cronjob(p: &OylPlatform) -> CronJob {
-    let mut verify_labels = labels(p, Component::Backup);
-    verify_labels.insert(LABEL_COMPONENT.to_string(), VERIFY_COMPONENT.to_string());
     let env = vec![
         env_value("BACKUP_DIR", "/backups"),
         env_value("SCRATCH", "/scratch"),
     ];
-    let mut verify = script_container(VERIFY_CONTAINER, postgres_image(p), UID, VERIFY_SCRIPT, env);
+    let image = postgres_image(p);
+    let mut verify = script_container(VERIFY_CONTAINER, image, UID, VERIFY_SCRIPT, env);
     verify.resources = Some(resources(None, "100m", "256Mi", "1Gi"));
-    verify.termination_message_policy = Some("FallbackToLogsOnError".to_string());
-    let mounts = verify.volume_mounts.get_or_insert_with(Vec::new);
-    for m in mounts.iter_mut() {
+    verify
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: "scratch".to_string(),
+            mount_path: "/scratch".to_string(),
+            ..VolumeMount::default()
+        });
+    report_cronjob(
+        p,
+        ReportJob {
+            component: VERIFY_COMPONENT,
+            container: verify,
+            volumes: vec![scratch_volume("scratch")],
+            schedule: p.spec.backup.verify.schedule.clone(),
+            starting_deadline_seconds: 600,
+            active_deadline_seconds: 3600,
+        },
+    )
+}
+
+/// A CronJob of one-container Jobs that report through their pod's termination message.
+struct ReportJob {
+    /// `app.kubernetes.io/component` of the CronJob, its Jobs and their pods.
+    component: &'static str,
+    container: Container,
+    /// Beside the backup volume and `/tmp`.
+    volumes: Vec<Volume>,
+    schedule: String,
+    starting_deadline_seconds: i64,
+    active_deadline_seconds: i64,
+}
+
+/// `<name>-<component>`: the backup volume mounted read-only, the report as the termination
+/// message (the log's tail when the script could not write one), one pod per run and no retry
+/// (a failure is the finding), the newest success and failure kept for the operator to read, on
+/// PostgreSQL's node when WAL archiving has its pod mount the (ReadWriteOnce) backup volume.
+fn report_cronjob(p: &OylPlatform, job: ReportJob) -> CronJob {
+    let mut job_labels = labels(p, Component::Backup);
+    job_labels.insert(LABEL_COMPONENT.to_string(), job.component.to_string());
+    let mut container = job.container;
+    container.termination_message_policy = Some("FallbackToLogsOnError".to_string());
+    for m in container.volume_mounts.iter_mut().flatten() {
         if m.name == "backups" {
             m.read_only = Some(true);
         }
     }
-    mounts.push(VolumeMount {
-        name: "scratch".to_string(),
-        mount_path: "/scratch".to_string(),
-        ..VolumeMount::default()
-    });
-    let volumes = vec![
-        backups_volume(p),
-        scratch_volume("tmp"),
-        scratch_volume("scratch"),
-    ];
+    let volumes = [vec![backups_volume(p), scratch_volume("tmp")], job.volumes].concat();
     let c = Component::Backup;
-    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, vec![verify], volumes);
+    let mut template = pod_template(p, c, &p.spec.backup.pod, UID, vec![container], volumes);
     if let Some(m) = template.metadata.as_mut() {
         m.labels
             .get_or_insert_with(Default::default)
-            .extend(verify_labels.clone());
+            .extend(job_labels.clone());
     }
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
-        // As for the backups: with WAL archiving PostgreSQL's pod mounts the backup volume.
         if p.spec.wal_archiving().is_some() {
             pod.affinity
                 .get_or_insert_with(Affinity::default)
@@ -508,27 +487,26 @@ pub fn verify_cronjob(p: &OylPlatform) -> CronJob {
                 Some(vec![on_the_node_of(p, Component::Postgres)]);
         }
     }
-    let mut metadata = meta(p, c, verify_name(p));
-    metadata.labels = Some(verify_labels.clone());
+    let mut metadata = meta(p, c, format!("{}-{}", p.name_any(), job.component));
+    metadata.labels = Some(job_labels.clone());
     CronJob {
         metadata,
         spec: CronJobSpec {
-            schedule: p.spec.backup.verify.schedule.clone(),
+            schedule: job.schedule,
             time_zone: p.spec.backup.time_zone.clone(),
             suspend: Some(p.spec.backup.suspend),
             concurrency_policy: Some("Forbid".to_string()),
-            starting_deadline_seconds: Some(600),
+            starting_deadline_seconds: Some(job.starting_deadline_seconds),
             successful_jobs_history_limit: Some(1),
             failed_jobs_history_limit: Some(1),
             job_template: JobTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(verify_labels),
+                    labels: Some(job_labels),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(JobSpec {
-                    // A failed verification is the finding, not something to retry.
                     backoff_limit: Some(0),
-                    active_deadline_seconds: Some(3600),
+                    active_deadline_seconds: Some(job.active_deadline_seconds),
                     template,
                     ..JobSpec::default()
                 }),
