@@ -6,6 +6,12 @@
 #   S3_BUCKET, S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or *_FILE: the mounted Secret,
 #   as the operator runs this), optional S3_ENDPOINT_URL, AWS_DEFAULT_REGION, BACKUP_DIR
 #   (default /backups), BACKUP_FILE (default latest).
+# With PITR=1 (a point-in-time restore from the bucket, spec.restore.targetTime with source S3)
+# it fetches instead what restore-pitr.sh replays, laid out as base-backup.sh and wal-archive.sh
+# wrote it: every base backup's `info`, the base backup restore-pitr.sh will choose (the newest
+# that ended at or before TARGET_EPOCH, seconds since the epoch; unset: the newest), and the
+# archived WAL from that backup's first segment on, with every timeline history file. Refusals
+# (a target before every base backup) are restore-pitr.sh's, from the same `info` files.
 set -eu
 if [ -n "${AWS_ACCESS_KEY_ID_FILE:-}" ]; then AWS_ACCESS_KEY_ID="$(cat "$AWS_ACCESS_KEY_ID_FILE")"; export AWS_ACCESS_KEY_ID; fi
 if [ -n "${AWS_SECRET_ACCESS_KEY_FILE:-}" ]; then AWS_SECRET_ACCESS_KEY="$(cat "$AWS_SECRET_ACCESS_KEY_FILE")"; export AWS_SECRET_ACCESS_KEY; fi
@@ -17,6 +23,51 @@ source="s3://$S3_BUCKET/${prefix:+$prefix/}"
 fail() { echo "restore refused: $*" >&2; exit 1; }
 set --
 [ -n "${S3_ENDPOINT_URL:-}" ] && set -- --endpoint-url "$S3_ENDPOINT_URL"
+
+if [ -n "${PITR:-}" ]; then
+  # aws with the endpoint ("$@" is free for the copy's filters below).
+  s3() { if [ -n "${S3_ENDPOINT_URL:-}" ]; then aws --endpoint-url "$S3_ENDPOINT_URL" "$@"; else aws "$@"; fi; }
+  # The keys under the prefix's $key (the aws CLI pages through the listing).
+  keys() {
+    s3 s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${prefix:+$prefix/}$key" \
+      --query 'Contents[].Key' --output text | tr '\t' '\n' | grep -v '^None$' || true
+  }
+  key=base/
+  chosen=""
+  for k in $(keys | grep -E '/?base/[0-9]{8}T[0-9]{6}Z/info$' | sort -r); do
+    ts="${k%/info}"; ts="${ts##*/}"
+    mkdir -p "$dir/base/$ts"
+    s3 s3 cp --only-show-errors "s3://$S3_BUCKET/$k" "$dir/base/$ts/info" \
+      || fail "s3://$S3_BUCKET/$k could not be fetched"
+    end="$(sed -n 's/^end_epoch=//p' "$dir/base/$ts/info")"
+    if [ -z "$chosen" ] && [ -n "$end" ] && { [ -z "${TARGET_EPOCH:-}" ] || [ "$end" -le "$TARGET_EPOCH" ]; }; then
+      chosen="$ts"
+    fi
+  done
+  [ -n "$chosen" ] || { echo "no base backup in ${source}base/ ends at or before the target"; exit 0; }
+  s3 s3 cp --only-show-errors "${source}base/$chosen/base.tar.gz" "$dir/base/$chosen/base.tar.gz" \
+    || fail "${source}base/$chosen/base.tar.gz could not be fetched"
+  first="$(sed -n 's/^wal_start=//p' "$dir/base/$chosen/info")"
+  # The WAL from the backup's first segment on (names compare by their last 16 digits, whatever
+  # the timeline, as base-backup.sh prunes), and every timeline history file.
+  key=wal/
+  names="$(keys | sed 's|.*/||' | awk -v first="$first" '
+    /^[0-9A-F]+\.history\.gz$/ { print; next }
+    /^[0-9A-F]+(\.[0-9A-F]+\.backup)?\.gz$/ && index($0, ".") == 25 {
+      if (substr($0, 9, 16) "" >= substr(first, 9, 16) "") print
+    }')"
+  set -- --exclude '*'
+  n=0
+  for name in $names; do
+    set -- "$@" --include "$name"
+    n=$((n + 1))
+  done
+  mkdir -p "$dir/wal"
+  s3 s3 cp --only-show-errors --recursive "${source}wal/" "$dir/wal/" "$@" \
+    || fail "${source}wal/ could not be fetched"
+  echo "fetched base backup $chosen and $n WAL files from $source into $dir"
+  exit 0
+fi
 
 if [ "$want" = latest ]; then
   # The bucket's own listing of the objects directly under the prefix ("None" when empty).

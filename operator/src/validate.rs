@@ -136,9 +136,7 @@ const CHECKS: &[Check] = &[
         violated: |p| {
             p.spec.restore.as_ref().is_some_and(|r| {
                 r.source == Some(RestoreSource::S3)
-                    && (p.spec.backup.s3.is_none()
-                        || r.target_time.is_some()
-                        || r.claim_name.is_some())
+                    && (p.spec.backup.s3.is_none() || r.claim_name.is_some())
             })
         },
     },

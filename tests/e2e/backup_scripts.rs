@@ -3,6 +3,7 @@
 //! fill a database through the API, back it up, restore it into an empty database, serve that
 //! and compare every resource through the API.
 
+use oyl_e2e::s3::{Moto, S3_CREDS};
 use oyl_e2e::{
     free_port, http, http_raw, repo_root, text_upload, unix_now, utc, wait_for, workspace_bin,
 };
@@ -953,86 +954,6 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A local S3-compatible server (moto) with the bucket `oyl-backups`, stopped when dropped.
-struct Moto {
-    _server: KillOnDrop,
-    endpoint: String,
-    /// PATH with the venv's `aws` first, for the scripts.
-    path: String,
-    venv: PathBuf,
-}
-
-const S3_CREDS: [(&str, &str); 3] = [
-    ("AWS_ACCESS_KEY_ID", "test"),
-    ("AWS_SECRET_ACCESS_KEY", "test"),
-    ("AWS_DEFAULT_REGION", "us-east-1"),
-];
-
-impl Moto {
-    async fn start() -> Self {
-        let venv = s3_venv();
-        let port = free_port();
-        let child = Command::new(venv.join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for(Duration::from_secs(30), "moto_server", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        let path = format!(
-            "{}:{}",
-            venv.join("bin").display(),
-            std::env::var("PATH").unwrap()
-        );
-        let moto = Moto {
-            _server: KillOnDrop(child),
-            endpoint: format!("http://127.0.0.1:{port}"),
-            path,
-            venv,
-        };
-        assert!(moto.aws(&["s3", "mb", "s3://oyl-backups"]).status.success());
-        moto
-    }
-
-    fn aws(&self, args: &[&str]) -> Output {
-        Command::new(self.venv.join("bin/aws"))
-            .arg("--endpoint-url")
-            .arg(&self.endpoint)
-            .args(args)
-            .envs(S3_CREDS)
-            .output()
-            .unwrap()
-    }
-
-    /// What the S3 scripts get as the operator runs them (keys here in the environment).
-    fn script_env(&self) -> Vec<(&str, &str)> {
-        let mut env = S3_CREDS.to_vec();
-        env.extend([
-            ("S3_BUCKET", "oyl-backups"),
-            ("S3_PREFIX", "team-a/acme"),
-            ("S3_ENDPOINT_URL", self.endpoint.as_str()),
-            ("PATH", self.path.as_str()),
-        ]);
-        env
-    }
-}
-
-/// A child process, killed (and reaped) when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
 async fn a_restore_from_s3_needs_no_backup_volume() {
@@ -1134,26 +1055,6 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
     let (fetched, restored, _) = restore("postgres-20000101T000000Z.dump");
     assert!(!fetched.status.success() && restored.is_none());
     assert!(String::from_utf8_lossy(&fetched.stderr).contains("restore refused"));
-}
-
-/// `moto_server` and the `aws` CLI from PyPI (installed by tests/setup.sh into this venv).
-fn s3_venv() -> PathBuf {
-    let dir = std::env::var("OYL_S3_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::env::var("OYL_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/oyl")
-                })
-                .join("s3-venv")
-        });
-    assert!(
-        dir.join("bin/aws").exists(),
-        "{}: pip install moto[server] awscli (tests/setup.sh does)",
-        dir.display()
-    );
-    dir
 }
 
 #[tokio::test]

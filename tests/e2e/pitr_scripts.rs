@@ -716,3 +716,140 @@ fn the_newest_dump_is_restored_into_a_throwaway_server_and_checked() {
     );
     assert_eq!(r["tables"], 1, "its one table checked first: {r}");
 }
+
+/// A point-in-time restore straight from the bucket: the backup volume (two base backups and
+/// the WAL) uploaded by `backup-s3.sh` to a local S3 (moto) and then lost; `restore-s3-fetch.sh`
+/// with `PITR=1` fetches the base backup before the target and the WAL from it on (not the
+/// WAL only the older backup needs) and `restore-pitr.sh` replays them: exactly the rows from
+/// before the noted time. A target before every base backup fetches no base backup, and the
+/// restore refuses it.
+#[tokio::test]
+#[ignore = "needs PostgreSQL's server binaries, moto and awscli: tests/run.sh installs them"]
+async fn a_point_in_time_restore_from_the_bucket_alone() {
+    use oyl_e2e::s3::Moto;
+    let c = Cluster::new();
+    c.init();
+    c.start(true);
+    c.sql("create table t(x int primary key)");
+    let backups = c.backups().display().to_string();
+    let base_backup = || {
+        c.ok(
+            "sh",
+            &[&Cluster::script("base-backup.sh")],
+            &[("BACKUP_DIR", &backups)],
+        )
+    };
+    base_backup();
+    c.sql("insert into t values (100)");
+    c.archive_now();
+    base_backup();
+    let base = base_backups(&c.backups());
+    assert_eq!(base.len(), 2, "{base:?}");
+    let end = base_end(&c, &base[1]);
+    while c.sql(&format!(
+        "select extract(epoch from clock_timestamp()) > {end}"
+    )) != "t"
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    c.sql("insert into t select generate_series(1, 3)");
+    let noted = c.sql(
+        "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+    );
+    let noted_epoch: i64 = c
+        .sql(&format!(
+            "select floor(extract(epoch from '{noted}'::timestamptz))::bigint"
+        ))
+        .parse()
+        .unwrap();
+    c.sql("insert into t select generate_series(4, 6)");
+    c.archive_now();
+    c.stop();
+
+    let moto = Moto::start().await;
+    let env = moto.script_env();
+    let run = |script: &str, extra: &[(&str, &str)]| {
+        let out = Command::new("sh")
+            .arg(Cluster::script(script))
+            .envs(env.iter().copied())
+            .env("BACKUP_DIR", &backups)
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", text(&out));
+        text(&out)
+    };
+    run("backup-s3.sh", &[]);
+    // The WAL the older base backup alone needs: in the bucket, not fetched.
+    let info =
+        std::fs::read_to_string(c.backups().join("base").join(&base[1]).join("info")).unwrap();
+    let first = info
+        .lines()
+        .find_map(|l| l.strip_prefix("wal_start="))
+        .unwrap();
+    let older_wal: Vec<String> = std::fs::read_dir(c.backups().join("wal"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.len() > 24 && n.as_bytes()[24] == b'.' && n[8..24] < first[8..24])
+        .collect();
+    assert!(
+        !older_wal.is_empty(),
+        "the older base backup has WAL of its own"
+    );
+
+    // The volume is lost.
+    let lose = || {
+        std::fs::remove_dir_all(c.backups()).unwrap();
+        std::fs::create_dir_all(c.backups()).unwrap();
+        give_to_postgres(&c.backups());
+    };
+    lose();
+    let epoch = noted_epoch.to_string();
+    let fetched = run(
+        "restore-s3-fetch.sh",
+        &[("PITR", "1"), ("TARGET_EPOCH", &epoch)],
+    );
+    assert!(
+        fetched.contains(&format!("fetched base backup {}", base[1])),
+        "{fetched}"
+    );
+    give_to_postgres(&c.backups());
+    assert!(
+        c.backups()
+            .join("base")
+            .join(&base[1])
+            .join("base.tar.gz")
+            .exists()
+    );
+    assert!(
+        !c.backups()
+            .join("base")
+            .join(&base[0])
+            .join("base.tar.gz")
+            .exists()
+    );
+    for w in &older_wal {
+        assert!(!c.backups().join("wal").join(w).exists(), "{w} fetched");
+    }
+    let restored = c.restore(Some((noted_epoch, &noted)));
+    assert!(restored.status.success(), "{}", text(&restored));
+    c.start(false);
+    assert_eq!(rows(&c), "1,2,3,100", "exactly the rows before the target");
+    c.stop();
+
+    // Before every base backup: nothing to replay from, refused by the restore.
+    lose();
+    let fetched = run(
+        "restore-s3-fetch.sh",
+        &[("PITR", "1"), ("TARGET_EPOCH", "1000")],
+    );
+    assert!(fetched.contains("no base backup"), "{fetched}");
+    give_to_postgres(&c.backups());
+    let refused = c.restore(Some((1_000, "1970-01-01 00:16:40+00")));
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("before the first recoverable point"),
+        "{}",
+        text(&refused)
+    );
+}

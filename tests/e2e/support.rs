@@ -7,6 +7,8 @@
 
 #[path = "support/real_node.rs"]
 pub mod real_node;
+#[path = "support/s3.rs"]
+pub mod s3;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;

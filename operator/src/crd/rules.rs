@@ -61,7 +61,7 @@ pub const TARGET_TIME_NEEDS_MANAGED_POSTGRES: Cel = Cel {
 };
 
 pub const S3_RESTORE_NEEDS_THE_BUCKET: Cel = Cel {
-    rule: "!has(self.restore) || !has(self.restore.source) || self.restore.source != 'S3' || (has(self.backup) && has(self.backup.s3) && !has(self.restore.targetTime) && !has(self.restore.claimName))",
-    message: "a restore from S3 reads a dump from the bucket of backup.s3: it needs backup.s3 and cannot be used with targetTime or claimName",
+    rule: "!has(self.restore) || !has(self.restore.source) || self.restore.source != 'S3' || (has(self.backup) && has(self.backup.s3) && !has(self.restore.claimName))",
+    message: "a restore from S3 reads the backups in the bucket of backup.s3: it needs backup.s3 and cannot be used with claimName",
     field_path: Some(".restore.source"),
 };

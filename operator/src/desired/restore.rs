@@ -101,9 +101,10 @@ fn chroma_restore(restore: &Container, r: &RestoreSpec) -> Container {
 }
 
 /// A restore from the bucket: an init container (the bucket copy's image, keys and settings)
-/// fetches the dump and its checksum into scratch space mounted where the backup volume would
-/// be, so the restore needs no backup volume.
-fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, file: &str) {
+/// fetches the dump and its checksum (or, for a point in time, the base backup before the target
+/// and the WAL from it on) into scratch space mounted where the backup volume would be, so the
+/// restore needs no backup volume.
+fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, r: &RestoreSpec) {
     fetch.name = "fetch".to_string();
     fetch.command = Some(vec![
         "/bin/sh".to_string(),
@@ -112,7 +113,13 @@ fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, file: &str) {
     ]);
     if let Some(env) = fetch.env.as_mut() {
         env.retain(|e| !e.name.starts_with("BACKUP_RETENTION"));
-        env.push(env_value("BACKUP_FILE", file));
+        env.push(env_value("BACKUP_FILE", &r.file));
+        if let Some(time) = &r.target_time {
+            env.push(env_value("PITR", "1"));
+            if let Some((epoch, _)) = target_env(time) {
+                env.push(env_value("TARGET_EPOCH", &epoch));
+            }
+        }
     }
     pod.init_containers = Some(vec![fetch]);
     for v in pod.volumes.iter_mut().flatten() {
@@ -222,7 +229,7 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
         }
     }
     if from_s3(r).is_some() {
-        fetch_from_the_bucket(pod, bucket_copy?, &r.file);
+        fetch_from_the_bucket(pod, bucket_copy?, r);
     }
     if restores_chroma(p) {
         let chroma = chroma_restore(&pod.containers[0], r);
@@ -393,6 +400,50 @@ mod tests {
 
     /// From S3: the bucket copy's container (image, keys, settings) fetches the dump into
     /// scratch space first; no backup volume is mounted, so a lost one does not matter.
+    #[test]
+    fn a_point_in_time_restore_from_s3_fetches_base_backup_and_wal_into_scratch() {
+        let p = platform(
+            "  backup: {walArchiving: {}, s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {source: S3, targetTime: '2026-12-05T07:00:04.5Z'}",
+        );
+        let pod = restore_pod(&p);
+        let init = pod.init_containers.clone().unwrap();
+        assert_eq!(
+            init.len(),
+            1,
+            "the fetch only (ChromaDB is not restored from S3)"
+        );
+        let fetch = &init[0];
+        assert_eq!(fetch.command.as_ref().unwrap()[2], restore::S3_FETCH_SCRIPT);
+        assert_eq!(env_source(fetch, "PITR").0.as_deref(), Some("1"));
+        assert_eq!(
+            env_source(fetch, "TARGET_EPOCH").0.as_deref(),
+            Some("1796454004"),
+            "the target, as restore-pitr.sh compares it"
+        );
+        let c = &pod.containers[0];
+        assert_eq!(c.command.as_ref().unwrap()[2], restore::PITR_SCRIPT);
+        assert_eq!(
+            env_source(c, "TARGET_EPOCH").0.as_deref(),
+            Some("1796454004")
+        );
+        assert_eq!(env_source(c, "BACKUP_DIR").0.as_deref(), Some("/backups"));
+        let volumes = pod.volumes.unwrap();
+        let scratch = volumes.iter().find(|v| v.name == "backups").unwrap();
+        assert!(scratch.empty_dir.is_some(), "no backup volume: {volumes:?}");
+        let data = volumes.iter().find(|v| v.name == "data").unwrap();
+        assert_eq!(
+            data.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "acme-postgres",
+            "PostgreSQL's data volume is what it replaces"
+        );
+        // Without a time the fetch is a dump's, as before.
+        let p = platform(
+            "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {source: S3}",
+        );
+        let fetch = restore_pod(&p).init_containers.unwrap().remove(0);
+        assert!(fetch.env.iter().flatten().all(|e| e.name != "PITR"));
+    }
+
     #[test]
     fn a_restore_from_s3_fetches_the_dump_from_the_bucket_and_needs_no_volume() {
         let p = platform(
