@@ -796,6 +796,28 @@ async fn a_point_in_time_restore_from_the_bucket_alone() {
         !older_wal.is_empty(),
         "the older base backup has WAL of its own"
     );
+    // The bucket's own retention of base backups (one kept here) drops the older base backup
+    // and the WAL only it needed, and keeps what a restore from the newer one needs.
+    let listing = || {
+        let out = moto.aws(&["s3", "ls", "--recursive", "s3://oyl-backups/team-a/acme/"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(listing().contains(&format!("base/{}/info", base[0])));
+    let pruned = run("backup-s3.sh", &[("BASE_BACKUP_RETENTION", "1")]);
+    assert!(pruned.contains(&format!("base/{}/", base[0])), "{pruned}");
+    let kept = listing();
+    assert!(!kept.contains(&format!("base/{}/", base[0])), "{kept}");
+    assert!(
+        kept.contains(&format!("base/{}/base.tar.gz", base[1])),
+        "{kept}"
+    );
+    for w in &older_wal {
+        assert!(
+            !kept.contains(w.as_str()),
+            "{w} still in the bucket:\n{kept}"
+        );
+    }
+    assert!(kept.contains(&format!("wal/{first}.gz")), "{kept}");
 
     // The volume is lost.
     let lose = || {

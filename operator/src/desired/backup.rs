@@ -303,6 +303,11 @@ fn s3_copy(p: &OylPlatform, s3: &S3Spec) -> Container {
         env_value("HOME", "/tmp"),
     ];
     env.extend(retention_days_env(p));
+    if let Some(archiving) = p.spec.wal_archiving() {
+        // The bucket keeps base backups (and the WAL they need) as the volume does.
+        let keep = archiving.base_backup_retention.to_string();
+        env.push(env_value("BASE_BACKUP_RETENTION", &keep));
+    }
     env.extend(s3_key_files(s3).iter().map(file_env));
     if let Some(endpoint) = &s3.endpoint {
         env.push(env_value("S3_ENDPOINT_URL", endpoint));
@@ -911,6 +916,10 @@ mod tests {
                 .unwrap();
             assert_eq!(days(sidecar).as_deref(), want, "{spec}: base-backup");
         }
+        // The bucket keeps base backups as the volume does.
+        let pod = backup_pod(cronjob(&children(&platform(spec))));
+        let s3 = pod.containers.iter().find(|c| c.name == "s3").unwrap();
+        assert_eq!(env_source(s3, "BASE_BACKUP_RETENTION").0.as_deref(), Some("2"));
         let p = platform(spec);
         let restore = restore_pod(&p);
         for ctr in restore
