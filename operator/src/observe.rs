@@ -4,11 +4,12 @@
 //! available, to say why).
 
 use crate::crd::{FailedVerification, OylPlatform, VerifiedBackup, WalArchiveStatus};
-use crate::desired::backup::{
-    VERIFY_COMPONENT, VERIFY_CONTAINER, WAL_CHECK_COMPONENT, WAL_CHECK_CONTAINER,
-};
+
 use crate::kinds::{ChildStores, Observed};
-use crate::ownership::{LABEL_COMPONENT, LABEL_INSTANCE};
+use crate::ownership::{
+    LABEL_COMPONENT, LABEL_INSTANCE, VERIFY_COMPONENT, VERIFY_CONTAINER, WAL_CHECK_COMPONENT,
+    WAL_CHECK_CONTAINER,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};

@@ -13,6 +13,15 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// The component (api, postgres, ...) of a child and of the pods it runs.
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 
+/// Value of `app.kubernetes.io/component` on the WAL archive check (CronJob, Jobs and pods).
+pub const WAL_CHECK_COMPONENT: &str = "wal-check";
+/// The WAL check's container, whose termination message is the check's report.
+pub const WAL_CHECK_CONTAINER: &str = "check";
+/// Value of `app.kubernetes.io/component` on the restore verification (CronJob, Jobs, pods).
+pub const VERIFY_COMPONENT: &str = "backup-verify";
+/// The verification's container, whose termination message is its report.
+pub const VERIFY_CONTAINER: &str = "verify";
+
 /// Whether an object with `labels` is a child of the platform `platform_name` (of its
 /// namespace): managed by the operator and labelled with the platform as its instance.
 pub fn is_child_of(labels: &BTreeMap<String, String>, platform_name: &str) -> bool {

@@ -15,6 +15,9 @@ use super::secrets::{self, url_file};
 use super::{chroma, postgres, redis};
 use crate::crd::{OylPlatform, S3Spec, WalArchivingSpec};
 use crate::kinds::Child;
+pub use crate::ownership::{
+    VERIFY_COMPONENT, VERIFY_CONTAINER, WAL_CHECK_COMPONENT, WAL_CHECK_CONTAINER,
+};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm,
@@ -34,14 +37,6 @@ pub const AWS_CLI_IMAGE: &str = "docker.io/amazon/aws-cli:2.22.35";
 pub const BACKUP_NOW: &str = "oyl.dev/backup-now";
 /// Value of `app.kubernetes.io/component` on backup Jobs (scheduled and on demand).
 pub const JOB_COMPONENT: &str = "backup";
-/// Value of `app.kubernetes.io/component` on the WAL archive check (CronJob, Jobs and pods).
-pub const WAL_CHECK_COMPONENT: &str = "wal-check";
-/// The WAL check's container, whose termination message is the check's report.
-pub const WAL_CHECK_CONTAINER: &str = "check";
-/// Value of `app.kubernetes.io/component` on the restore verification (CronJob, Jobs, pods).
-pub const VERIFY_COMPONENT: &str = "backup-verify";
-/// The verification's container, whose termination message is its report.
-pub const VERIFY_CONTAINER: &str = "verify";
 
 fn script_container(
     name: &str,
@@ -919,7 +914,10 @@ mod tests {
         // The bucket keeps base backups as the volume does.
         let pod = backup_pod(cronjob(&children(&platform(spec))));
         let s3 = pod.containers.iter().find(|c| c.name == "s3").unwrap();
-        assert_eq!(env_source(s3, "BASE_BACKUP_RETENTION").0.as_deref(), Some("2"));
+        assert_eq!(
+            env_source(s3, "BASE_BACKUP_RETENTION").0.as_deref(),
+            Some("2")
+        );
         let p = platform(spec);
         let restore = restore_pod(&p);
         for ctr in restore
