@@ -351,8 +351,9 @@ pub async fn pod_problem(
 }
 
 /// The first stuck container or long-unschedulable pod among `pods`, named by component. The
-/// WAL check's pods are not the platform's: they report through `status.walArchive` (and wait
-/// for PostgreSQL's node, so they cannot be scheduled while a restore holds PostgreSQL at zero).
+/// pods of the report Jobs (WAL check, restore verification) are not the platform's: they report
+/// through the status (and, with WAL archiving, wait for PostgreSQL's node, so they cannot be
+/// scheduled while a restore holds PostgreSQL at zero).
 pub fn first_pod_problem(pods: &[Pod], now: &Time) -> Option<(String, String)> {
     pods.iter().find_map(|pod| {
         let who = pod
@@ -360,7 +361,7 @@ pub fn first_pod_problem(pods: &[Pod], now: &Time) -> Option<(String, String)> {
             .get(LABEL_COMPONENT)
             .cloned()
             .unwrap_or_else(|| pod.name_any());
-        if who == WAL_CHECK_COMPONENT {
+        if who == WAL_CHECK_COMPONENT || who == VERIFY_COMPONENT {
             return None;
         }
         let status = pod.status.as_ref()?;
@@ -547,16 +548,20 @@ mod pod_tests {
                 "reason": "Unschedulable", "message": "0/1 nodes are available",
                 "lastTransitionTime": at(0)}]}),
         );
-        let mut check = p.clone();
-        check.metadata.labels.as_mut().unwrap().insert(
-            "app.kubernetes.io/component".into(),
-            WAL_CHECK_COMPONENT.into(),
-        );
-        assert_eq!(
-            first_pod_problem(&[check], &at(45)),
-            None,
-            "a WAL check waiting for PostgreSQL's node is not a platform problem"
-        );
+        for component in [WAL_CHECK_COMPONENT, VERIFY_COMPONENT] {
+            let mut report = p.clone();
+            report
+                .metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert("app.kubernetes.io/component".into(), component.into());
+            assert_eq!(
+                first_pod_problem(&[report], &at(45)),
+                None,
+                "a {component} pod waiting for PostgreSQL's node is not a platform problem"
+            );
+        }
         let pods = [p];
         assert_eq!(
             first_pod_problem(&pods, &at(10)),
