@@ -4,7 +4,6 @@
 //! available, to say why).
 
 use crate::crd::{FailedVerification, OylPlatform, VerifiedBackup, WalArchiveStatus};
-
 use crate::kinds::{ChildStores, Observed};
 use crate::ownership::{
     LABEL_COMPONENT, LABEL_INSTANCE, VERIFY_COMPONENT, VERIFY_CONTAINER, WAL_CHECK_COMPONENT,
