@@ -110,6 +110,14 @@ pub fn cronjob(children: &[Child]) -> &CronJob {
         .expect("the backup CronJob")
 }
 
+/// The CronJob `name` among the children of `p`, if it is desired.
+pub fn cronjob_named(p: &OylPlatform, name: &str) -> Option<CronJob> {
+    children(p).into_iter().find_map(|c| match c {
+        Child::CronJob(j) if j.metadata.name.as_deref() == Some(name) => Some(j),
+        _ => None,
+    })
+}
+
 pub fn backup_pod(cron: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
     cron.spec
         .job_template

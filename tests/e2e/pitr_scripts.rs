@@ -106,6 +106,27 @@ impl Cluster {
         self.ok("psql", &["-XtAq", "-v", "ON_ERROR_STOP=1", "-c", sql], &[])
     }
 
+    /// Polls until `condition` (SQL, e.g. on `clock_timestamp()`) holds on the server.
+    fn wait_until(&self, condition: &str) {
+        while self.sql(&format!("select {condition}")) != "t" {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// A time noted now: as PostgreSQL reads it (UTC, microseconds) and in whole seconds.
+    fn note_time(&self) -> (String, i64) {
+        let noted = self.sql(
+            "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+        );
+        let epoch = self
+            .sql(&format!(
+                "select floor(extract(epoch from '{noted}'::timestamptz))::bigint"
+            ))
+            .parse()
+            .unwrap();
+        (noted, epoch)
+    }
+
     fn script(name: &str) -> String {
         repo_root()
             .join("operator/scripts")
@@ -256,26 +277,10 @@ fn a_restore_replays_the_wal_to_the_target_time_and_refuses_outside_the_window()
     assert_eq!(base.len(), 1, "{base:?}");
     let end = base_end(&c, &base[0]);
     // The base backup's end is the first recoverable point: write after it.
-    while c
-        .sql(&format!(
-            "select extract(epoch from clock_timestamp()) > {end}"
-        ))
-        .as_str()
-        != "t"
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    c.wait_until(&format!("extract(epoch from clock_timestamp()) > {end}"));
     c.sql("insert into t select generate_series(1, 3)");
     // The noted time: after the first rows' commit, before the next ones'.
-    let noted = c.sql(
-        "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
-    );
-    let noted_epoch: i64 = c
-        .sql(&format!(
-            "select floor(extract(epoch from '{noted}'::timestamptz))::bigint"
-        ))
-        .parse()
-        .unwrap();
+    let (noted, noted_epoch) = c.note_time();
     c.sql("insert into t select generate_series(4, 6)");
     c.sql("delete from t where x = 2");
     c.archive_now();
@@ -518,12 +523,9 @@ fn the_wal_check_reports_the_recoverable_window_and_a_failing_archive() {
     );
     let end = base_end(&c, &base_backups(&c.backups())[0]);
     // A whole second past the base backup's end (rounded up), so the next archive is after it.
-    while c.sql(&format!(
-        "select floor(extract(epoch from clock_timestamp())) > {end}"
-    )) != "t"
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    c.wait_until(&format!(
+        "floor(extract(epoch from clock_timestamp())) > {end}"
+    ));
     c.sql("insert into t values (2)");
     c.archive_now();
     let (out, r) = check();
@@ -746,22 +748,9 @@ async fn a_point_in_time_restore_from_the_bucket_alone() {
     let base = base_backups(&c.backups());
     assert_eq!(base.len(), 2, "{base:?}");
     let end = base_end(&c, &base[1]);
-    while c.sql(&format!(
-        "select extract(epoch from clock_timestamp()) > {end}"
-    )) != "t"
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    c.wait_until(&format!("extract(epoch from clock_timestamp()) > {end}"));
     c.sql("insert into t select generate_series(1, 3)");
-    let noted = c.sql(
-        "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
-    );
-    let noted_epoch: i64 = c
-        .sql(&format!(
-            "select floor(extract(epoch from '{noted}'::timestamptz))::bigint"
-        ))
-        .parse()
-        .unwrap();
+    let (noted, noted_epoch) = c.note_time();
     c.sql("insert into t select generate_series(4, 6)");
     c.archive_now();
     c.stop();

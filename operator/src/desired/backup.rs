@@ -937,14 +937,7 @@ mod tests {
     #[test]
     fn with_wal_archiving_a_check_cronjob_reports_the_archive() {
         use super::*;
-        let wal_check = |p: &OylPlatform| {
-            crate::test_support::children(p)
-                .into_iter()
-                .find_map(|c| match c {
-                    Child::CronJob(j) if j.name_any() == wal_check_name(p) => Some(j),
-                    _ => None,
-                })
-        };
+        let wal_check = |p: &OylPlatform| cronjob_named(p, &wal_check_name(p));
         let p = platform("  backup: {walArchiving: {archiveTimeoutSeconds: 90}}");
         let cron = wal_check(&p).expect("the wal-check CronJob");
         assert_eq!(cron.name_any(), "acme-wal-check");
@@ -1030,14 +1023,7 @@ mod tests {
         use super::*;
         use crate::crd::{BackupRecord, OylPlatformStatus};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-        let verify = |p: &OylPlatform| {
-            crate::test_support::children(p)
-                .into_iter()
-                .find_map(|c| match c {
-                    Child::CronJob(j) if j.name_any() == verify_name(p) => Some(j),
-                    _ => None,
-                })
-        };
+        let verify = |p: &OylPlatform| cronjob_named(p, &verify_name(p));
         let backed_up = |mut p: OylPlatform| {
             p.status = Some(OylPlatformStatus {
                 last_backup: Some(BackupRecord {
