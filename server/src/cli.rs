@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `token`, `seed`.
+//! The command line: `serve` (default), `worker`, `migrate`, `smoke`, `token`, `seed`.
 
 use std::time::Duration;
 
@@ -35,6 +35,15 @@ pub enum Command {
     Migrate {
         /// Keep retrying while the database is unreachable, up to this many seconds.
         #[arg(long, default_value_t = 60)]
+        wait_seconds: u64,
+    },
+    /// Check a platform before the API takes traffic (what the operator runs after a restore):
+    /// start the API on a loopback port, wait for `/readyz` to report every dependency `ok`, and
+    /// check that the vector store holds the newest completed document's chunks and a query
+    /// finds it. Prints what held; exits non-zero naming what did not.
+    Smoke {
+        /// How long the dependencies may take to come back, in seconds.
+        #[arg(long, default_value_t = 300)]
         wait_seconds: u64,
     },
     /// Print a JWT signed with the configured key.
@@ -126,6 +135,11 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Worker => run_worker(config, shutdown_signal()).await,
         Command::Migrate { wait_seconds } => {
             migrate(&config, Duration::from_secs(wait_seconds)).await
+        }
+        Command::Smoke { wait_seconds } => {
+            let passed = crate::smoke::run(config, Duration::from_secs(wait_seconds)).await?;
+            println!("{passed}");
+            Ok(())
         }
         Command::Token(args) => {
             let db = open_database(&config).await?;

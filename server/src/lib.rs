@@ -16,6 +16,7 @@ pub mod orchestration;
 pub mod provider;
 pub mod rag;
 pub mod ratelimit;
+pub mod smoke;
 pub mod startup;
 pub mod state;
 pub mod storage;

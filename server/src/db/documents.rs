@@ -371,3 +371,52 @@ pub async fn completed_names(
     })?;
     Ok(rows.into_iter().collect())
 }
+
+/// The newest completed document that has chunks, anywhere (an operations query, like the
+/// queue's: the smoke test after a restore picks what to ask about), with its assistant and
+/// teammate.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub tenant_id: Uuid,
+    pub teammate_id: Uuid,
+    pub assistant_id: Uuid,
+    pub knowledge_base_id: Uuid,
+    pub document_id: Uuid,
+    pub file_name: String,
+    pub chunk_count: i64,
+}
+
+pub async fn newest_completed(db: &Db) -> Result<Option<Sample>, sqlx::Error> {
+    type Row = (Uuid, Uuid, Uuid, Uuid, Uuid, String, i64);
+    let row: Option<Row> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT d.tenant_id, a.teammate_id, a.id AS assistant_id, d.knowledge_base_id, \
+             d.id AS document_id, d.file_name, d.chunk_count FROM documents d \
+             JOIN knowledge_bases kb ON kb.id = d.knowledge_base_id AND kb.tenant_id = d.tenant_id \
+             JOIN assistants a ON a.id = kb.assistant_id AND a.tenant_id = kb.tenant_id \
+             WHERE d.processed_status = 'completed' AND d.chunk_count > 0 \
+             ORDER BY d.updated_at DESC, d.id LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await
+    })?;
+    Ok(row.map(
+        |(
+            tenant_id,
+            teammate_id,
+            assistant_id,
+            knowledge_base_id,
+            document_id,
+            file_name,
+            chunk_count,
+        )| Sample {
+            tenant_id,
+            teammate_id,
+            assistant_id,
+            knowledge_base_id,
+            document_id,
+            file_name,
+            chunk_count,
+        },
+    ))
+}

@@ -333,6 +333,51 @@ impl VectorStore for ChromaStore {
         })
     }
 
+    fn document_chunks<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+    ) -> BoxFut<'a, Result<Vec<(i32, String)>, ProviderError>> {
+        Box::pin(async move {
+            let Some(collection) = self.collection(scope, knowledge_base_id, false).await? else {
+                return Ok(Vec::new());
+            };
+            let body = json!({
+                "where": { "document_id": document_id.to_string() },
+                "include": ["documents", "metadatas"],
+            });
+            let path = format!(
+                "/databases/{}/collections/{collection}/get",
+                database(scope)
+            );
+            let result = match self.call(reqwest::Method::POST, &path, Some(body)).await? {
+                Reply::Ok(v) => v,
+                Reply::NotFound | Reply::Conflict => {
+                    self.forget(scope, Some(knowledge_base_id));
+                    return Ok(Vec::new());
+                }
+            };
+            let empty = Vec::new();
+            let documents = result["documents"].as_array().unwrap_or(&empty);
+            let metadatas = result["metadatas"].as_array().unwrap_or(&empty);
+            let mut chunks: Vec<(i32, String)> = documents
+                .iter()
+                .zip(metadatas)
+                .filter(|(_, m)| m["tenant_id"].as_str() == Some(&scope.tenant_id().to_string()))
+                .map(|(content, m)| {
+                    let index = m["chunk_index"]
+                        .as_i64()
+                        .and_then(|i| i32::try_from(i).ok())
+                        .unwrap_or(-1);
+                    (index, content.as_str().unwrap_or_default().to_string())
+                })
+                .collect();
+            chunks.sort_by_key(|(index, _)| *index);
+            Ok(chunks)
+        })
+    }
+
     fn delete_knowledge_base<'a>(
         &'a self,
         scope: &'a TenantScope,

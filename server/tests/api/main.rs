@@ -16,6 +16,7 @@ mod providers;
 mod query;
 mod ratelimit;
 mod readiness;
+mod smoke;
 mod startup;
 mod teammates;
 mod tenancy;

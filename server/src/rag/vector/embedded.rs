@@ -108,6 +108,27 @@ impl VectorStore for DbVectorStore {
         self.forget(|k| *k == (scope.tenant_id(), knowledge_base_id));
         Box::pin(async { Ok(()) })
     }
+    fn document_chunks<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+    ) -> BoxFut<'a, Result<Vec<(i32, String)>, ProviderError>> {
+        Box::pin(async move {
+            with_pool!(&self.db, pool => {
+                sqlx::query_as(
+                    "SELECT chunk_index, content FROM chunks WHERE tenant_id = $1 \
+                     AND knowledge_base_id = $2 AND document_id = $3 ORDER BY chunk_index",
+                )
+                .bind(scope.tenant_id())
+                .bind(knowledge_base_id)
+                .bind(document_id)
+                .fetch_all(pool)
+                .await
+            })
+            .map_err(db_error)
+        })
+    }
     fn delete_knowledge_base<'a>(
         &'a self,
         scope: &'a TenantScope,

@@ -44,6 +44,14 @@ pub trait VectorStore: Send + Sync {
         knowledge_base_id: Uuid,
         document_id: Uuid,
     ) -> BoxFut<'a, Result<(), ProviderError>>;
+    /// A document's chunks as stored, as (chunk index, text), in index order: what the smoke test
+    /// after a restore compares with the document's `chunk_count`.
+    fn document_chunks<'a>(
+        &'a self,
+        scope: &'a TenantScope,
+        knowledge_base_id: Uuid,
+        document_id: Uuid,
+    ) -> BoxFut<'a, Result<Vec<(i32, String)>, ProviderError>>;
     fn delete_knowledge_base<'a>(
         &'a self,
         scope: &'a TenantScope,
