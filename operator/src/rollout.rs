@@ -21,16 +21,24 @@ pub enum Migration {
     Failed,
 }
 
-/// Where a requested restore stands.
+/// Where a requested restore stands: its Job replaces the data, then a smoke test Job checks
+/// the platform before the API takes traffic again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Restore {
     /// None requested, or `status.restored` already records it.
     NotNeeded,
     /// A point-in-time restore waits for PostgreSQL's pod to be gone before its Job starts.
     Stopping,
+    /// The restore Job has not finished.
     Running,
-    Succeeded,
+    /// The restore Job failed.
     Failed,
+    /// The restore Job succeeded; the stores run again and the smoke test has not finished.
+    Checking,
+    /// The smoke test failed.
+    CheckFailed,
+    /// The smoke test passed: the API takes traffic again.
+    Succeeded,
 }
 
 /// What the API Deployment runs now, how the migration to the desired image stands, and
@@ -67,6 +75,8 @@ pub struct RestoreTarget {
     pub stopped: Vec<String>,
     /// `spec.restore.source`, recorded with the restore.
     pub source: Option<crate::crd::RestoreSource>,
+    /// The Job that runs `oyl-server smoke` once the restore Job succeeded.
+    pub smoke_job: String,
 }
 
 /// What the rollout adds to a pass: something it waits for, a failure a human must look at,
@@ -88,8 +98,15 @@ impl Rollout {
         }
     }
 
-    /// True while a restore must keep the API at zero pods.
+    /// True while a restore must keep the API (and the workers) at zero pods: until its smoke
+    /// test passed.
     pub fn holds_api(&self) -> bool {
+        !matches!(self.restore, Restore::NotNeeded | Restore::Succeeded)
+    }
+
+    /// True while a restore must keep the stores whose data it replaces at zero pods: until its
+    /// Job succeeded (a failed one keeps them there too, for a human to look at).
+    pub fn holds_data(&self) -> bool {
         matches!(
             self.restore,
             Restore::Stopping | Restore::Running | Restore::Failed
@@ -124,7 +141,11 @@ pub fn observe(t: &Targets, observed: &Observed) -> Rollout {
     let restore = match &t.restore {
         None => Restore::NotNeeded,
         Some(r) => match job(&r.job) {
-            Some((_, true)) => Restore::Succeeded,
+            Some((_, true)) => match job(&r.smoke_job) {
+                Some((_, true)) => Restore::Succeeded,
+                Some((_, false)) => Restore::CheckFailed,
+                None => Restore::Checking,
+            },
             Some((_, false)) => Restore::Failed,
             None if find_job(observed, &r.job).is_none()
                 && r.stopped.iter().any(|d| has_pods(observed, d)) =>
@@ -217,6 +238,28 @@ fn restore_gate(
             )),
             None,
         ),
+        Restore::Checking => (
+            Some((
+                "Restoring".into(),
+                format!(
+                    "restore Job {job} succeeded; smoke test Job {} checks /readyz and a query before the API takes traffic; the API is held at zero pods",
+                    r.smoke_job
+                ),
+            )),
+            None,
+            None,
+        ),
+        Restore::CheckFailed => (
+            None,
+            Some((
+                "SmokeTestFailed".into(),
+                format!(
+                    "the smoke test after restore Job {job} failed (see the logs of Job {}): the restored data is in place and the API is held at zero pods",
+                    r.smoke_job
+                ),
+            )),
+            None,
+        ),
         Restore::Succeeded => {
             let restored = find_job(observed, job)
                 .and_then(job_outcome)
@@ -226,6 +269,7 @@ fn restore_gate(
                     target_time: r.target_time.clone(),
                     source: r.source,
                     job: job.clone(),
+                    smoke_test: Some(r.smoke_job.clone()),
                     time,
                 });
             (None, None, restored)

@@ -436,7 +436,7 @@ pub fn platform_ref(p: &OylPlatform) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::platform;
+    use crate::test_support::{finished_job, platform};
 
     fn hpa(conditions: serde_json::Value) -> HorizontalPodAutoscaler {
         serde_json::from_value(serde_json::json!({
@@ -497,16 +497,6 @@ mod tests {
         assert!(autoscaling(&p, vec![]).is_none());
     }
 
-    fn check_job(name: &str, component: &str, finished: &str, ok: bool) -> Job {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
-            "status": {"conditions": [{"type": if ok { "Complete" } else { "Failed" },
-                "status": "True", "lastTransitionTime": finished}],
-                "completionTime": if ok { Some(finished) } else { None }}
-        }))
-        .unwrap()
-    }
-
     /// The check's report becomes `status.walArchive` (the window as times); a failure makes the
     /// platform Degraded with reason WalArchiveFailing and the report's words; a check that could
     /// not run keeps the window and does not claim a failure; without WAL archiving there is no
@@ -515,25 +505,25 @@ mod tests {
     fn the_wal_checks_report_is_the_window_and_a_failure_is_degraded() {
         use crate::observe::{newest_finished, wal_archive_from};
         let jobs = [
-            check_job(
+            finished_job(
                 "acme-wal-check-1",
                 "wal-check",
                 "2026-12-05T07:00:00Z",
                 true,
             ),
-            check_job(
+            finished_job(
                 "acme-wal-check-2",
                 "wal-check",
                 "2026-12-05T07:05:00Z",
                 false,
             ),
-            check_job(
+            finished_job(
                 "acme-wal-check-3",
                 "wal-check",
                 "2026-12-05T07:03:00Z",
                 true,
             ),
-            check_job("acme-backup-9", "backup", "2026-12-05T07:09:00Z", true),
+            finished_job("acme-backup-9", "backup", "2026-12-05T07:09:00Z", true),
         ];
         let (newest, at, ok) = newest_finished(&jobs, "wal-check").unwrap();
         assert!(!ok);

@@ -59,6 +59,17 @@ pub fn observed_rollout(p: &OylPlatform, d: Option<&Deployment>, jobs: &[Job]) -
     crate::rollout::observe(&rollout_targets(p), &observed)
 }
 
+/// A Job of `component` that finished at `finished` (RFC 3339), succeeded or failed.
+pub fn finished_job(name: &str, component: &str, finished: &str, ok: bool) -> Job {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/component": component}},
+        "status": {"conditions": [{"type": if ok { "Complete" } else { "Failed" },
+            "status": "True", "lastTransitionTime": finished}],
+            "completionTime": if ok { Some(finished) } else { None }}
+    }))
+    .unwrap()
+}
+
 pub fn names(children: &[Child], kind: &str) -> Vec<String> {
     let mut v: Vec<String> = children
         .iter()

@@ -1231,11 +1231,55 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
             .is_none()
     );
 
-    // Schedulable again: a new restore Job runs (kwok completes it), then the API comes back.
+    // Schedulable again: a new restore Job runs (kwok completes it). Then the smoke test Job
+    // runs in the API's pod; while it cannot be scheduled the API stays at zero, unrecorded.
+    let smoke_jobs = ListParams::default().labels("app.kubernetes.io/component=smoke");
+    assert!(jobs.list(&smoke_jobs).await.unwrap().items.is_empty());
     merge_patch(
         &ns,
         "rs",
-        serde_json::json!({"spec": {"backup": {"pod": {"nodeSelector": null}}}}),
+        serde_json::json!({"spec": {"backup": {"pod": {"nodeSelector": null}},
+        "api": {"pod": {"nodeSelector": {"oyl.dev/nowhere": "true"}}}}}),
+    )
+    .await;
+    let (smoke, message) = wait_for(
+        Duration::from_secs(60),
+        "the smoke test Job after the restore Job completed, the API still at zero",
+        || async {
+            let p = api.get("rs").await.ok()?;
+            let c = p
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Progressing")?
+                .clone();
+            let done = jobs.list(&restore_jobs).await.ok()?.items.iter().any(|j| {
+                j.status
+                    .as_ref()
+                    .and_then(|s| s.completion_time.as_ref())
+                    .is_some()
+            });
+            let smoke = jobs.list(&smoke_jobs).await.ok()?.items.pop()?;
+            let replicas = deployments.get("rs-api").await.ok()?.spec?.replicas;
+            (done
+                && c.message.contains("smoke test Job")
+                && replicas == Some(0)
+                && p.status.as_ref()?.restored.is_none())
+            .then_some((smoke, c.message))
+        },
+    )
+    .await;
+    let smoke_name = smoke.metadata.name.clone().unwrap();
+    assert!(message.contains(&smoke_name), "{message}");
+    let ctr = &smoke.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(ctr.args.as_ref().unwrap()[0], "smoke");
+
+    // Schedulable: the smoke test passes (kwok), the restore is recorded with it, the API is back.
+    merge_patch(
+        &ns,
+        "rs",
+        serde_json::json!({"spec": {"api": {"pod": {"nodeSelector": null}}}}),
     )
     .await;
     let p = wait_for(Duration::from_secs(60), "status.restored", || async {
@@ -1244,6 +1288,12 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
     })
     .await;
     let restored = p.status.unwrap().restored.unwrap();
+    let passed = restored
+        .smoke_test
+        .clone()
+        .expect("the smoke test recorded");
+    assert!(passed.starts_with("rs-smoke-"), "{passed}");
+    assert_ne!(passed, smoke_name, "the changed template made a new Job");
     assert_eq!(
         (restored.claim_name.as_str(), restored.file.as_str()),
         ("rs-backup", "latest")
@@ -1264,9 +1314,10 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
     wait_ready(&ns, "rs").await;
     wait_for(
         Duration::from_secs(60),
-        "restore Jobs to be cleaned up",
+        "restore and smoke test Jobs to be cleaned up",
         || async {
-            let left = jobs.list(&restore_jobs).await.ok()?.items;
+            let mut left = jobs.list(&restore_jobs).await.ok()?.items;
+            left.extend(jobs.list(&smoke_jobs).await.ok()?.items);
             left.iter()
                 .all(|j| j.metadata.deletion_timestamp.is_some())
                 .then_some(())

@@ -155,7 +155,11 @@ pub struct RestoreRecord {
     pub source: Option<super::RestoreSource>,
     /// The Job that restored it.
     pub job: String,
-    /// When the Job finished.
+    /// The Job that ran `oyl-server smoke` (`/readyz` with every dependency ok, the newest
+    /// document's vectors and a query) before the API took traffic again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_test: Option<String>,
+    /// When the restore Job finished.
     pub time: Time,
 }
 

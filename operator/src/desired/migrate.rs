@@ -22,6 +22,26 @@ pub fn job_name(p: &OylPlatform, image: &str) -> String {
 
 pub fn job(p: &OylPlatform) -> Job {
     let image = api::image(p);
+    let name = job_name(p, &image);
+    api_job(
+        p,
+        COMPONENT,
+        name,
+        &["migrate", "--wait-seconds", "120"],
+        p.spec.api.migration_timeout_seconds,
+    )
+}
+
+/// A Job of one run of `oyl-server <args>` in the API's pod (the desired image, environment,
+/// secret files, user and scheduling; no ports or probes), labelled `component`: the migration,
+/// and the smoke test after a restore.
+pub fn api_job(
+    p: &OylPlatform,
+    component: &str,
+    name: String,
+    args: &[&str],
+    deadline_seconds: i32,
+) -> Job {
     let deployment = api::deployment(p, &Rollout::fresh());
     let api_container = deployment
         .spec
@@ -29,13 +49,9 @@ pub fn job(p: &OylPlatform) -> Job {
         .map(|s| s.containers[0].clone())
         .unwrap_or_default();
     let container = Container {
-        name: "migrate".to_string(),
-        image: Some(image.clone()),
-        args: Some(
-            ["migrate", "--wait-seconds", "120"]
-                .map(String::from)
-                .to_vec(),
-        ),
+        name: component.to_string(),
+        image: Some(api::image(p)),
+        args: Some(args.iter().map(|a| a.to_string()).collect()),
         ports: None,
         startup_probe: None,
         liveness_probe: None,
@@ -51,20 +67,20 @@ pub fn job(p: &OylPlatform) -> Job {
         api::volumes(p),
     );
     let mut job_labels = labels(p, Component::Api);
-    job_labels.insert(LABEL_COMPONENT.to_string(), COMPONENT.to_string());
+    job_labels.insert(LABEL_COMPONENT.to_string(), component.to_string());
     if let Some(m) = template.metadata.as_mut() {
         m.labels = Some(job_labels.clone());
     }
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some("Never".to_string());
     }
-    let mut metadata = meta(p, Component::Api, job_name(p, &image));
+    let mut metadata = meta(p, Component::Api, name);
     metadata.labels = Some(job_labels);
     Job {
         metadata,
         spec: Some(JobSpec {
             backoff_limit: Some(2),
-            active_deadline_seconds: Some(i64::from(p.spec.api.migration_timeout_seconds)),
+            active_deadline_seconds: Some(i64::from(deadline_seconds)),
             template,
             ..JobSpec::default()
         }),

@@ -18,7 +18,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 /// The components whose pods may talk to the platform's data services.
-pub const CLIENTS: &[&str] = &["api", "worker", "backup", "wal-check", "migrate", "restore"];
+pub const CLIENTS: &[&str] = &[
+    "api",
+    "worker",
+    "backup",
+    "wal-check",
+    "migrate",
+    "restore",
+    "smoke",
+];
 
 pub fn network_policy(p: &OylPlatform, c: Component, port: i32) -> NetworkPolicy {
     let clients = LabelSelector {

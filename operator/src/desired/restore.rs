@@ -1,5 +1,6 @@
 //! Restores: a Job runs `restore.sh` (the file the tests run) against the platform database
-//! while the API is scaled to zero; the API comes back once the Job succeeded.
+//! while the API is scaled to zero; once it succeeded the stores run again and a smoke test Job
+//! (`oyl-server smoke`) checks the platform; the API comes back once that passed.
 
 use super::backup::job_spec as backup_job_spec;
 use super::common::{Component, LABEL_COMPONENT, child_name, labels, meta};
@@ -144,10 +145,10 @@ fn target_time(p: &OylPlatform) -> Option<&str> {
 }
 
 /// True while a point-in-time restore must keep PostgreSQL at zero pods: from the request until
-/// its Job succeeded (a failed one keeps it there too, for a human to look at).
+/// its Job succeeded (a failed one keeps it there too, for a human to look at); it runs again
+/// for the smoke test.
 pub fn holds_postgres(p: &OylPlatform, rollout: &Rollout) -> bool {
-    // The restore holds it down exactly while it holds the API down.
-    target_time(p).is_some() && rollout.holds_api()
+    target_time(p).is_some() && rollout.holds_data()
 }
 
 /// True when the restore also brings back the managed ChromaDB's data (from the archive that
@@ -163,7 +164,7 @@ pub fn restores_chroma(p: &OylPlatform) -> bool {
 
 /// True while a restore must keep ChromaDB at zero pods (see [`holds_postgres`]).
 pub fn holds_chroma(p: &OylPlatform, rollout: &Rollout) -> bool {
-    restores_chroma(p) && rollout.holds_api()
+    restores_chroma(p) && rollout.holds_data()
 }
 
 /// The target as the restore script reads it: seconds since the epoch (rounded down) and the
@@ -200,7 +201,35 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
         .flatten()
         .collect(),
         source: from_s3(p.spec.restore.as_ref()?),
+        smoke_job: smoke_job(p)?.metadata.name?,
     })
+}
+
+/// Value of `app.kubernetes.io/component` on smoke test Jobs (NetworkPolicies admit it).
+pub const SMOKE_COMPONENT: &str = "smoke";
+/// How long the stores may take to come back after the restore, for the smoke test.
+const SMOKE_WAIT_SECONDS: i32 = 300;
+
+/// The smoke test after a restore: `oyl-server smoke` in the API's pod (see
+/// [`super::migrate::api_job`]), run once the restore Job succeeded and before the API takes
+/// traffic again. Named after its restore and its content, as the restore Job is.
+pub fn smoke_job(p: &OylPlatform) -> Option<Job> {
+    let wait = SMOKE_WAIT_SECONDS.to_string();
+    let mut job = super::migrate::api_job(
+        p,
+        SMOKE_COMPONENT,
+        String::new(),
+        &["smoke", "--wait-seconds", &wait],
+        SMOKE_WAIT_SECONDS + 300,
+    );
+    let restore = job_name(p)?;
+    let hash = content_hash(&serde_json::json!({"restore": restore, "job": job.spec}));
+    job.metadata.name = Some(format!("{}-smoke-{}", p.name_any(), &hash[..8]));
+    Some(job)
+}
+
+fn job_name(p: &OylPlatform) -> Option<String> {
+    job(p)?.metadata.name
 }
 
 /// The restore Job: the backup Job's pod (same image, user, volumes, scheduling) running
@@ -327,6 +356,14 @@ pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
     // A point-in-time restore's Job waits until PostgreSQL has no pod.
     if !matches!(rollout.restore, Restore::NotNeeded | Restore::Stopping)
         && let Some(j) = job(p)
+    {
+        out.push(Child::Job(j));
+    }
+    // The smoke test once the restore Job succeeded.
+    if matches!(
+        rollout.restore,
+        Restore::Checking | Restore::CheckFailed | Restore::Succeeded
+    ) && let Some(j) = smoke_job(p)
     {
         out.push(Child::Job(j));
     }
@@ -737,6 +774,99 @@ mod tests {
                 .all(|e| !e.name.starts_with("TARGET_")),
             "latest: no target, the end of the archive"
         );
+    }
+
+    /// Once the restore Job succeeded, PostgreSQL and ChromaDB run again and the smoke test Job
+    /// runs `oyl-server smoke` in the API's pod; the API stays at zero until it passed. A failed
+    /// one keeps it there (Degraded, SmokeTestFailed) with the restored data in place; only a
+    /// passed one is recorded, naming it.
+    #[test]
+    fn the_api_takes_traffic_again_only_once_the_smoke_test_passed() {
+        let p = platform(
+            "  api: {autoscaling: {enabled: false}, replicas: 2}\n  backup: {walArchiving: {}}\n  restore: {targetTime: latest}",
+        );
+        let targets = rollout_targets(&p);
+        let r = targets.restore.clone().unwrap();
+        let restored = finished_job(&r.job, "restore", "2026-12-05T10:00:00Z", true);
+        let observed = |jobs: &[Job]| crate::kinds::Observed {
+            jobs: jobs.to_vec(),
+            ..Default::default()
+        };
+        let pass = |jobs: &[Job]| {
+            let rollout = crate::rollout::observe(&targets, &observed(jobs));
+            let c = crate::desired::children(&p, &creds(), &rollout).unwrap();
+            let gates = crate::rollout::gates(&targets, &rollout, &observed(jobs));
+            (rollout.restore, c, gates)
+        };
+
+        let (state, c, gates) = pass(std::slice::from_ref(&restored));
+        assert_eq!(state, Restore::Checking);
+        assert_eq!(replicas(&c, "acme-api"), Some(0), "held for the smoke test");
+        for store in ["acme-postgres", "acme-chroma"] {
+            assert_eq!(replicas(&c, store), Some(1), "{store} back for the check");
+        }
+        let jobs = names(&c, "Job");
+        assert!(
+            jobs.contains(&r.job) && jobs.contains(&r.smoke_job),
+            "{jobs:?}"
+        );
+        let smoke = c
+            .iter()
+            .find_map(|c| match c {
+                Child::Job(j) if j.metadata.name.as_ref() == Some(&r.smoke_job) => Some(j),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            smoke.metadata.labels.as_ref().unwrap()[LABEL_COMPONENT],
+            restore::SMOKE_COMPONENT
+        );
+        let pod = smoke.spec.clone().unwrap().template.spec.unwrap();
+        let ctr = &pod.containers[0];
+        assert_eq!(
+            ctr.args.as_deref().unwrap(),
+            ["smoke", "--wait-seconds", "300"].map(String::from)
+        );
+        assert_eq!(ctr.image, api_container(&children(&p)).image);
+        assert_eq!(
+            file_source(&pod, "DATABASE_URL"),
+            ("acme-credentials".into(), "DATABASE_URL".into())
+        );
+        assert!(ctr.readiness_probe.is_none() && ctr.ports.is_none());
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let (reason, message) = gates.waiting.unwrap();
+        assert_eq!(reason, "Restoring");
+        assert!(
+            message.contains(&format!("smoke test Job {} checks", r.smoke_job)),
+            "{message}"
+        );
+        assert!(gates.restored.is_none() && gates.degraded.is_none());
+
+        let failed = finished_job(&r.smoke_job, "smoke", "2026-12-05T10:01:00Z", false);
+        let (state, c, gates) = pass(&[restored.clone(), failed]);
+        assert_eq!(state, Restore::CheckFailed);
+        assert_eq!(replicas(&c, "acme-api"), Some(0));
+        assert_eq!(replicas(&c, "acme-postgres"), Some(1));
+        let (reason, message) = gates.degraded.unwrap();
+        assert_eq!(reason, "SmokeTestFailed");
+        assert!(message.contains(&r.smoke_job), "{message}");
+        assert!(gates.restored.is_none(), "not recorded: asked again");
+
+        let passed = finished_job(&r.smoke_job, "smoke", "2026-12-05T10:01:00Z", true);
+        let (state, c, gates) = pass(&[restored, passed]);
+        assert_eq!(state, Restore::Succeeded);
+        assert_eq!(replicas(&c, "acme-api"), Some(2));
+        let record = gates.restored.unwrap();
+        assert_eq!(
+            (record.job.as_str(), record.smoke_test.as_deref()),
+            (r.job.as_str(), Some(r.smoke_job.as_str()))
+        );
+
+        // Another restore has its own smoke test.
+        let other = platform("  restore: {file: latest}");
+        let other = rollout_targets(&other).restore.unwrap();
+        assert_ne!(other.smoke_job, r.smoke_job);
+        assert!(other.smoke_job.starts_with("acme-smoke-"));
     }
 
     /// A dump restore leaves PostgreSQL running (it restores through it).
