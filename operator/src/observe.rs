@@ -110,7 +110,7 @@ pub fn newest_finished<'a>(jobs: &'a [Job], component: &str) -> Option<(&'a Job,
 
 /// The termination message of `container` in the pods of the Job `job` (its report): one list
 /// of that Job's pods.
-async fn job_report(
+pub async fn job_report(
     client: &Client,
     ns: &str,
     job: &str,

@@ -21,6 +21,9 @@ pub const WAL_CHECK_CONTAINER: &str = "check";
 pub const VERIFY_COMPONENT: &str = "backup-verify";
 /// The verification's container, whose termination message is its report.
 pub const VERIFY_CONTAINER: &str = "verify";
+/// Value of `app.kubernetes.io/component` on the smoke test Jobs after a restore (and the name of
+/// their container, whose termination message is the test's report).
+pub const SMOKE_COMPONENT: &str = "smoke";
 
 /// Whether an object with `labels` is a child of the platform `platform_name` (of its
 /// namespace): managed by the operator and labelled with the platform as its instance.

@@ -7,7 +7,7 @@ use crate::crd::{OylPlatform, OylPlatformStatus, Phase};
 use crate::desired::{self, Child, Credentials, secrets::credentials_name};
 use crate::kinds::Observed;
 use crate::observe;
-use crate::ownership::FIELD_MANAGER;
+use crate::ownership::{FIELD_MANAGER, SMOKE_COMPONENT};
 use crate::rollout;
 use crate::status::{self, PassOutcome};
 use crate::validate::{self, InvalidSpec};
@@ -40,7 +40,8 @@ async fn reconcile_platform(p: &OylPlatform, ctx: &Context) -> Result<Action, Er
     let desired = desired::children(p, &credentials, &rollout)?;
     let applied = apply_all(p, ctx, &ns, &desired, &observed).await?;
     prune(p, ctx, &ns, &desired, &observed).await?;
-    let gates = rollout::gates(&targets, &rollout, &observed);
+    let mut gates = rollout::gates(&targets, &rollout, &observed);
+    smoke_report(p, ctx, &ns, &targets, &rollout, &mut gates).await;
     let external = observe::external_secrets(&ctx.client, &ns, p).await?;
     let degraded = match external.or(gates.degraded) {
         Some(problem) => Some(problem),
@@ -92,6 +93,40 @@ async fn why_not_running(
             warn!(platform = %status::platform_ref(p), error = %e, "cannot read the pods");
             None
         })
+}
+
+/// The report of a restore's finished smoke test (its pod's termination message, one list of
+/// that Job's pods): a passed one goes into the restore's record, a failed one into the Degraded
+/// message. A failure to read it is logged and leaves them without it.
+async fn smoke_report(
+    p: &OylPlatform,
+    ctx: &Context,
+    ns: &str,
+    targets: &rollout::Targets,
+    rollout: &rollout::Rollout,
+    gates: &mut rollout::Gates,
+) {
+    let (Some(r), rollout::Restore::Succeeded | rollout::Restore::CheckFailed) =
+        (&targets.restore, &rollout.restore)
+    else {
+        return;
+    };
+    let report = observe::job_report(&ctx.client, ns, &r.smoke_job, SMOKE_COMPONENT)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(platform = %status::platform_ref(p), error = %e, "cannot read the smoke test's pod");
+            None
+        });
+    let Some(report) = report else {
+        return;
+    };
+    if let Some(record) = gates.restored.as_mut() {
+        record.smoke_test_result = Some(report.clone());
+    }
+    if let Some((_, message)) = gates.degraded.as_mut() {
+        message.push_str("; it reported: ");
+        message.push_str(&report);
+    }
 }
 
 /// What the newest WAL archive check and restore verification reported (their pods' termination

@@ -270,6 +270,7 @@ fn restore_gate(
                     source: r.source,
                     job: job.clone(),
                     smoke_test: Some(r.smoke_job.clone()),
+                    smoke_test_result: None,
                     time,
                 });
             (None, None, restored)

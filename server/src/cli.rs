@@ -45,6 +45,10 @@ pub enum Command {
         /// How long the dependencies may take to come back, in seconds.
         #[arg(long, default_value_t = 300)]
         wait_seconds: u64,
+        /// Also write the outcome (what held, or what did not) to this file: the operator passes
+        /// the container's termination message file and shows it in the status.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
     },
     /// Print a JWT signed with the configured key.
     Token(TokenArgs),
@@ -136,9 +140,21 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Migrate { wait_seconds } => {
             migrate(&config, Duration::from_secs(wait_seconds)).await
         }
-        Command::Smoke { wait_seconds } => {
-            let passed = crate::smoke::run(config, Duration::from_secs(wait_seconds)).await?;
-            println!("{passed}");
+        Command::Smoke {
+            wait_seconds,
+            report,
+        } => {
+            let outcome = crate::smoke::run(config, Duration::from_secs(wait_seconds)).await;
+            if let Some(file) = report {
+                let line = match &outcome {
+                    Ok(passed) => passed.clone(),
+                    Err(e) => format!("smoke test failed: {e:#}"),
+                };
+                if let Err(e) = std::fs::write(&file, line) {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot write the report");
+                }
+            }
+            println!("{}", outcome?);
             Ok(())
         }
         Command::Token(args) => {

@@ -159,6 +159,9 @@ pub struct RestoreRecord {
     /// document's vectors and a query) before the API took traffic again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke_test: Option<String>,
+    /// What the smoke test reported (its readiness checks, the document it found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_test_result: Option<String>,
     /// When the restore Job finished.
     pub time: Time,
 }

@@ -205,8 +205,7 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
     })
 }
 
-/// Value of `app.kubernetes.io/component` on smoke test Jobs (NetworkPolicies admit it).
-pub const SMOKE_COMPONENT: &str = "smoke";
+pub use crate::ownership::SMOKE_COMPONENT;
 /// How long the stores may take to come back after the restore, for the smoke test.
 const SMOKE_WAIT_SECONDS: i32 = 300;
 
@@ -219,7 +218,13 @@ pub fn smoke_job(p: &OylPlatform) -> Option<Job> {
         p,
         SMOKE_COMPONENT,
         String::new(),
-        &["smoke", "--wait-seconds", &wait],
+        &[
+            "smoke",
+            "--wait-seconds",
+            &wait,
+            "--report",
+            "/dev/termination-log",
+        ],
         SMOKE_WAIT_SECONDS + 300,
     );
     let restore = job_name(p)?;
@@ -825,7 +830,14 @@ mod tests {
         let ctr = &pod.containers[0];
         assert_eq!(
             ctr.args.as_deref().unwrap(),
-            ["smoke", "--wait-seconds", "300"].map(String::from)
+            [
+                "smoke",
+                "--wait-seconds",
+                "300",
+                "--report",
+                "/dev/termination-log"
+            ]
+            .map(String::from)
         );
         assert_eq!(ctr.image, api_container(&children(&p)).image);
         assert_eq!(

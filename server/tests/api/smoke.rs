@@ -121,3 +121,32 @@ async fn a_dependency_that_stays_down_fails_it_after_the_wait() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// `oyl-server smoke --report FILE` writes the outcome there (the operator passes the termination
+/// message file and shows it in the status), passed or failed.
+#[tokio::test]
+async fn the_command_writes_its_outcome_to_the_report_file() {
+    use oyl_server::cli::{Cli, Command, run};
+    let app = spawn_app().await;
+    let report = app.dir.path().join("report");
+    let smoke = |wait_seconds| Cli {
+        command: Some(Command::Smoke {
+            wait_seconds,
+            report: Some(report.clone()),
+        }),
+    };
+    run(smoke(20), app.config.clone()).await.unwrap();
+    let passed = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        passed.starts_with("smoke test passed: /readyz ok"),
+        "{passed}"
+    );
+
+    let down = spawn_app_with(&[("CHROMA_HOST", "http://127.0.0.1:9")]).await;
+    assert!(run(smoke(1), down.config.clone()).await.is_err());
+    let failed = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        failed.starts_with("smoke test failed: /readyz did not report"),
+        "{failed}"
+    );
+}
