@@ -12,6 +12,13 @@
 # that ended at or before TARGET_EPOCH, seconds since the epoch; unset: the newest), and the
 # archived WAL from that backup's first segment on, with every timeline history file. Refusals
 # (a target before every base backup) are restore-pitr.sh's, from the same `info` files.
+# With CHROMA_CHOICE (the text of restore-chroma.sh: the operator sets it when the restore brings
+# the managed ChromaDB's data back too) it then fetches the ChromaDB archive that goes with what
+# PostgreSQL is restored to, and its checksum: restore-chroma.sh itself chooses it (CHROMA_CHOOSE=1)
+# from the names directly under the prefix, by the dump fetched (BACKUP_FILE) or, with PITR=1, by
+# TARGET_EPOCH (only when a base backup was chosen). With that one archive beside the dump (or the
+# base backup), restore-chroma.sh over $BACKUP_DIR then restores exactly it. None goes with the
+# target: none is fetched, and ChromaDB's data is kept as it is.
 set -eu
 if [ -n "${AWS_ACCESS_KEY_ID_FILE:-}" ]; then AWS_ACCESS_KEY_ID="$(cat "$AWS_ACCESS_KEY_ID_FILE")"; export AWS_ACCESS_KEY_ID; fi
 if [ -n "${AWS_SECRET_ACCESS_KEY_FILE:-}" ]; then AWS_SECRET_ACCESS_KEY="$(cat "$AWS_SECRET_ACCESS_KEY_FILE")"; export AWS_SECRET_ACCESS_KEY; fi
@@ -23,10 +30,29 @@ source="s3://$S3_BUCKET/${prefix:+$prefix/}"
 fail() { echo "restore refused: $*" >&2; exit 1; }
 set --
 [ -n "${S3_ENDPOINT_URL:-}" ] && set -- --endpoint-url "$S3_ENDPOINT_URL"
+# aws with the endpoint ("$@" is free for the copy's filters below).
+s3() { if [ -n "${S3_ENDPOINT_URL:-}" ]; then aws --endpoint-url "$S3_ENDPOINT_URL" "$@"; else aws "$@"; fi; }
+# With CHROMA_CHOICE: the ChromaDB archive restore-chroma.sh chooses (run with the choice's
+# variables as arguments: BACKUP_FILE=... or TARGET_SET=1) from the names directly under the
+# prefix, and its checksum, into $dir.
+chroma() {
+  [ -n "${CHROMA_CHOICE:-}" ] || return 0
+  listing="$(s3 s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${prefix:+$prefix/}" \
+    --delimiter / --query 'Contents[].Key' --output text)" || fail "$source could not be listed"
+  archive="$(echo "$listing" | tr '\t' '\n' | sed 's|.*/||' \
+    | env "$@" CHROMA_CHOOSE=1 sh -c "$CHROMA_CHOICE")" || fail "no ChromaDB archive could be chosen"
+  if [ -z "$archive" ]; then
+    echo "no ChromaDB archive in $source goes with it: none fetched (ChromaDB's data is kept)"
+    return 0
+  fi
+  s3 s3 cp --only-show-errors "$source$archive.sha256" "$dir/$archive.sha256" \
+    || fail "$source$archive.sha256 could not be fetched: the ChromaDB archive is incomplete"
+  s3 s3 cp --only-show-errors "$source$archive" "$dir/$archive" \
+    || fail "$source$archive could not be fetched"
+  echo "fetched $source$archive ($(wc -c < "$dir/$archive") bytes) into $dir"
+}
 
 if [ -n "${PITR:-}" ]; then
-  # aws with the endpoint ("$@" is free for the copy's filters below).
-  s3() { if [ -n "${S3_ENDPOINT_URL:-}" ]; then aws --endpoint-url "$S3_ENDPOINT_URL" "$@"; else aws "$@"; fi; }
   # The keys under the prefix's $key (the aws CLI pages through the listing).
   keys() {
     s3 s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${prefix:+$prefix/}$key" \
@@ -66,6 +92,7 @@ if [ -n "${PITR:-}" ]; then
   s3 s3 cp --only-show-errors --recursive "${source}wal/" "$dir/wal/" "$@" \
     || fail "${source}wal/ could not be fetched"
   echo "fetched base backup $chosen and $n WAL files from $source into $dir"
+  chroma TARGET_SET=1
   exit 0
 fi
 
@@ -84,3 +111,4 @@ aws "$@" s3 cp --only-show-errors "$source$want.sha256" "$dir/$want.sha256" \
   || fail "$source$want.sha256 could not be fetched: no such backup, or it did not complete"
 aws "$@" s3 cp --only-show-errors "$source$want" "$dir/$want" || fail "$source$want could not be fetched"
 echo "fetched $source$want ($(wc -c < "$dir/$want") bytes) into $dir"
+chroma TARGET_SET= BACKUP_FILE="$want"

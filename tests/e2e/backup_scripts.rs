@@ -3,7 +3,7 @@
 //! fill a database through the API, back it up, restore it into an empty database, serve that
 //! and compare every resource through the API.
 
-use oyl_e2e::s3::{Moto, S3_CREDS};
+use oyl_e2e::s3::{CHROMA_CHOICE, Moto, S3_CREDS, chroma_archive, chroma_files, with_checksum};
 use oyl_e2e::{
     free_port, http, http_raw, repo_root, text_upload, unix_now, utc, wait_for, workspace_bin,
 };
@@ -954,11 +954,165 @@ async fn a_chroma_archive_restores_to_a_server_that_answers_the_same() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// restore-chroma.sh's choice alone (`CHROMA_CHOOSE=1`, as restore-s3-fetch.sh runs it over the
+/// bucket's listing): the names on stdin decide, not the backup directory; it prints the chosen
+/// archive's name, nothing (exit 0) when none goes with the target, refuses with exit 1, and
+/// needs no data directory and leaves one that exists as it is.
+#[test]
+fn restore_chroma_chooses_from_the_names_on_stdin_and_touches_no_data() {
+    let root = backup_dir();
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("chroma.sqlite3"), "live").unwrap();
+    // In the backup directory, an archive the listing does not name: never chosen.
+    chroma_archive(&root, "20260101T020008Z", "the directory's");
+    let (root_s, data_s) = (root.to_str().unwrap(), data.to_str().unwrap());
+    let choose = |listing: &str, env: &[(&str, &str)]| {
+        use std::io::Write;
+        let mut child = Command::new("sh")
+            .arg(repo_root().join("operator/scripts/restore-chroma.sh"))
+            .env("CHROMA_CHOOSE", "1")
+            .env("BACKUP_DIR", root_s)
+            .env("CHROMA_DATA", data_s)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(listing.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        (out.status.code(), stdout, stderr)
+    };
+    let chosen = |listing: &str, env: &[(&str, &str)]| {
+        let (code, stdout, stderr) = choose(listing, env);
+        assert_eq!(code, Some(0), "{env:?}: {stderr}");
+        stdout
+    };
+    // Three backup runs (the second without an archive), an archive of an older run, another
+    // kind and what else lies under the prefix, in the listing's order.
+    let listing = "None\npostgres-20260101T020000Z.dump\npostgres-20260101T020000Z.dump.sha256\n\
+        chroma-20251231T020007Z.tar.gz\nchroma-20251231T020007Z.tar.gz.sha256\n\
+        chroma-20260101T020007Z.tar.gz\nchroma-20260101T020007Z.tar.gz.sha256\n\
+        postgres-20260102T020000Z.dump\nredis-20260102T020001Z.rdb\n\
+        postgres-20260103T020000Z.dump\nchroma-20260103T020009Z.tar.gz\n";
+    let listing = listing.replace("\n        ", "\n");
+    for (file, archive) in [
+        ("latest", "chroma-20260103T020009Z.tar.gz"),
+        (
+            "postgres-20260103T020000Z.dump",
+            "chroma-20260103T020009Z.tar.gz",
+        ),
+        (
+            "postgres-20260101T020000Z.dump",
+            "chroma-20260101T020007Z.tar.gz",
+        ),
+        // No archive of its run: the newest before it.
+        (
+            "postgres-20260102T020000Z.dump",
+            "chroma-20260101T020007Z.tar.gz",
+        ),
+    ] {
+        assert_eq!(
+            chosen(&listing, &[("BACKUP_FILE", file)]),
+            format!("{archive}\n"),
+            "{file}"
+        );
+    }
+    let at = "2026-01-01T02:00:07Z"
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap()
+        .as_second();
+    for (epoch, archive) in [
+        (at, "chroma-20260101T020007Z.tar.gz\n"),
+        (at - 1, "chroma-20251231T020007Z.tar.gz\n"),
+        (at + 86_400 * 3, "chroma-20260103T020009Z.tar.gz\n"),
+    ] {
+        let epoch = epoch.to_string();
+        assert_eq!(
+            chosen(&listing, &[("TARGET_SET", "1"), ("TARGET_EPOCH", &epoch)]),
+            archive,
+            "at {epoch}"
+        );
+    }
+    assert_eq!(
+        chosen(&listing, &[("TARGET_SET", "1")]),
+        "chroma-20260103T020009Z.tar.gz\n",
+        "latest: the newest"
+    );
+    // None goes with the target: nothing printed, exit 0, saying so.
+    for (listing, env) in [
+        (
+            listing.as_str(),
+            [("TARGET_SET", "1"), ("TARGET_EPOCH", "946684800")],
+        ),
+        (
+            // Only an archive of the next run.
+            "postgres-20260101T020000Z.dump\npostgres-20260102T020000Z.dump\nchroma-20260102T020009Z.tar.gz\n",
+            [
+                ("BACKUP_FILE", "postgres-20260101T020000Z.dump"),
+                ("TARGET_SET", ""),
+            ],
+        ),
+        ("", [("BACKUP_FILE", "latest"), ("TARGET_SET", "")]),
+    ] {
+        let (code, stdout, stderr) = choose(listing, &env);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (Some(0), ""),
+            "{listing:?} {env:?}: {stderr}"
+        );
+        assert!(stderr.contains("kept as it is"), "{stderr}");
+    }
+    // A dump the names do not match: refused.
+    let (code, stdout, stderr) = choose(&listing, &[("BACKUP_FILE", "latest.dump")]);
+    assert_eq!((code, stdout.as_str()), (Some(1), ""), "{stderr}");
+    assert!(stderr.contains("no dump to match"), "{stderr}");
+    // No data directory needed (none is made), and the one there is unchanged.
+    let missing = root.join("missing");
+    assert_eq!(
+        chosen(
+            &listing,
+            &[
+                ("CHROMA_DATA", missing.to_str().unwrap()),
+                ("BACKUP_FILE", "latest")
+            ]
+        ),
+        "chroma-20260103T020009Z.tar.gz\n"
+    );
+    assert!(!missing.exists());
+    let mut left: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["chroma.sqlite3"]);
+    assert_eq!(
+        std::fs::read_to_string(data.join("chroma.sqlite3")).unwrap(),
+        "live"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A restore from the bucket alone: `restore-s3-fetch.sh` fetches the dump (and, with
+/// `CHROMA_CHOICE`, the ChromaDB archive of the same backup run, chosen by restore-chroma.sh
+/// over the bucket's listing, with its checksum) into empty scratch space; restore.sh and
+/// restore-chroma.sh restore them from there as the Job runs them.
 #[tokio::test]
 #[ignore = "needs PostgreSQL, moto and awscli: tests/run.sh"]
 async fn a_restore_from_s3_needs_no_backup_volume() {
     let moto = Moto::start().await;
-    // A backup (two dumps, the newer with a row more), uploaded; then the volume is gone.
+    // A backup (two runs: a dump and a ChromaDB archive each, the newer dump with a row more),
+    // uploaded with decoy archives of an older and a later run; then the volume is gone.
     let source = fresh_database("bk_s3r");
     psql_in(
         &source,
@@ -978,14 +1132,41 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    let chroma_data = dir.with_extension("chroma-data");
+    std::fs::create_dir_all(&chroma_data).unwrap();
+    let chroma_backup = |run: &str| {
+        std::fs::write(chroma_data.join("run"), run).unwrap();
+        let out = script(
+            "backup-chroma.sh",
+            &[
+                ("CHROMA_DATA", chroma_data.to_str().unwrap()),
+                ("BACKUP_DIR", &dir_s),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        chroma_files(&dir)
+            .into_iter()
+            .filter(|n| n.ends_with(".tar.gz"))
+            .max()
+            .unwrap()
+    };
     backup();
     let first = dumps(&dir).pop().unwrap();
-    // The next dump in a later second (names are by the second).
-    while format!("postgres-{}.dump", stamp_days_ago(0)) <= first {
+    let first_archive = chroma_backup("run-1");
+    // The next run in a later second (names are by the second).
+    while format!("chroma-{}.tar.gz", stamp_days_ago(0)) <= first_archive {
         std::thread::sleep(Duration::from_millis(50));
     }
     psql_in(&source, "insert into probe values (2)");
     backup();
+    let second_archive = chroma_backup("run-2");
+    assert!(first < dumps(&dir).pop().unwrap() && first_archive < second_archive);
+    chroma_archive(&dir, "20000101T000000Z", "older run");
+    chroma_archive(&dir, "20990101T000000Z", "later run");
     let mut env = moto.script_env();
     env.push(("BACKUP_DIR", dir_s.as_str()));
     let out = script("backup-s3.sh", &env);
@@ -995,15 +1176,44 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&chroma_data).unwrap();
 
-    // Fetched into empty scratch space, then restored by restore.sh as the Job does.
-    let restore = |file: &str| {
+    // Fetched into empty scratch space, then restored by restore.sh (and, with ChromaDB,
+    // restore-chroma.sh first, into a data directory of its own) as the Job does. Returns what
+    // the fetch brought of ChromaDB and, restored, the `run` the data directory then holds.
+    let restore = |file: &str, chroma: bool| {
         let scratch = backup_dir();
         let scratch_s = scratch.to_str().unwrap().to_string();
         let target = fresh_database("bk_s3t");
         let mut env = moto.script_env();
         env.extend([("BACKUP_DIR", scratch_s.as_str()), ("BACKUP_FILE", file)]);
+        if chroma {
+            env.push(("CHROMA_CHOICE", CHROMA_CHOICE));
+        }
         let fetched = script("restore-s3-fetch.sh", &env);
+        let fetched_chroma = chroma_files(&scratch);
+        let mut run = None;
+        if chroma && fetched.status.success() {
+            assert_eq!(dumps(&scratch).len(), 1, "the one dump fetched");
+            let data = scratch.with_extension("chroma");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("run"), "before the restore").unwrap();
+            let out = script(
+                "restore-chroma.sh",
+                &[
+                    ("CHROMA_DATA", data.to_str().unwrap()),
+                    ("BACKUP_DIR", scratch_s.as_str()),
+                    ("BACKUP_FILE", file),
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            run = Some(std::fs::read_to_string(data.join("run")).unwrap());
+            let _ = std::fs::remove_dir_all(&data);
+        }
         let target_url = database_url(&target);
         let restored = fetched.status.success().then(|| {
             script(
@@ -1016,9 +1226,9 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
             )
         });
         let _ = std::fs::remove_dir_all(&scratch);
-        (fetched, restored, target)
+        (fetched, restored, target, fetched_chroma, run)
     };
-    let (fetched, restored, target) = restore("latest");
+    let (fetched, restored, target, fetched_chroma, run) = restore("latest", true);
     assert!(
         fetched.status.success(),
         "{}",
@@ -1037,7 +1247,11 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
         ),
         "1,2"
     );
-    let (fetched, restored, target) = restore(&first);
+    // ChromaDB's archive of the same run (not the older run's nor the later one's), and its
+    // checksum, then restored from the scratch space.
+    assert_eq!(fetched_chroma, with_checksum(&second_archive));
+    assert_eq!(run.as_deref(), Some("run-2"));
+    let (fetched, restored, target, fetched_chroma, run) = restore(&first, true);
     assert!(
         fetched.status.success(),
         "{}",
@@ -1051,10 +1265,38 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
         ),
         "1"
     );
+    assert_eq!(fetched_chroma, with_checksum(&first_archive));
+    assert_eq!(run.as_deref(), Some("run-1"));
+    // Without CHROMA_CHOICE (an external ChromaDB): the dump only.
+    let (fetched, restored, target, fetched_chroma, _) = restore("latest", false);
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    assert!(restored.unwrap().status.success());
+    assert_eq!(
+        psql_in(
+            &target,
+            "select string_agg(x::text, ',' order by x) from probe"
+        ),
+        "1,2"
+    );
+    assert!(fetched_chroma.is_empty(), "{fetched_chroma:?}");
     // A dump the bucket does not have: refused, saying so.
-    let (fetched, restored, _) = restore("postgres-20000101T000000Z.dump");
+    let (fetched, restored, _, _, _) = restore("postgres-20000101T000000Z.dump", true);
     assert!(!fetched.status.success() && restored.is_none());
     assert!(String::from_utf8_lossy(&fetched.stderr).contains("restore refused"));
+    // The chosen archive's checksum missing from the bucket: the fetch fails, saying so.
+    let key = format!("s3://oyl-backups/team-a/acme/{second_archive}.sha256");
+    assert!(moto.aws(&["s3", "rm", &key]).status.success());
+    let (fetched, restored, _, _, _) = restore("latest", true);
+    assert!(!fetched.status.success() && restored.is_none());
+    let stderr = String::from_utf8_lossy(&fetched.stderr);
+    assert!(
+        stderr.contains(&format!("{second_archive}.sha256 could not be fetched")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -1172,12 +1414,15 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
 
     // The bucket's own retention: the newest BACKUP_RETENTION of each kind, by its listing.
     // Older dumps (earlier timestamps) land in the bucket; with retention 2 the two oldest
-    // PostgreSQL dumps go, with their checksums; a Redis file (another kind) and an object
-    // under a sub-prefix stay.
+    // PostgreSQL dumps go, with their checksums, and the oldest of three ChromaDB archives, with
+    // its checksum; a Redis file (another kind) and an object under a sub-prefix stay.
     for (name, body) in [
         ("postgres-20000101T000000Z.dump", "old-1"),
         ("postgres-20000102T000000Z.dump", "old-2"),
         ("redis-20000101T000000Z.rdb", "rdb"),
+        ("chroma-20000101T000000Z.tar.gz", "archive-1"),
+        ("chroma-20000102T000000Z.tar.gz", "archive-2"),
+        ("chroma-20000103T000000Z.tar.gz", "archive-3"),
     ] {
         let file = dir.join(name);
         std::fs::write(&file, body).unwrap();
@@ -1211,6 +1456,10 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
     let mut want = vec![
         format!("team-a/acme/{local}"),
         format!("team-a/acme/{local}.sha256"),
+        "team-a/acme/chroma-20000102T000000Z.tar.gz".to_string(),
+        "team-a/acme/chroma-20000102T000000Z.tar.gz.sha256".to_string(),
+        "team-a/acme/chroma-20000103T000000Z.tar.gz".to_string(),
+        "team-a/acme/chroma-20000103T000000Z.tar.gz.sha256".to_string(),
         "team-a/acme/other/keep.txt".to_string(),
         "team-a/acme/postgres-20000102T000000Z.dump".to_string(),
         "team-a/acme/postgres-20000102T000000Z.dump.sha256".to_string(),
@@ -1220,8 +1469,8 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
     want.sort();
     assert_eq!(listed("team-a/acme/"), want, "the bucket's retention");
     // By age as well: with a day, the old PostgreSQL dumps go (the upload brings the volume's
-    // oldest back first; a newer one is there); the Redis file, old too, is the newest of its
-    // kind and stays.
+    // oldest back first; a newer one is there), and the ChromaDB archives but the newest, each
+    // with its checksum; the Redis file, old too, is the newest of its kind and stays.
     env_retention.pop();
     env_retention.extend([("BACKUP_RETENTION", "5"), ("BACKUP_RETENTION_DAYS", "1")]);
     let out = script("backup-s3.sh", &env_retention);
@@ -1230,7 +1479,7 @@ async fn s3_gets_every_complete_backup_and_keeps_its_own_retention() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    want.retain(|k| !k.contains("postgres-2000010"));
+    want.retain(|k| !k.contains("postgres-2000010") && !k.contains("chroma-20000102"));
     assert_eq!(
         listed("team-a/acme/"),
         want,

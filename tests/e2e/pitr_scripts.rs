@@ -723,12 +723,14 @@ fn the_newest_dump_is_restored_into_a_throwaway_server_and_checked() {
 /// the WAL) uploaded by `backup-s3.sh` to a local S3 (moto) and then lost; `restore-s3-fetch.sh`
 /// with `PITR=1` fetches the base backup before the target and the WAL from it on (not the
 /// WAL only the older backup needs) and `restore-pitr.sh` replays them: exactly the rows from
-/// before the noted time. A target before every base backup fetches no base backup, and the
-/// restore refuses it.
+/// before the noted time. With `CHROMA_CHOICE` it also fetches the ChromaDB archive taken at or
+/// before the target (not a later one), which `restore-chroma.sh` then restores from there. A
+/// target before every base backup fetches no base backup (and no archive), and the restore
+/// refuses it.
 #[tokio::test]
 #[ignore = "needs PostgreSQL's server binaries, moto and awscli: tests/run.sh installs them"]
 async fn a_point_in_time_restore_from_the_bucket_alone() {
-    use oyl_e2e::s3::Moto;
+    use oyl_e2e::s3::{CHROMA_CHOICE, Moto, chroma_archive, chroma_files, with_checksum};
     let c = Cluster::new();
     c.init();
     c.start(true);
@@ -754,6 +756,14 @@ async fn a_point_in_time_restore_from_the_bucket_alone() {
     c.sql("insert into t select generate_series(4, 6)");
     c.archive_now();
     c.stop();
+
+    // ChromaDB archives on the volume: one at the target (the newest at or before it), one a
+    // day before, one a second after, and one before every base backup.
+    let stamp = |epoch: i64| utc(epoch, "%Y%m%dT%H%M%SZ");
+    let at_target = chroma_archive(&c.backups(), &stamp(noted_epoch), "at the target");
+    chroma_archive(&c.backups(), &stamp(noted_epoch - 86_400), "a day before");
+    chroma_archive(&c.backups(), &stamp(noted_epoch + 1), "after the target");
+    chroma_archive(&c.backups(), &stamp(0), "before every base backup");
 
     let moto = Moto::start().await;
     let env = moto.script_env();
@@ -816,13 +826,37 @@ async fn a_point_in_time_restore_from_the_bucket_alone() {
     };
     lose();
     let epoch = noted_epoch.to_string();
+    // As the operator runs it with a managed ChromaDB.
     let fetched = run(
         "restore-s3-fetch.sh",
-        &[("PITR", "1"), ("TARGET_EPOCH", &epoch)],
+        &[
+            ("PITR", "1"),
+            ("TARGET_SET", "1"),
+            ("TARGET_EPOCH", &epoch),
+            ("CHROMA_CHOICE", CHROMA_CHOICE),
+        ],
     );
     assert!(
         fetched.contains(&format!("fetched base backup {}", base[1])),
         "{fetched}"
+    );
+    assert_eq!(chroma_files(&c.backups()), with_checksum(&at_target));
+    // restore-chroma.sh over the fetched copy restores that archive.
+    let chroma_data = c.dir.join("chroma-data");
+    std::fs::create_dir_all(&chroma_data).unwrap();
+    std::fs::write(chroma_data.join("run"), "before the restore").unwrap();
+    let out = Command::new("sh")
+        .arg(Cluster::script("restore-chroma.sh"))
+        .env("BACKUP_DIR", c.backups())
+        .env("CHROMA_DATA", &chroma_data)
+        .env("TARGET_SET", "1")
+        .env("TARGET_EPOCH", &epoch)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(chroma_data.join("run")).unwrap(),
+        "at the target"
     );
     give_to_postgres(&c.backups());
     assert!(
@@ -852,9 +886,18 @@ async fn a_point_in_time_restore_from_the_bucket_alone() {
     lose();
     let fetched = run(
         "restore-s3-fetch.sh",
-        &[("PITR", "1"), ("TARGET_EPOCH", "1000")],
+        &[
+            ("PITR", "1"),
+            ("TARGET_SET", "1"),
+            ("TARGET_EPOCH", "1000"),
+            ("CHROMA_CHOICE", CHROMA_CHOICE),
+        ],
     );
     assert!(fetched.contains("no base backup"), "{fetched}");
+    assert!(
+        chroma_files(&c.backups()).is_empty(),
+        "an archive fetched with no base backup"
+    );
     give_to_postgres(&c.backups());
     let refused = c.restore(Some((1_000, "1970-01-01 00:16:40+00")));
     assert!(!refused.status.success());

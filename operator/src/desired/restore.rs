@@ -104,8 +104,10 @@ fn chroma_restore(restore: &Container, r: &RestoreSpec) -> Container {
 /// A restore from the bucket: an init container (the bucket copy's image, keys and settings)
 /// fetches the dump and its checksum (or, for a point in time, the base backup before the target
 /// and the WAL from it on) into scratch space mounted where the backup volume would be, so the
-/// restore needs no backup volume.
-fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, r: &RestoreSpec) {
+/// restore needs no backup volume. With `chroma` (the restore brings ChromaDB's data back too)
+/// it also fetches the ChromaDB archive that goes with it, chosen by restore-chroma.sh itself
+/// (`CHROMA_CHOICE`) from the bucket's listing, for the `chroma` container to restore.
+fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, r: &RestoreSpec, chroma: bool) {
     fetch.name = "fetch".to_string();
     fetch.command = Some(vec![
         "/bin/sh".to_string(),
@@ -117,9 +119,13 @@ fn fetch_from_the_bucket(pod: &mut PodSpec, mut fetch: Container, r: &RestoreSpe
         env.push(env_value("BACKUP_FILE", &r.file));
         if let Some(time) = &r.target_time {
             env.push(env_value("PITR", "1"));
+            env.push(env_value("TARGET_SET", "1"));
             if let Some((epoch, _)) = target_env(time) {
                 env.push(env_value("TARGET_EPOCH", &epoch));
             }
+        }
+        if chroma {
+            env.push(env_value("CHROMA_CHOICE", CHROMA_SCRIPT));
         }
     }
     pod.init_containers = Some(vec![fetch]);
@@ -153,13 +159,9 @@ pub fn holds_postgres(p: &OylPlatform, rollout: &Rollout) -> bool {
 
 /// True when the restore also brings back the managed ChromaDB's data (from the archive that
 /// goes with what PostgreSQL is restored to), so that the vectors match the documents: with a
-/// managed ChromaDB, from the backup volume.
+/// managed ChromaDB, from the backup volume or from the bucket (the fetch brings that archive).
 pub fn restores_chroma(p: &OylPlatform) -> bool {
-    p.spec
-        .restore
-        .as_ref()
-        .is_some_and(|r| from_s3(r).is_none())
-        && p.spec.chroma.managed().is_some()
+    p.spec.restore.is_some() && p.spec.chroma.managed().is_some()
 }
 
 /// True while a restore must keep ChromaDB at zero pods (see [`holds_postgres`]).
@@ -239,7 +241,8 @@ fn job_name(p: &OylPlatform) -> Option<String> {
 
 /// The restore Job: the backup Job's pod (same image, user, volumes, scheduling) running
 /// restore.sh, with the backup volume being the claim to restore from (or, from S3, scratch
-/// space the dump is fetched into first).
+/// space the dump is fetched into first). Init containers, in order: the fetch (from S3), then
+/// ChromaDB's restore (with a managed ChromaDB), then the restore itself.
 pub fn job(p: &OylPlatform) -> Option<Job> {
     let r = p.spec.restore.as_ref()?;
     let mut spec: JobSpec = backup_job_spec(p);
@@ -263,7 +266,7 @@ pub fn job(p: &OylPlatform) -> Option<Job> {
         }
     }
     if from_s3(r).is_some() {
-        fetch_from_the_bucket(pod, bucket_copy?, r);
+        fetch_from_the_bucket(pod, bucket_copy?, r, restores_chroma(p));
     }
     if restores_chroma(p) {
         let chroma = chroma_restore(&pod.containers[0], r);
@@ -440,6 +443,49 @@ mod tests {
         );
     }
 
+    /// From S3 (with a managed ChromaDB): the fetch, then ChromaDB's restore, both over the
+    /// scratch space; ChromaDB is held at zero and the Job waits for it, as from the volume.
+    fn assert_chroma_restored_from_the_scratch(
+        p: &OylPlatform,
+        pod: &k8s_openapi::api::core::v1::PodSpec,
+    ) {
+        let init = pod.init_containers.clone().unwrap();
+        assert_eq!(
+            init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["fetch", "chroma"],
+            "the fetch, then ChromaDB's restore (then the restore container)"
+        );
+        assert_eq!(
+            env_source(&init[0], "CHROMA_CHOICE").0.as_deref(),
+            Some(restore::CHROMA_SCRIPT),
+            "the fetch chooses the archive with restore-chroma.sh itself"
+        );
+        let chroma = &init[1];
+        assert_eq!(chroma.command.as_ref().unwrap()[2], restore::CHROMA_SCRIPT);
+        let (mount, scratch) = mounted_volume(pod, chroma, "/backups");
+        assert_eq!(mount.read_only, Some(true));
+        assert!(
+            scratch.empty_dir.is_some(),
+            "the scratch space the fetch filled: {scratch:?}"
+        );
+        let (_, data) = mounted_volume(pod, chroma, "/chroma-data");
+        assert_eq!(
+            data.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "acme-chroma"
+        );
+        assert!(restore::restores_chroma(p));
+        assert!(restore::holds_chroma(p, &with_restore(Restore::Running)));
+        let c = crate::desired::children(p, &creds(), &with_restore(Restore::Running)).unwrap();
+        assert_eq!(replicas(&c, "acme-chroma"), Some(0));
+        assert!(
+            restore::target(p)
+                .unwrap()
+                .stopped
+                .contains(&"acme-chroma".to_string()),
+            "the Job waits until ChromaDB has no pod"
+        );
+    }
+
     /// From S3: the bucket copy's container (image, keys, settings) fetches the dump into
     /// scratch space first; no backup volume is mounted, so a lost one does not matter.
     #[test]
@@ -448,12 +494,8 @@ mod tests {
             "  backup: {walArchiving: {}, s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {source: S3, targetTime: '2026-12-05T07:00:04.5Z'}",
         );
         let pod = restore_pod(&p);
+        assert_chroma_restored_from_the_scratch(&p, &pod);
         let init = pod.init_containers.clone().unwrap();
-        assert_eq!(
-            init.len(),
-            1,
-            "the fetch only (ChromaDB is not restored from S3)"
-        );
         let fetch = &init[0];
         assert_eq!(fetch.command.as_ref().unwrap()[2], restore::S3_FETCH_SCRIPT);
         assert_eq!(env_source(fetch, "PITR").0.as_deref(), Some("1"));
@@ -461,6 +503,24 @@ mod tests {
             env_source(fetch, "TARGET_EPOCH").0.as_deref(),
             Some("1796454004"),
             "the target, as restore-pitr.sh compares it"
+        );
+        for ctr in &init {
+            assert_eq!(
+                env_source(ctr, "TARGET_SET").0.as_deref(),
+                Some("1"),
+                "{}: ChromaDB's archive chosen by the target",
+                ctr.name
+            );
+        }
+        assert_eq!(
+            env_source(&init[1], "TARGET_EPOCH").0.as_deref(),
+            Some("1796454004")
+        );
+        assert!(
+            restore::target(&p)
+                .unwrap()
+                .stopped
+                .contains(&"acme-postgres".to_string())
         );
         let c = &pod.containers[0];
         assert_eq!(c.command.as_ref().unwrap()[2], restore::PITR_SCRIPT);
@@ -483,7 +543,13 @@ mod tests {
             "  backup: {s3: {bucket: oyl-backups, credentialsSecret: s3-creds}}\n  restore: {source: S3}",
         );
         let fetch = restore_pod(&p).init_containers.unwrap().remove(0);
-        assert!(fetch.env.iter().flatten().all(|e| e.name != "PITR"));
+        assert!(
+            fetch
+                .env
+                .iter()
+                .flatten()
+                .all(|e| e.name != "PITR" && e.name != "TARGET_SET")
+        );
     }
 
     #[test]
@@ -492,10 +558,15 @@ mod tests {
             "  backup: {s3: {bucket: oyl-backups, endpoint: 'https://minio.example:9000', credentialsSecret: s3-creds}}\n  restore: {source: S3}",
         );
         let pod = restore_pod(&p);
+        assert_chroma_restored_from_the_scratch(&p, &pod);
         let init = pod.init_containers.clone().unwrap();
-        assert_eq!(init.len(), 1);
         let fetch = &init[0];
         assert_eq!(fetch.name, "fetch");
+        assert_eq!(
+            env_source(&init[1], "BACKUP_FILE").0.as_deref(),
+            Some("latest"),
+            "ChromaDB's archive chosen by the dump restored"
+        );
         assert_eq!(fetch.command.as_ref().unwrap()[2], restore::S3_FETCH_SCRIPT);
         for (name, value) in [
             ("BACKUP_FILE", "latest"),
@@ -516,12 +587,15 @@ mod tests {
         );
         let volumes = pod.volumes.unwrap();
         assert!(
-            volumes.iter().all(|v| v.persistent_volume_claim.is_none()),
-            "{volumes:?}"
+            volumes
+                .iter()
+                .filter_map(|v| v.persistent_volume_claim.as_ref())
+                .all(|c| c.claim_name == "acme-chroma"),
+            "no backup volume, only ChromaDB's: {volumes:?}"
         );
         let scratch = volumes.iter().find(|v| v.name == "backups").unwrap();
         assert!(scratch.empty_dir.is_some());
-        for ctr in [fetch, &pod.containers[0]] {
+        for ctr in [fetch, &init[1], &pod.containers[0]] {
             assert!(
                 ctr.volume_mounts
                     .iter()
@@ -593,8 +667,8 @@ mod tests {
     /// A restore brings the managed ChromaDB's data back with PostgreSQL's: ChromaDB is held at
     /// zero, the Job waits until it has no pod, and restore-chroma.sh runs first, as ChromaDB's
     /// user, with its volume writable and the backups read-only; it picks the archive by the dump
-    /// or, for a point in time, by the target. An external ChromaDB or a restore from S3 is left
-    /// alone.
+    /// or, for a point in time, by the target. From S3 too (the fetch brings the archive); an
+    /// external ChromaDB is left alone.
     #[test]
     fn a_restore_brings_chroma_back_with_postgres_while_chroma_has_no_pod() {
         let p = platform("  restore: {file: postgres-20261127T020000Z.dump}");
@@ -652,14 +726,28 @@ mod tests {
             env_source(&ctr, "TARGET_EPOCH").0.as_deref(),
             Some("1796403600")
         );
+        let s3 =
+            platform("  backup: {s3: {bucket: b, credentialsSecret: s}}\n  restore: {source: S3}");
+        assert!(restore::restores_chroma(&s3));
+        assert_chroma_restored_from_the_scratch(&s3, &restore_pod(&s3));
         for spec in [
             "  chroma: {external: {host: c}}\n  restore: {file: latest}",
-            "  backup: {s3: {bucket: b, credentialsSecret: s}}\n  restore: {source: S3}",
+            "  chroma: {external: {host: c}}\n  backup: {s3: {bucket: b, credentialsSecret: s}}\n  restore: {source: S3}",
         ] {
             let p = platform(spec);
             assert!(!restore::restores_chroma(&p), "{spec}");
+            assert!(
+                !restore::holds_chroma(&p, &with_restore(Restore::Running)),
+                "{spec}"
+            );
             let init = restore_pod(&p).init_containers.unwrap_or_default();
             assert!(init.iter().all(|c| c.name != "chroma"), "{spec}");
+            assert!(
+                init.iter()
+                    .flat_map(|c| c.env.iter().flatten())
+                    .all(|e| e.name != "CHROMA_CHOICE"),
+                "{spec}"
+            );
         }
     }
 

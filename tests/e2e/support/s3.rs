@@ -1,7 +1,7 @@
 //! A local S3-compatible server (moto, from PyPI) for the backup scripts' tests.
 
 use crate::{free_port, wait_for};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -73,6 +73,44 @@ impl Moto {
         ]);
         env
     }
+}
+
+/// What the operator hands the S3 fetch as `CHROMA_CHOICE`: the text of restore-chroma.sh.
+pub const CHROMA_CHOICE: &str = oyl_operator::desired::restore::CHROMA_SCRIPT;
+
+/// A ChromaDB archive in `dir` as backup-chroma.sh leaves it, `chroma-<stamp>.tar.gz` (a real
+/// gzipped tar holding one file, `run`, whose text is `run`) with its checksum; its name.
+pub fn chroma_archive(dir: &Path, stamp: &str, run: &str) -> String {
+    let name = format!("chroma-{stamp}.tar.gz");
+    let content = dir.join(format!(".{name}.content"));
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("run"), run).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("tar -C \"$1\" -czf \"$2\" . && sha256sum \"$2\" > \"$2.sha256\"")
+        .args(["sh", content.to_str().unwrap(), &name])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_dir_all(&content).unwrap();
+    name
+}
+
+/// The ChromaDB archives and checksums in `dir`, sorted.
+pub fn chroma_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("chroma-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// An archive and its checksum, as `chroma_files` lists them.
+pub fn with_checksum(archive: &str) -> Vec<String> {
+    vec![archive.to_string(), format!("{archive}.sha256")]
 }
 
 /// A child process, killed (and reaped) when dropped.
