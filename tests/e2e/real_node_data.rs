@@ -97,6 +97,18 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
         "status.restored names what was restored: {record:?}"
     );
     log(t0, &format!("restored by Job {}", record.job));
+    // Before the API took traffic the smoke test asked the restored platform: every dependency
+    // ready, the newest document's vectors back in ChromaDB, a query finding it.
+    let smoke = record.smoke_test_result.clone().unwrap_or_default();
+    assert!(
+        record.smoke_test.is_some()
+            && smoke.contains("/readyz ok (")
+            && smoke.contains("chroma ok")
+            && smoke.contains("in the chroma store")
+            && smoke.contains("found it"),
+        "status.restored: {record:?}"
+    );
+    log(t0, &smoke);
     assert!(
         chroma_vectors(&ns.name).await > 0,
         "ChromaDB's vectors are back with the restore"
@@ -499,6 +511,12 @@ async fn a_point_in_time_restore_brings_back_exactly_what_was_there_at_the_targe
         "{record:?}"
     );
     log(t0, &format!("restored to {noted} by Job {}", record.job));
+    let smoke = record.smoke_test_result.clone().unwrap_or_default();
+    assert!(
+        smoke.starts_with("smoke test passed: /readyz ok ("),
+        "status.restored: {record:?}"
+    );
+    log(t0, &smoke);
 
     assert_eq!(
         psql(

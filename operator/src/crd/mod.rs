@@ -145,9 +145,10 @@ pub struct RestoreSpec {
     ))]
     pub target_time: Option<String>,
 
-    /// Where the dump comes from: `Volume` (the backup volume, `claimName`; the default) or
-    /// `S3`: straight from the bucket of `spec.backup.s3` (its newest dump, or `file`), so a lost
-    /// or new backup volume does not matter. Point-in-time restores read the backup volume.
+    /// Where the backups come from: `Volume` (the backup volume, `claimName`; the default) or
+    /// `S3`: straight from the bucket of `spec.backup.s3` (its newest dump, or `file`; with
+    /// `targetTime`, the base backup and WAL before the target), with the managed ChromaDB's
+    /// archive that goes with them, so a lost or new backup volume does not matter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<RestoreSource>,
 }
