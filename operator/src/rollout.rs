@@ -254,7 +254,7 @@ fn restore_gate(
             Some((
                 "SmokeTestFailed".into(),
                 format!(
-                    "the smoke test after restore Job {job} failed (see the logs of Job {}): the restored data is in place and the API is held at zero pods",
+                    "the smoke test after restore Job {job} failed (see the logs of Job {}): the restored data is in place and the API is held at zero pods (remove spec.restore to bring it back as it is)",
                     r.smoke_job
                 ),
             )),

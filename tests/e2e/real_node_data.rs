@@ -157,11 +157,81 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
         std::fs::remove_file(format!("{dir}/{f}")).unwrap();
     }
     assert_eq!(failed["dump"], bogus, "{failed}");
-    let p = wait_for(Duration::from_secs(30), "BackupHealthy False", || async {
+    let p = wait_condition(&ns.name, "BackupHealthy", "False", Duration::from_secs(30)).await;
+    assert_eq!(p.reason, "VerificationFailed", "{p:?}");
+    assert!(
+        p.message.contains("not a readable pg_dump archive"),
+        "{p:?}"
+    );
+    log(t0, &format!("verification failed: {}", p.message));
+
+    // A restore that does not bring the vectors back (no ChromaDB archive on the volume any
+    // more, ChromaDB wiped): the smoke test finds the newest document without its chunks, so
+    // the API stays at zero, Degraded SmokeTestFailed with the report. Removing spec.restore
+    // brings it back as it is.
+    let mut dumps = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name.starts_with("chroma-") {
+            std::fs::remove_file(format!("{dir}/{name}")).unwrap();
+        } else if name.starts_with("postgres-") && name.ends_with(".dump") {
+            dumps.push(name);
+        }
+    }
+    dumps.sort();
+    let dump = dumps.pop().expect("a dump on the volume");
+    wipe_chroma(&ns.name).await;
+    log(
+        t0,
+        &format!("restore of {dump} without ChromaDB's archive requested"),
+    );
+    patch_platform(
+        &ns.name,
+        &serde_json::json!({"spec": {"restore": {"file": dump}}}),
+    );
+    let failed = wait_condition(&ns.name, "Degraded", "True", READY_TIMEOUT).await;
+    assert_eq!(failed.reason, "SmokeTestFailed", "{failed:?}");
+    assert!(
+        failed.message.contains("holds 0 chunk(s) of document")
+            && failed
+                .message
+                .contains("the vectors do not match the documents"),
+        "{failed:?}"
+    );
+    let api_replicas = kubectl(
+        &[
+            "get",
+            "deployment",
+            "demo-api",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        None,
+    );
+    assert_eq!(api_replicas.trim(), "0", "the API held at zero");
+    log(t0, &format!("smoke test failed: {}", failed.message));
+    patch_platform(&ns.name, &serde_json::json!({"spec": {"restore": null}}));
+    if let Err(conditions) = condition(&ns.name, "Ready", READY_TIMEOUT).await {
+        dump_state(&ns.name);
+        panic!("not Ready once spec.restore was removed:\n{conditions}");
+    }
+    log(t0, "spec.restore removed: Ready, the API back as it is");
+}
+
+/// The condition `type_` of the platform `demo` in `ns` once its status is `status`.
+async fn wait_condition(
+    ns: &str,
+    type_: &str,
+    status: &str,
+    timeout: Duration,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    wait_for(timeout, &format!("{type_} {status}"), || async {
         let p: OylPlatform = serde_json::from_slice(
             &kubectl_as(
                 &kubeconfig(),
-                &["get", "oylplatform", "demo", "-n", &ns.name, "-o", "json"],
+                &["get", "oylplatform", "demo", "-n", ns, "-o", "json"],
                 None,
             )
             .stdout,
@@ -172,17 +242,11 @@ async fn a_restore_brings_deleted_rows_back_and_the_same_question_gets_the_same_
             .as_ref()?
             .conditions
             .iter()
-            .find(|c| c.type_ == "BackupHealthy")?
+            .find(|c| c.type_ == type_)?
             .clone();
-        (c.status == "False").then_some(c)
+        (c.status == status).then_some(c)
     })
-    .await;
-    assert_eq!(p.reason, "VerificationFailed", "{p:?}");
-    assert!(
-        p.message.contains("not a readable pg_dump archive"),
-        "{p:?}"
-    );
-    log(t0, &format!("verification failed: {}", p.message));
+    .await
 }
 
 /// `status.walArchive` of the platform `demo` in `ns` once `ok` holds for it.
