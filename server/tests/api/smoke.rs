@@ -50,7 +50,10 @@ async fn the_smoke_test_checks_readiness_and_finds_the_newest_document_by_a_quer
     let (_, _, doc, chunks) = one_document(&app).await;
     let passed = smoke(&app, 20).await.expect("the smoke test passes");
     let store = app.state.rag.vectors.name();
-    assert!(passed.contains("/readyz ok (database ok"), "{passed}");
+    assert!(
+        passed.starts_with("smoke test passed: /readyz ok (") && passed.contains("database ok"),
+        "{passed}"
+    );
     assert!(
         passed.contains(&format!(
             "document {doc} has its {chunks} chunk(s) in the {store} store"
