@@ -35,6 +35,18 @@ fn collection_name(knowledge_base_id: Uuid) -> String {
     format!("kb_{}", knowledge_base_id.simple())
 }
 
+/// True when a record's metadata names the scoped tenant.
+fn owned_by(metadata: &Value, scope: &TenantScope) -> bool {
+    metadata["tenant_id"].as_str() == Some(&scope.tenant_id().to_string())
+}
+
+/// A record's chunk index, from its metadata.
+fn chunk_index(metadata: &Value) -> Option<i32> {
+    metadata["chunk_index"]
+        .as_i64()
+        .and_then(|i| i32::try_from(i).ok())
+}
+
 fn http_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout(format!("chroma: {e}"))
@@ -171,6 +183,31 @@ impl ChromaStore {
             .map(|_| ())
     }
 
+    /// `POST …/collections/<the knowledge base's>/<op>` (a read: `query`, `get`): `None` when the
+    /// collection does not exist (nothing indexed yet) or vanished (forgotten here).
+    async fn read(
+        &self,
+        scope: &TenantScope,
+        knowledge_base_id: Uuid,
+        op: &str,
+        body: Value,
+    ) -> Result<Option<Value>, ProviderError> {
+        let Some(collection) = self.collection(scope, knowledge_base_id, false).await? else {
+            return Ok(None);
+        };
+        let path = format!(
+            "/databases/{}/collections/{collection}/{op}",
+            database(scope)
+        );
+        match self.call(reqwest::Method::POST, &path, Some(body)).await? {
+            Reply::Ok(v) => Ok(Some(v)),
+            Reply::NotFound | Reply::Conflict => {
+                self.forget(scope, Some(knowledge_base_id));
+                Ok(None)
+            }
+        }
+    }
+
     pub async fn heartbeat(&self) -> Result<(), ProviderError> {
         let url = self
             .base
@@ -256,24 +293,13 @@ impl VectorStore for ChromaStore {
         k: usize,
     ) -> BoxFut<'a, Result<Vec<ScoredChunk>, ProviderError>> {
         Box::pin(async move {
-            let Some(collection) = self.collection(scope, knowledge_base_id, false).await? else {
-                return Ok(Vec::new()); // nothing indexed yet
-            };
             let body = json!({
                 "query_embeddings": [query],
                 "n_results": k,
                 "include": ["documents", "metadatas", "distances"],
             });
-            let path = format!(
-                "/databases/{}/collections/{collection}/query",
-                database(scope)
-            );
-            let result = match self.call(reqwest::Method::POST, &path, Some(body)).await? {
-                Reply::Ok(v) => v,
-                Reply::NotFound | Reply::Conflict => {
-                    self.forget(scope, Some(knowledge_base_id));
-                    return Ok(Vec::new());
-                }
+            let Some(result) = self.read(scope, knowledge_base_id, "query", body).await? else {
+                return Ok(Vec::new()); // nothing indexed yet
             };
             let documents = result["documents"][0]
                 .as_array()
@@ -291,7 +317,7 @@ impl VectorStore for ChromaStore {
             for ((content, metadata), distance) in documents.iter().zip(&metadatas).zip(&distances)
             {
                 // Belt and braces: the database is the tenant's own, and so must every record be.
-                if metadata["tenant_id"].as_str() != Some(&scope.tenant_id().to_string()) {
+                if !owned_by(metadata, scope) {
                     continue;
                 }
                 let Some(document_id) = metadata["document_id"]
@@ -306,10 +332,7 @@ impl VectorStore for ChromaStore {
                         .as_str()
                         .unwrap_or_default()
                         .to_string(),
-                    chunk_index: metadata["chunk_index"]
-                        .as_i64()
-                        .and_then(|i| i32::try_from(i).ok())
-                        .unwrap_or(0),
+                    chunk_index: chunk_index(metadata).unwrap_or(0),
                     content: content.as_str().unwrap_or_default().to_string(),
                     // Cosine distance → similarity.
                     score: 1.0 - distance.as_f64().unwrap_or(1.0) as f32,
@@ -340,23 +363,12 @@ impl VectorStore for ChromaStore {
         document_id: Uuid,
     ) -> BoxFut<'a, Result<Vec<(i32, String)>, ProviderError>> {
         Box::pin(async move {
-            let Some(collection) = self.collection(scope, knowledge_base_id, false).await? else {
-                return Ok(Vec::new());
-            };
             let body = json!({
                 "where": { "document_id": document_id.to_string() },
                 "include": ["documents", "metadatas"],
             });
-            let path = format!(
-                "/databases/{}/collections/{collection}/get",
-                database(scope)
-            );
-            let result = match self.call(reqwest::Method::POST, &path, Some(body)).await? {
-                Reply::Ok(v) => v,
-                Reply::NotFound | Reply::Conflict => {
-                    self.forget(scope, Some(knowledge_base_id));
-                    return Ok(Vec::new());
-                }
+            let Some(result) = self.read(scope, knowledge_base_id, "get", body).await? else {
+                return Ok(Vec::new());
             };
             let empty = Vec::new();
             let documents = result["documents"].as_array().unwrap_or(&empty);
@@ -364,13 +376,10 @@ impl VectorStore for ChromaStore {
             let mut chunks: Vec<(i32, String)> = documents
                 .iter()
                 .zip(metadatas)
-                .filter(|(_, m)| m["tenant_id"].as_str() == Some(&scope.tenant_id().to_string()))
+                .filter(|(_, m)| owned_by(m, scope))
                 .map(|(content, m)| {
-                    let index = m["chunk_index"]
-                        .as_i64()
-                        .and_then(|i| i32::try_from(i).ok())
-                        .unwrap_or(-1);
-                    (index, content.as_str().unwrap_or_default().to_string())
+                    let text = content.as_str().unwrap_or_default().to_string();
+                    (chunk_index(m).unwrap_or(-1), text)
                 })
                 .collect();
             chunks.sort_by_key(|(index, _)| *index);
