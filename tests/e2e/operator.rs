@@ -140,11 +140,7 @@ async fn minimal_platform_gets_every_child_and_becomes_ready() {
         "AutoscalingActive=False from the HPA",
         || async {
             let p = api.get("demo").await.ok()?;
-            let c = p
-                .status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "AutoscalingActive")?;
+            let c = condition_of(&p, "AutoscalingActive")?;
             (c.status == "False").then_some(c)
         },
     )
@@ -529,13 +525,7 @@ async fn a_missing_external_secret_is_reported_as_degraded() {
     let api = ns.platforms();
     let p = wait_for(READY_TIMEOUT, "Degraded naming the Secret", || async {
         let p = api.get("miss").await.ok()?;
-        let c = p
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Degraded")?
-            .clone();
+        let c = condition_of(&p, "Degraded")?;
         (c.status == "True" && c.reason == "SecretNotFound").then_some(c)
     })
     .await;
@@ -874,14 +864,7 @@ async fn backups_on_demand_and_their_outcome_show_in_status() {
         .success()
     );
     let p = wait_ready(&ns, "bk").await;
-    let healthy = |p: &OylPlatform| {
-        p.status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "BackupHealthy")
-            .cloned()
-    };
+    let healthy = |p: &OylPlatform| condition_of(p, "BackupHealthy");
     assert_eq!(
         healthy(&p).map(|c| c.status).as_deref(),
         Some("Unknown"),
@@ -1194,13 +1177,7 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
         || async {
             // The Job comes once no pod of what it replaces (ChromaDB) is left.
             let p = api.get("rs").await.ok()?;
-            let c = p
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Progressing")?
-                .clone();
+            let c = condition_of(&p, "Progressing")?;
             let replicas = deployments.get("rs-api").await.ok()?.spec?.replicas;
             let created = !jobs.list(&restore_jobs).await.ok()?.items.is_empty();
             (c.reason == "Restoring"
@@ -1247,19 +1224,14 @@ async fn a_restore_holds_the_api_down_until_its_job_succeeds() {
         "the smoke test Job after the restore Job completed, the API still at zero",
         || async {
             let p = api.get("rs").await.ok()?;
-            let c = p
-                .status
-                .as_ref()?
-                .conditions
+            let c = condition_of(&p, "Progressing")?;
+            let done = jobs
+                .list(&restore_jobs)
+                .await
+                .ok()?
+                .items
                 .iter()
-                .find(|c| c.type_ == "Progressing")?
-                .clone();
-            let done = jobs.list(&restore_jobs).await.ok()?.items.iter().any(|j| {
-                j.status
-                    .as_ref()
-                    .and_then(|s| s.completion_time.as_ref())
-                    .is_some()
-            });
+                .any(completed);
             let smoke = jobs.list(&smoke_jobs).await.ok()?.items.pop()?;
             let replicas = deployments.get("rs-api").await.ok()?.spec?.replicas;
             (done
@@ -1373,12 +1345,13 @@ async fn a_point_in_time_restore_runs_only_once_postgres_has_no_pod() {
                 return Some(p);
             }
             // (Once the Job completed, PostgreSQL comes back before the record is written.)
-            let running = jobs.list(restore_jobs).await.ok()?.items.iter().any(|j| {
-                j.status
-                    .as_ref()
-                    .and_then(|s| s.completion_time.as_ref())
-                    .is_none()
-            });
+            let running = jobs
+                .list(restore_jobs)
+                .await
+                .ok()?
+                .items
+                .iter()
+                .any(|j| !completed(j));
             if running {
                 let pg = deployments.get("pt-postgres").await.ok()?;
                 assert_eq!(pg.spec.as_ref()?.replicas, Some(0));
@@ -1546,11 +1519,7 @@ async fn pods_that_cannot_run_make_the_platform_degraded_with_the_reason() {
         "Degraded naming the unschedulable API pods",
         || async {
             let p = ns.platforms().get("stuck").await.ok()?;
-            let c = p
-                .status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Degraded" && c.status == "True")?;
+            let c = condition_of(&p, "Degraded").filter(|c| c.status == "True")?;
             (c.reason == "Unschedulable").then_some(c)
         },
     )

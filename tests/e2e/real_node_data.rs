@@ -6,7 +6,7 @@
 //! `OYL_E2E_REAL_NODE_KUBECONFIG` set (`tests/run.sh` does, as root).
 
 use oyl_e2e::real_node::*;
-use oyl_e2e::{kubectl_as, wait_for};
+use oyl_e2e::{condition_of, kubectl_as, wait_for};
 use oyl_operator::crd::OylPlatform;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -237,14 +237,7 @@ async fn wait_condition(
             .stdout,
         )
         .ok()?;
-        let c = p
-            .status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)?
-            .clone();
-        (c.status == status).then_some(c)
+        condition_of(&p, type_).filter(|c| c.status == status)
     })
     .await
 }

@@ -112,6 +112,27 @@ pub async fn admin_client() -> Client {
     Client::try_from(config).unwrap()
 }
 
+/// The condition `type_` of a platform, when its status has one.
+pub fn condition_of(
+    p: &OylPlatform,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// True once the Job completed (succeeded).
+pub fn completed(j: &k8s_openapi::api::batch::v1::Job) -> bool {
+    j.status
+        .as_ref()
+        .and_then(|s| s.completion_time.as_ref())
+        .is_some()
+}
+
 /// Polls `check` every 200 ms until it yields a value, failing the test after `timeout`.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
