@@ -223,13 +223,7 @@ async fn reads_by_id_are_cached_until_a_write_and_documents_once_settled() {
         "{after}"
     );
     // ...processing settles it (and invalidates): read once from the database, then cached.
-    let processed = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let processed = app.process_batch(&t.caller, &asst).await;
     assert_eq!(processed.status, 200, "{}", processed.text);
     for _ in 0..2 {
         assert_eq!(

@@ -486,6 +486,17 @@ impl TestApp {
         into_resp(req.send().await.unwrap()).await
     }
 
+    /// `POST /api/v1/assistants/{id}/knowledge/process-batch` with `{}`: processes the
+    /// assistant's pending documents now.
+    pub async fn process_batch(&self, caller: &Caller, assistant_id: &str) -> Resp {
+        self.post(
+            caller,
+            &format!("/api/v1/assistants/{assistant_id}/knowledge/process-batch"),
+            json!({}),
+        )
+        .await
+    }
+
     /// Creates a tenant (as admin) and returns it with a tenant-scoped token.
     pub async fn create_tenant(&self, name: &str) -> TenantCtx {
         let resp = self

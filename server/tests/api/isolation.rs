@@ -36,12 +36,7 @@ async fn another_tenants_ids_are_not_found_on_every_route() {
         )
         .await
         .id();
-    app.post(
-        &a.caller,
-        &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-        json!({}),
-    )
-    .await;
+    app.process_batch(&a.caller, &asst).await;
     let snapshot = |path: String| {
         let app = &app;
         let caller = a.caller.clone();
@@ -145,13 +140,7 @@ async fn retrieval_never_crosses_tenants() {
     )
     .await;
     for (t, asst) in [(&a, &asst_a), (&b, &asst_b)] {
-        let batch = app
-            .post(
-                &t.caller,
-                &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-                json!({}),
-            )
-            .await;
+        let batch = app.process_batch(&t.caller, asst).await;
         assert_eq!(batch.body["processed"], 1);
     }
     let question = json!({"query": "What is the launch code for project falcon?"});

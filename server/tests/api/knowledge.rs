@@ -420,13 +420,7 @@ async fn text_markdown_pdf_and_docx_facts_are_found() {
             resp.text
         );
     }
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &asst).await;
     assert_eq!(
         (
             batch.body["processed"].as_i64(),

@@ -135,13 +135,7 @@ async fn prepared(app: &TestApp) -> (TenantCtx, String, String) {
         app.upload(&t.caller, &asst, "geo.txt", doc).await.status,
         201
     );
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &asst).await;
     assert_eq!(batch.body["processed"], 1, "{}", batch.text);
     (t, tm, asst)
 }
@@ -379,13 +373,7 @@ async fn an_unreachable_embedding_provider_fails_the_document_with_a_reason() {
             .status,
         201
     );
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &asst).await;
     assert_eq!(batch.body["failed"], 1, "{}", batch.text);
     assert!(
         batch.body["details"][0]["error"]

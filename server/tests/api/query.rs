@@ -26,13 +26,7 @@ async fn assistant_with_docs(
             201
         );
     }
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{id}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &id).await;
     assert_eq!(batch.body["failed"], 0, "{}", batch.text);
     id
 }

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use crate::helpers::{TestApp, chroma_url, raw_db, spawn_app, spawn_app_with};
 
 /// A tenant with one processed document; returns (tenant id, knowledge base, document, chunks).
@@ -17,13 +15,7 @@ async fn one_document(app: &TestApp) -> (String, String, String, u64) {
         .upload(&t.caller, &asst, "mars.txt", text.into_bytes())
         .await
         .id();
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &asst).await;
     assert_eq!(batch.body["failed"], 0, "{}", batch.text);
     let got = app
         .get(&t.caller, &format!("/api/v1/documents/{doc}"))

@@ -120,13 +120,7 @@ async fn an_admin_addresses_any_resource_by_its_id_in_its_own_tenant() {
         "{}",
         status.text
     );
-    let processed = app
-        .post(
-            &admin,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let processed = app.process_batch(&admin, &asst).await;
     assert_eq!(
         (processed.status, processed.body["processed"].as_i64()),
         (200, Some(1))

@@ -65,12 +65,7 @@ async fn vectors_are_stored_once_and_follow_every_delete() {
         )
         .await
         .id();
-    app.post(
-        &t.caller,
-        &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-        json!({}),
-    )
-    .await;
+    app.process_batch(&t.caller, &asst).await;
     let chunks = |id: &str| {
         let app = &app;
         let caller = t.caller.clone();
@@ -132,12 +127,7 @@ async fn vectors_are_stored_once_and_follow_every_delete() {
         .to_string();
     app.upload(&t.caller, &asst2, "c.txt", b"Gamma facts.".to_vec())
         .await;
-    app.post(
-        &t.caller,
-        &format!("/api/v1/assistants/{asst2}/knowledge/process-batch"),
-        json!({}),
-    )
-    .await;
+    app.process_batch(&t.caller, &asst2).await;
     assert_eq!(stored(&app, &t.id, &kb2, None).await, Some(1));
     assert_eq!(
         app.delete(&t.caller, &format!("/api/v1/workspaces/{ws}"))
@@ -157,12 +147,7 @@ async fn vectors_are_stored_once_and_follow_every_delete() {
         .to_string();
     app.upload(&t.caller, &asst3, "d.txt", b"Delta facts.".to_vec())
         .await;
-    app.post(
-        &t.caller,
-        &format!("/api/v1/assistants/{asst3}/knowledge/process-batch"),
-        json!({}),
-    )
-    .await;
+    app.process_batch(&t.caller, &asst3).await;
     assert_eq!(stored(&app, &t.id, &kb3, None).await, Some(1));
     assert_eq!(
         app.delete(&app.admin_in(&t.id), &format!("/api/v1/tenants/{}", t.id))
@@ -187,12 +172,7 @@ async fn sources_carry_current_names_and_never_deleted_documents() {
         )
         .await
         .id();
-    app.post(
-        &t.caller,
-        &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-        json!({}),
-    )
-    .await;
+    app.process_batch(&t.caller, &asst).await;
     app.patch(
         &t.caller,
         &format!("/api/v1/documents/{doc}"),
@@ -251,13 +231,7 @@ async fn an_unreachable_chroma_degrades_readiness_and_fails_loudly() {
     let (_, tm, asst) = app.create_tree(&t).await;
     app.upload(&t.caller, &asst, "a.txt", b"text".to_vec())
         .await;
-    let batch = app
-        .post(
-            &t.caller,
-            &format!("/api/v1/assistants/{asst}/knowledge/process-batch"),
-            json!({}),
-        )
-        .await;
+    let batch = app.process_batch(&t.caller, &asst).await;
     assert!(
         batch.body["details"][0]["error"]
             .as_str()
