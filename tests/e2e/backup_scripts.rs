@@ -5,7 +5,7 @@
 
 use oyl_e2e::s3::{CHROMA_CHOICE, Moto, S3_CREDS, chroma_archive, chroma_files, with_checksum};
 use oyl_e2e::{
-    free_port, http, http_raw, repo_root, text_upload, unix_now, utc, wait_for, workspace_bin,
+    free_port, http, http_raw, ok, repo_root, text_upload, unix_now, utc, wait_for, workspace_bin,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -1228,60 +1228,28 @@ async fn a_restore_from_s3_needs_no_backup_volume() {
         let _ = std::fs::remove_dir_all(&scratch);
         (fetched, restored, target, fetched_chroma, run)
     };
-    let (fetched, restored, target, fetched_chroma, run) = restore("latest", true);
-    assert!(
-        fetched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
-    let restored = restored.unwrap();
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    assert_eq!(
+    // The rows restore.sh brought back, once the fetch and the restore succeeded.
+    let restored_rows = |fetched: &Output, restored: Option<Output>, target: &str| {
+        ok(fetched, "restore-s3-fetch.sh");
+        ok(&restored.expect("restore.sh ran"), "restore.sh");
         psql_in(
-            &target,
-            "select string_agg(x::text, ',' order by x) from probe"
-        ),
-        "1,2"
-    );
+            target,
+            "select string_agg(x::text, ',' order by x) from probe",
+        )
+    };
+    let (fetched, restored, target, fetched_chroma, run) = restore("latest", true);
+    assert_eq!(restored_rows(&fetched, restored, &target), "1,2");
     // ChromaDB's archive of the same run (not the older run's nor the later one's), and its
     // checksum, then restored from the scratch space.
     assert_eq!(fetched_chroma, with_checksum(&second_archive));
     assert_eq!(run.as_deref(), Some("run-2"));
     let (fetched, restored, target, fetched_chroma, run) = restore(&first, true);
-    assert!(
-        fetched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
-    assert!(restored.unwrap().status.success());
-    assert_eq!(
-        psql_in(
-            &target,
-            "select string_agg(x::text, ',' order by x) from probe"
-        ),
-        "1"
-    );
+    assert_eq!(restored_rows(&fetched, restored, &target), "1");
     assert_eq!(fetched_chroma, with_checksum(&first_archive));
     assert_eq!(run.as_deref(), Some("run-1"));
     // Without CHROMA_CHOICE (an external ChromaDB): the dump only.
     let (fetched, restored, target, fetched_chroma, _) = restore("latest", false);
-    assert!(
-        fetched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
-    assert!(restored.unwrap().status.success());
-    assert_eq!(
-        psql_in(
-            &target,
-            "select string_agg(x::text, ',' order by x) from probe"
-        ),
-        "1,2"
-    );
+    assert_eq!(restored_rows(&fetched, restored, &target), "1,2");
     assert!(fetched_chroma.is_empty(), "{fetched_chroma:?}");
     // A dump the bucket does not have: refused, saying so.
     let (fetched, restored, _, _, _) = restore("postgres-20000101T000000Z.dump", true);
