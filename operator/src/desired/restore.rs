@@ -190,8 +190,10 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
     if !requested(p) {
         return None;
     }
+    let job = job(p)?.metadata.name?;
     Some(RestoreTarget {
-        job: job(p)?.metadata.name?,
+        smoke_job: smoke_job(p, &job).metadata.name?,
+        job,
         claim_name: claim(p)?,
         file: p.spec.restore.as_ref()?.file.clone(),
         target_time: target_time(p).map(str::to_string),
@@ -203,7 +205,6 @@ pub fn target(p: &OylPlatform) -> Option<RestoreTarget> {
         .flatten()
         .collect(),
         source: from_s3(p.spec.restore.as_ref()?),
-        smoke_job: smoke_job(p)?.metadata.name?,
     })
 }
 
@@ -213,8 +214,9 @@ const SMOKE_WAIT_SECONDS: i32 = 300;
 
 /// The smoke test after a restore: `oyl-server smoke` in the API's pod (see
 /// [`super::migrate::api_job`]), run once the restore Job succeeded and before the API takes
-/// traffic again. Named after its restore and its content, as the restore Job is.
-pub fn smoke_job(p: &OylPlatform) -> Option<Job> {
+/// traffic again. Named after its restore (the Job `restore_job`) and its content, as the
+/// restore Job is.
+pub fn smoke_job(p: &OylPlatform, restore_job: &str) -> Job {
     let wait = SMOKE_WAIT_SECONDS.to_string();
     let mut job = super::migrate::api_job(
         p,
@@ -229,14 +231,9 @@ pub fn smoke_job(p: &OylPlatform) -> Option<Job> {
         ],
         SMOKE_WAIT_SECONDS + 300,
     );
-    let restore = job_name(p)?;
-    let hash = content_hash(&serde_json::json!({"restore": restore, "job": job.spec}));
+    let hash = content_hash(&serde_json::json!({"restore": restore_job, "job": job.spec}));
     job.metadata.name = Some(format!("{}-smoke-{}", p.name_any(), &hash[..8]));
-    Some(job)
-}
-
-fn job_name(p: &OylPlatform) -> Option<String> {
-    job(p)?.metadata.name
+    job
 }
 
 /// The restore Job: the backup Job's pod (same image, user, volumes, scheduling) running
@@ -362,19 +359,20 @@ fn point_in_time(p: &OylPlatform, pod: &mut PodSpec, time: &str) {
 
 pub fn children(p: &OylPlatform, rollout: &Rollout, out: &mut Vec<Child>) {
     // A point-in-time restore's Job waits until PostgreSQL has no pod.
-    if !matches!(rollout.restore, Restore::NotNeeded | Restore::Stopping)
-        && let Some(j) = job(p)
-    {
-        out.push(Child::Job(j));
+    if matches!(rollout.restore, Restore::NotNeeded | Restore::Stopping) {
+        return;
     }
+    let Some(restore) = job(p) else {
+        return;
+    };
     // The smoke test once the restore Job succeeded.
-    if matches!(
+    let smoke = matches!(
         rollout.restore,
         Restore::Checking | Restore::CheckFailed | Restore::Succeeded
-    ) && let Some(j) = smoke_job(p)
-    {
-        out.push(Child::Job(j));
-    }
+    )
+    .then(|| smoke_job(p, &restore.name_any()));
+    out.push(Child::Job(restore));
+    out.extend(smoke.map(Child::Job));
 }
 
 #[cfg(test)]
